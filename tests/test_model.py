@@ -1,0 +1,97 @@
+"""Model construction, head surgery, atomic save/load, and refusal of unsafe or broken folders."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from textshift.errors import BackboneNotFoundError, ModelError, OutputExistsError
+from textshift.model import Classifier, check_model_folder
+
+
+@pytest.fixture()
+def classifier(tiny_backbone):
+    return Classifier.from_backbone(tiny_backbone, labels=["a", "b", "c"])
+
+
+def test_predict_proba_rows_sum_to_one(classifier):
+    probs = classifier.predict_proba(["short", "a much longer text than the other one", "mid length"])
+    assert probs.shape == (3, 3)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-5)
+
+
+def test_batching_by_length_keeps_input_order(classifier):
+    texts = ["x " * n for n in (9, 1, 5, 3, 7)]
+    together = classifier.predict_logits(texts, batch_size=2)
+    alone = np.vstack([classifier.predict_logits([t]) for t in texts])
+    np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
+def test_save_load_round_trip_gives_same_predictions(classifier, tmp_path):
+    texts = ["health care bill", "defense spending"]
+    before = classifier.predict_proba(texts)
+    classifier.save(tmp_path / "m")
+    loaded = Classifier.load(tmp_path / "m")
+    assert loaded.labels == ["a", "b", "c"]
+    np.testing.assert_allclose(loaded.predict_proba(texts), before, atol=1e-5)
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert config["id2label"] == {"0": "a", "1": "b", "2": "c"}
+    assert (tmp_path / "m" / "model.safetensors").exists()
+    assert not list(tmp_path.glob(".m.*")), "temporary folders left behind"
+
+
+def test_replace_head_keeps_shared_rows(classifier):
+    from textshift.model import head_linear
+
+    old = head_linear(classifier.model).weight.detach().clone()
+    classifier.replace_head(["c", "new", "a"], init_rows={"new": np.ones(old.shape[1])})
+    new = head_linear(classifier.model).weight.detach()
+    assert classifier.labels == ["c", "new", "a"]
+    assert np.allclose(new[0], old[2]) and np.allclose(new[2], old[0])
+    direction = new[1] / new[1].norm()
+    assert np.allclose(direction, np.ones(old.shape[1]) / np.sqrt(old.shape[1]), atol=1e-5)
+
+
+def test_refuses_foreign_non_empty_folder(classifier, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        classifier.save(tmp_path / "out")
+    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
+    classifier.save(tmp_path / "out", overwrite=True)
+    assert (tmp_path / "out" / "textshift.json").exists()
+
+
+def test_missing_weights(classifier, tmp_path):
+    classifier.save(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").unlink()
+    with pytest.raises(ModelError, match="no model.safetensors"):
+        Classifier.load(tmp_path / "m")
+
+
+def test_corrupted_weights(classifier, tmp_path):
+    classifier.save(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelError, match="corrupted"):
+        check_model_folder(tmp_path / "m")
+
+
+def test_refuses_pickle_only_folder(classifier, tmp_path):
+    classifier.save(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").rename(tmp_path / "m" / "pytorch_model.bin")
+    with pytest.raises(ModelError, match="will not unpickle"):
+        Classifier.load(tmp_path / "m")
+
+
+def test_unknown_backbone_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(BackboneNotFoundError, match="not in the local Hugging Face cache"):
+        Classifier.from_backbone("no-such-org/no-such-model", labels=["a", "b"])
+
+
+def test_missing_model_folder(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        Classifier.load(tmp_path / "nope")

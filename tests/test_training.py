@@ -1,0 +1,65 @@
+"""The training loop on a tiny random backbone: it learns, it is reproducible, settings are validated."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from textshift.errors import ConfigError, DataError
+from textshift.model import Classifier
+from textshift.training import TrainConfig, stratified_holdout, train
+
+TEXTS = ["war army troops missile"] * 20 + ["hospital doctor patients drug"] * 20
+LABELS = ["Defense"] * 20 + ["Health"] * 20
+
+
+def test_learns_a_separable_task(tiny_backbone):
+    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"])
+    train(clf, TEXTS, LABELS, config=TrainConfig(epochs=10, batch_size=8, learning_rate=1e-3, warmup_epochs=5))
+    probs = clf.predict_proba(["army missile troops", "doctor drug hospital"])
+    assert probs[0].argmax() == 0 and probs[1].argmax() == 1
+
+
+def test_same_seed_same_weights(tiny_backbone):
+    runs = []
+    for _ in range(2):
+        clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"], seed=7)
+        train(clf, TEXTS, LABELS, config=TrainConfig(epochs=2, seed=7))
+        runs.append(clf.predict_logits(["army doctor"]))
+    np.testing.assert_allclose(runs[0], runs[1], atol=1e-6)
+
+
+def test_validation_split_and_early_stopping(tiny_backbone):
+    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"])
+    texts, labels = TEXTS * 10, LABELS * 10
+    result = train(clf, texts, labels, config=TrainConfig(epochs=4, val_fraction=0.2, min_val_rows=20, patience=1))
+    assert result.val_rows == 80 and result.train_rows == 320
+    assert "val_macro_f1" in result.val_metrics
+    assert result.best_epoch is not None
+
+
+@pytest.mark.parametrize("options", [{"gradual_unfreeze": True}, {"layer_lr_decay": 0.8}, {"warmup_epochs": 0}])
+def test_options_run(tiny_backbone, options):
+    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"])
+    result = train(clf, TEXTS, LABELS, config=TrainConfig(epochs=2, **options))
+    assert len(result.history) == 2
+
+
+def test_rejects_labels_outside_the_model(tiny_backbone):
+    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"])
+    with pytest.raises(DataError, match="not classes of the model"):
+        train(clf, ["x"], ["Sports"])
+
+
+@pytest.mark.parametrize("field,value", [("batch_size", 0), ("learning_rate", 2.0), ("layer_lr_decay", 1.5),
+                                         ("val_fraction", 0.7)])
+def test_config_validation(field, value):
+    with pytest.raises(ConfigError, match=field):
+        TrainConfig(**{field: value})
+
+
+def test_stratified_holdout_keeps_every_class_in_train():
+    labels = ["a"] * 10 + ["b"] * 3 + ["c"]
+    train_pos, held = stratified_holdout(labels, 0.3, 0)
+    assert set(np.asarray(labels)[train_pos]) == {"a", "b", "c"}
+    assert len(set(train_pos) & set(held)) == 0 and len(train_pos) + len(held) == len(labels)
