@@ -76,3 +76,35 @@ def small_bills(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("data") / "bills_small.csv"
     rows[["text", "label", "split"]].sample(frac=1, random_state=0).to_csv(path, index=False)
     return path
+
+
+class CliResult:
+    def __init__(self, code: int, out: str, err: str):
+        self.exit_code, self.stdout, self.stderr = code, out, err
+
+    def __repr__(self) -> str:
+        return f"CliResult(exit_code={self.exit_code}, stdout={self.stdout[-500:]!r}, stderr={self.stderr[-500:]!r})"
+
+
+@pytest.fixture()
+def run_cli(capsys, monkeypatch, tmp_path):
+    """Run the real ``textshift`` entry point (error mapping included) in-process; returns a CliResult."""
+    import sys
+
+    from textshift.cli import main
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("COLUMNS", "200")
+
+    def run(*args: str) -> CliResult:
+        monkeypatch.setattr(sys, "argv", ["textshift", *map(str, args)])
+        capsys.readouterr()
+        code = 0
+        try:
+            main()
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

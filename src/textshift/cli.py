@@ -82,7 +82,7 @@ def train(
 
     Example: textshift train embedded:news -o news-model
     """
-    from textshift.data import read_labeled
+    from textshift.data import check_trainable, read_labeled
     from textshift.model import prepare_output_dir
     from textshift.training import train_classifier
 
@@ -92,6 +92,7 @@ def train(
     prepare_output_dir(output, overwrite=overwrite)  # fail before the long part
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     val = read_labeled(val_data, text_column=text_column, label_column=label_column) if val_data else None
+    check_trainable(dataset)
     if not quiet:
         err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone {backbone}")
     classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,
@@ -265,9 +266,11 @@ def _register_optional_commands() -> None:
                 raise
 
 
+_register_optional_commands()
+
+
 def main() -> None:
     """Entry point: run the app, mapping user errors to one line and exit code 2."""
-    _register_optional_commands()
     try:
         app(standalone_mode=False)
     except TextshiftError as exc:

@@ -345,7 +345,7 @@ def check_trainable(data: TextData) -> list[str]:
     if singles:
         message = (f"{len(singles)} class(es) have a single example ({', '.join(singles[:5])}"
                    f"{'…' if len(singles) > 5 else ''}); the model will hardly learn them")
-        logger.warning(message)
+        logger.info(message)
         warnings.append(message)
     return warnings
 
