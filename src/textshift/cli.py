@@ -8,7 +8,6 @@ set ``TEXTSHIFT_TRACEBACK=1`` for the full traceback.
 from __future__ import annotations
 
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -283,15 +282,9 @@ def main() -> None:
     except typer.Abort:
         err_console.print("aborted")
         sys.exit(130)
-    except Exception as exc:  # click's usage errors
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
+    except Exception as exc:
+        # Usage errors (unknown option, missing argument) of the click that typer uses: print them as click does.
+        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
             sys.exit(exc.exit_code)
         raise
-
-
-if __name__ == "__main__":  # pragma: no cover
-    logging.basicConfig(level=logging.WARNING)
-    main()

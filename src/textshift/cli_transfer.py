@@ -1,0 +1,211 @@
+"""CLI commands ``transfer``, ``compare`` and ``demo`` (thin wrappers over :mod:`textshift.transfer` and
+:mod:`textshift.compare`)."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from textshift.cli import (LabelColumn, Overwrite, Quiet, TextColumn, _print_json, _progress_enabled, app, console,
+                           err_console)
+from textshift.errors import ConfigError
+from textshift.transfer import DEFAULT_STRATEGY, STRATEGIES, STRATEGY_HELP
+
+STRATEGY_LIST = "; ".join(f"{name}: {text}" for name, text in STRATEGY_HELP.items())
+
+
+def _split_list(value: str, *, kind=str) -> list:
+    try:
+        return [kind(item.strip()) for item in value.split(",") if item.strip()]
+    except ValueError as exc:
+        raise ConfigError(f"cannot read '{value}' as a comma-separated list of {kind.__name__}s; "
+                          "e.g. --sizes 50,100,200") from exc
+
+
+def _read_unlabeled(path: str | None, text_column: str | None) -> list[str] | None:
+    if not path:
+        return None
+    from textshift.data import read_texts
+
+    return read_texts(path, text_column=text_column).texts
+
+
+@app.command()
+def transfer(
+    source_model: Annotated[Path, typer.Argument(help="The trained source model folder.")],
+    target_data: Annotated[str, typer.Argument(help="Labelled target data (file or embedded:NAME).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to save the new model in.")],
+    strategy: Annotated[str, typer.Option(help=f"One of: {STRATEGY_LIST}.")] = DEFAULT_STRATEGY,
+    text_column: TextColumn = None,
+    label_column: LabelColumn = None,
+    source_data: Annotated[str | None, typer.Option(help="joint: the source's labelled data [default: the source "
+                                                         "model's training file, if unchanged].")] = None,
+    unlabeled: Annotated[str | None, typer.Option(help="adapt: extra unlabelled target texts (file with a text "
+                                                       "column).")] = None,
+    keep_source_classes: Annotated[bool, typer.Option(help="Keep source classes absent from the target.")] = False,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: auto].")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate [default: 1e-4].")] = None,
+    seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Carry a source model over to labelled target data with one strategy and save the result.
+
+    Example: textshift transfer news-model embedded:bills-train -o bills-model --strategy finetune
+    """
+    from textshift.cli import _train_config
+    from textshift.data import read_labeled
+    from textshift.model import prepare_output_dir
+    from textshift.transfer import TransferConfig, load_source
+    from textshift.transfer import transfer as run_transfer
+
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown strategy '{strategy}'; expected one of {', '.join(STRATEGIES)}")
+    prepare_output_dir(output, overwrite=overwrite)
+    source = load_source(source_model)
+    target = read_labeled(target_data, text_column=text_column, label_column=label_column)
+    source_rows = read_labeled(source_data) if source_data else None
+    config = TransferConfig(strategy=strategy, keep_source_classes=keep_source_classes,
+                            train=_train_config(epochs=epochs, learning_rate=learning_rate, seed=seed))
+    if not quiet:
+        err_console.print(f"{strategy}: {len(target):,} target rows, {len(target.classes)} classes")
+    model, result = run_transfer(source, target, config=config, source_data=source_rows,
+                                 unlabeled_texts=_read_unlabeled(unlabeled, text_column),
+                                 progress=_progress_enabled(quiet))
+    model.save(output, overwrite=overwrite)
+    summary = {"model": str(output), "strategy": strategy, "seconds": result.seconds, **result.val_metrics}
+    if quiet:
+        _print_json(summary)
+    else:
+        console.print(f"saved [bold]{output}[/] ({strategy}, {result.seconds:.0f}s)")
+
+
+def _print_summary(result) -> None:
+    from textshift.report import summary_table
+
+    table = Table(title="macro-F1 on the test rows (mean ± 95% interval over seeds)")
+    frame = summary_table(result.summary)
+    for column in frame.columns:
+        table.add_column(str(column), justify="left" if column == "strategy" else "right")
+    for row in frame.itertuples(index=False):
+        table.add_row(*[str(v) for v in row])
+    console.print(table)
+    console.print(f"[bold green]{result.answer}[/]")
+    console.print(f"recommended strategy: [bold]{result.recommended}[/]"
+                  + (f"; model saved in {result.model_dir}" if result.model_dir else ""))
+    console.print(f"report: {result.out_dir / 'report.html'}")
+
+
+def _run_compare(source, target, test, out_dir, config, *, source_data=None, unlabeled=None, quiet=False):
+    from textshift.compare import compare as run_compare
+
+    started = time.perf_counter()
+
+    def on_run(row: dict) -> None:
+        if not quiet:
+            err_console.print(f"  {row['strategy']:<16} k={row['k']:<5} seed={row['seed']}  macro-F1 "
+                              f"{row['macro_f1']:.3f}  ({row['train_seconds']:.0f}s, total "
+                              f"{time.perf_counter() - started:.0f}s)", highlight=False)
+
+    return run_compare(source, target, test=test, out_dir=out_dir, config=config, source_data=source_data,
+                       unlabeled_texts=unlabeled, on_run=on_run, progress=_progress_enabled(quiet))
+
+
+@app.command()
+def compare(
+    source_model: Annotated[Path, typer.Argument(help="The trained source model folder.")],
+    target_data: Annotated[str, typer.Argument(help="Labelled target data to sample from.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for runs.sqlite, report.html and the "
+                                                                "recommended model.")] = Path("textshift-compare"),
+    test: Annotated[str | None, typer.Option(help="Test data [default: a stratified 30% of TARGET_DATA].")] = None,
+    sizes: Annotated[str, typer.Option(help="Comma-separated numbers of labelled target rows.")
+                     ] = "50,100,200,500,1000",
+    seeds: Annotated[int, typer.Option(help="Seeds (samples) per size.")] = 3,
+    strategies: Annotated[str, typer.Option(help=f"Comma-separated strategies. {STRATEGY_LIST}.")
+                          ] = "scratch,finetune",
+    baselines: Annotated[str, typer.Option(help="Comma-separated baselines: tfidf-svm, frozen-lr, or 'none'.")
+                         ] = "tfidf-svm,frozen-lr",
+    candidates: Annotated[str | None, typer.Option(help="Strategies the recommendation chooses among "
+                                                        "[default: all trained strategies].")] = None,
+    text_column: TextColumn = None,
+    label_column: LabelColumn = None,
+    source_data: Annotated[str | None, typer.Option(help="joint: the source's labelled data.")] = None,
+    unlabeled: Annotated[str | None, typer.Option(help="adapt: extra unlabelled target texts.")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: auto].")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Run strategies and baselines over growing numbers of target labels and seeds; report learning curves,
+    recommend (and save) the best strategy. Re-running resumes: finished runs are skipped.
+
+    Example: textshift compare news-model embedded:bills-train --test embedded:bills-test --sizes 100,300 --seeds 1
+    """
+    from textshift.cli import _train_config
+    from textshift.compare import CompareConfig
+    from textshift.data import read_labeled
+
+    config = CompareConfig(sizes=_split_list(sizes, kind=int), seeds=seeds,
+                           strategies=_split_list(strategies),
+                           baselines=[] if baselines == "none" else _split_list(baselines),
+                           candidates=_split_list(candidates) if candidates else None,
+                           train=_train_config(epochs=epochs))
+    target = read_labeled(target_data, text_column=text_column, label_column=label_column)
+    test_rows = read_labeled(test, text_column=text_column, label_column=label_column) if test else None
+    result = _run_compare(source_model, target, test_rows, output, config,
+                          source_data=read_labeled(source_data) if source_data else None,
+                          unlabeled=_read_unlabeled(unlabeled, text_column), quiet=quiet)
+    if quiet:
+        _print_json({"recommended": result.recommended, "answer": result.answer,
+                     "summary": result.summary.to_dict(orient="records")})
+    else:
+        _print_summary(result)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the demo's models and report.")
+                      ] = Path("textshift-demo"),
+    sizes: Annotated[str, typer.Option(help="Numbers of labelled bills to compare.")] = "100,300",
+    seeds: Annotated[int, typer.Option(help="Seeds per size.")] = 1,
+    strategies: Annotated[str, typer.Option(help="Strategies to compare.")] = "scratch,finetune",
+    quiet: Quiet = False,
+) -> None:
+    """The news → legislation demo on the embedded data: train (or reuse) a news-topic model, then compare
+    fine-tuning it on a few labelled bills against training on the bills alone; print the table, write the report.
+
+    Example: textshift demo
+    """
+    from textshift.compare import CompareConfig
+    from textshift.data import read_labeled
+    from textshift.model import Classifier, is_model_folder
+    from textshift.training import TrainConfig, train_classifier
+
+    output.mkdir(parents=True, exist_ok=True)
+    news_model = output / "news-model"
+    if is_model_folder(news_model):
+        if not quiet:
+            err_console.print(f"reusing the news model in {news_model}")
+        Classifier.load(news_model)  # fail early if it is damaged
+    else:
+        news = read_labeled("embedded:news")
+        if not quiet:
+            err_console.print(f"1/2 training a news-topic model on {len(news):,} New York Times headlines "
+                              f"({len(news.classes)} topics)…")
+        classifier, result = train_classifier(news, config=TrainConfig(), progress=_progress_enabled(quiet))
+        classifier.save(news_model)
+        if not quiet:
+            err_console.print(f"    done in {result.seconds:.0f}s; validation macro-F1 "
+                              f"{result.val_metrics.get('val_macro_f1', float('nan')):.3f}")
+    if not quiet:
+        err_console.print("2/2 comparing strategies on the US bills (scored on the 1,449 test bills)…")
+    config = CompareConfig(sizes=_split_list(sizes, kind=int), seeds=seeds, strategies=_split_list(strategies))
+    result = _run_compare(news_model, read_labeled("embedded:bills-train"), read_labeled("embedded:bills-test"),
+                          output / "compare", config, quiet=quiet)
+    if quiet:
+        _print_json({"recommended": result.recommended, "answer": result.answer,
+                     "report": str(result.out_dir / "report.html")})
+    else:
+        _print_summary(result)

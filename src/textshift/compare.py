@@ -1,0 +1,420 @@
+"""Compare transfer strategies over growing amounts of target labels and several seeds.
+
+For each size ``k`` and seed, a stratified sample of ``k`` labelled target rows is drawn; every strategy and
+baseline is trained on exactly that sample and scored on the same test rows. The recommended strategy is
+chosen on the sample alone: each candidate is trained on 75% of it and scored on the other 25% (the test rows
+are never looked at). Every finished run is written to ``runs.sqlite`` at once, so a killed comparison resumes
+where it stopped and gives the same table.
+
+Example
+-------
+>>> from textshift.compare import CompareConfig, compare
+>>> result = compare("news-model", "embedded:bills-train", test="embedded:bills-test",
+...                  out_dir="cmp", config=CompareConfig(sizes=[100, 300], seeds=1))   # doctest: +SKIP
+>>> result.summary                                                                      # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import sqlite3
+import time
+from collections import Counter
+from collections.abc import Callable
+from contextlib import closing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from textshift.baselines import BASELINES, EmbeddingCache
+from textshift.data import TextData, read_labeled
+from textshift.errors import ConfigError, DataError
+from textshift.evaluate import evaluate_predictions
+from textshift.model import Classifier
+from textshift.training import TrainConfig, stratified_holdout
+from textshift.transfer import STRATEGIES, TransferConfig, load_source, source_training_data, transfer
+
+logger = logging.getLogger(__name__)
+
+RUNS_FILE = "runs.sqlite"
+RECOMMENDED = "recommended"
+MODEL_DIR = "recommended-model"
+
+
+@dataclass
+class CompareConfig:
+    """Settings of a comparison (stored in ``runs.sqlite``; changing one re-runs only what it affects).
+
+    Attributes
+    ----------
+    sizes : list of int
+        Numbers of labelled target rows to sample.
+    seeds : int
+        Seeds per size (0 .. seeds-1); each seed draws its own sample.
+    strategies : list of str
+        Transfer strategies to run (see :data:`textshift.transfer.STRATEGIES`).
+    baselines : list of str
+        Reference baselines: ``tfidf-svm``, ``frozen-lr``.
+    candidates : list of str or None
+        Strategies the recommendation chooses among (default: the trained strategies in ``strategies``).
+    inner_fraction : float
+        Share of each sample held out to choose the recommended strategy.
+    test_fraction : float
+        When no test data is given: share of the target held out (stratified) as test rows.
+    train : TrainConfig
+        Fine-tuning settings shared by all strategies.
+    save_model : bool
+        Save the recommended strategy's model at the largest size (first seed) to ``recommended-model/``.
+    """
+
+    sizes: list[int] = field(default_factory=lambda: [50, 100, 200, 500, 1000])
+    seeds: int = 3
+    strategies: list[str] = field(default_factory=lambda: ["scratch", "finetune"])
+    baselines: list[str] = field(default_factory=lambda: ["tfidf-svm", "frozen-lr"])
+    candidates: list[str] | None = None
+    inner_fraction: float = 0.25
+    test_fraction: float = 0.3
+    train: TrainConfig = field(default_factory=TrainConfig)
+    save_model: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.sizes or any(k < 2 for k in self.sizes):
+            raise ConfigError(f"sizes must be numbers of rows >= 2; got {self.sizes}. Pass e.g. --sizes 50,100,200")
+        self.sizes = sorted(set(int(k) for k in self.sizes))
+        if self.seeds < 1:
+            raise ConfigError(f"seeds must be >= 1; got {self.seeds}")
+        unknown = [s for s in self.strategies if s not in STRATEGIES]
+        if unknown:
+            raise ConfigError(f"unknown strategy {unknown[0]!r}; expected some of {', '.join(STRATEGIES)}")
+        unknown = [b for b in self.baselines if b not in BASELINES]
+        if unknown:
+            raise ConfigError(f"unknown baseline {unknown[0]!r}; expected some of {', '.join(BASELINES)}")
+        trainable = [s for s in self.strategies if s != "zero-shot"]
+        if self.candidates is None:
+            self.candidates = trainable
+        bad = [c for c in self.candidates if c not in trainable]
+        if bad:
+            raise ConfigError(f"candidate {bad[0]!r} is not among the trained strategies {trainable}")
+        if not 0 < self.inner_fraction < 0.5:
+            raise ConfigError(f"inner_fraction must be in (0, 0.5); got {self.inner_fraction}")
+
+    def run_key(self) -> str:
+        """Hash of the settings that change a run's result (not sizes/seeds/strategy lists)."""
+        payload = json.dumps({"train": self.train.to_dict(), "inner": self.inner_fraction}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+
+
+@dataclass
+class CompareResult:
+    """A comparison's runs and what they add up to.
+
+    Attributes
+    ----------
+    runs : pandas.DataFrame
+        One row per (strategy, k, seed): ``strategy, k, seed, accuracy, macro_f1, train_seconds, chosen``.
+    summary : pandas.DataFrame
+        Mean and 95% interval of macro-F1 per strategy and size.
+    recommended : str
+        The strategy recommended at the largest size (majority over seeds).
+    answer : str
+        The finding in plain words.
+    out_dir : pathlib.Path
+    model_dir : pathlib.Path or None
+    diagnostics : dict
+    """
+
+    runs: pd.DataFrame
+    summary: pd.DataFrame
+    recommended: str
+    answer: str
+    out_dir: Path
+    model_dir: Path | None = None
+    diagnostics: dict = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------------------ sampling
+def sample_stratified(labels: list[str], k: int, seed: int) -> np.ndarray:
+    """Positions of ``k`` rows drawn per class in proportion to class size, every class at least once when
+    ``k`` allows (largest remainders fill the rest). Deterministic in ``seed``."""
+    n = len(labels)
+    if k > n:
+        raise DataError(f"size {k} is larger than the {n} labelled target rows; expected sizes <= {n}. "
+                        "Pass smaller --sizes")
+    rng = np.random.default_rng(seed)
+    labels_arr = np.asarray(labels)
+    counts = Counter(labels)
+    classes = sorted(counts)
+    quota = {c: counts[c] * k / n for c in classes}
+    take = {c: int(math.floor(quota[c])) for c in classes}
+    if k >= len(classes):
+        for c in classes:
+            take[c] = max(1, take[c])
+    while sum(take.values()) > k:
+        c = max((c for c in classes if take[c] > 1), key=lambda c: take[c] - quota[c])
+        take[c] -= 1
+    for c in sorted(classes, key=lambda c: -(quota[c] - take[c])):
+        if sum(take.values()) >= k:
+            break
+        if take[c] < counts[c]:
+            take[c] += 1
+    chosen: list[int] = []
+    for c in classes:
+        positions = np.flatnonzero(labels_arr == c)
+        chosen.extend(rng.choice(positions, size=min(take[c], len(positions)), replace=False).tolist())
+    return np.array(sorted(chosen), dtype=int)
+
+
+# ------------------------------------------------------------------------------------------------ storage
+class RunStore:
+    """Finished runs in SQLite: one row per (strategy, k, seed, settings hash), committed as soon as it ends."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        with closing(self._connect()) as db, db:
+            db.execute("""CREATE TABLE IF NOT EXISTS runs (
+                strategy TEXT, k INTEGER, seed INTEGER, run_key TEXT, accuracy REAL, macro_f1 REAL,
+                train_seconds REAL, per_class TEXT, settings TEXT, chosen TEXT, finished_at TEXT,
+                PRIMARY KEY (strategy, k, seed, run_key))""")
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30)
+        db.execute("PRAGMA journal_mode=WAL")
+        return db
+
+    def get(self, strategy: str, k: int, seed: int, run_key: str) -> dict | None:
+        with closing(self._connect()) as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM runs WHERE strategy=? AND k=? AND seed=? AND run_key=?",
+                             (strategy, k, seed, run_key)).fetchone()
+        return dict(row) if row else None
+
+    def put(self, strategy: str, k: int, seed: int, run_key: str, *, accuracy: float, macro_f1: float,
+            train_seconds: float, per_class: dict | None = None, settings: dict | None = None,
+            chosen: str | None = None) -> None:
+        with closing(self._connect()) as db, db:
+            db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,datetime('now'))",
+                       (strategy, k, seed, run_key, accuracy, macro_f1, train_seconds,
+                        json.dumps(per_class or {}), json.dumps(settings or {}, default=str), chosen))
+
+    def frame(self, run_key: str) -> pd.DataFrame:
+        with closing(self._connect()) as db:
+            return pd.read_sql_query("SELECT * FROM runs WHERE run_key=? ORDER BY k, strategy, seed", db,
+                                     params=(run_key,))
+
+
+# ------------------------------------------------------------------------------------------------ summary
+def confidence_interval(values: list[float]) -> tuple[float, float, float]:
+    """Mean and 95% t-interval half-width (0 for a single value)."""
+    from scipy import stats
+
+    arr = np.asarray(values, dtype=float)
+    mean = float(arr.mean())
+    if len(arr) < 2:
+        return mean, 0.0, float(len(arr))
+    half = float(stats.t.ppf(0.975, len(arr) - 1) * arr.std(ddof=1) / math.sqrt(len(arr)))
+    return mean, half, float(len(arr))
+
+
+def summarize(runs: pd.DataFrame) -> pd.DataFrame:
+    """Mean and 95% interval of macro-F1 and accuracy per (strategy, k)."""
+    rows = []
+    for (strategy, k), group in runs[~runs.strategy.str.startswith("inner:")].groupby(["strategy", "k"]):
+        mean, half, n = confidence_interval(group.macro_f1.tolist())
+        rows.append({"strategy": strategy, "k": int(k), "macro_f1": round(mean, 4), "ci95": round(half, 4),
+                     "accuracy": round(float(group.accuracy.mean()), 4), "seeds": int(n),
+                     "train_seconds": round(float(group.train_seconds.mean()), 1)})
+    return pd.DataFrame(rows, columns=["strategy", "k", "macro_f1", "ci95", "accuracy", "seeds", "train_seconds"])
+
+
+def plain_answer(summary: pd.DataFrame, *, target_name: str = "target", source_name: str = "source") -> str:
+    """The finding in words: what the best transfer strategy adds over ``scratch`` and where it stops helping."""
+    transfer_like = [s for s in summary.strategy.unique()
+                     if s not in ("scratch", RECOMMENDED, "zero-shot") and s not in BASELINES]
+    if "scratch" not in set(summary.strategy) or not transfer_like:
+        return "Run both 'scratch' and a transfer strategy to see whether the source model helps."
+    pivot = summary.pivot(index="k", columns="strategy", values="macro_f1")
+    best = pivot[transfer_like].mean().idxmax()
+    gains = (pivot[best] - pivot["scratch"]).dropna()
+    if gains.empty:
+        return "No size has both runs yet."
+    first_k = int(gains.index[0])
+    text = (f"Pretraining on {source_name} ('{best}') adds {gains.iloc[0]:+.3f} macro-F1 at {first_k} labelled "
+            f"{target_name} rows")
+    no_help = [int(k) for k, gain in gains.items() if gain <= 0.01]
+    if not no_help:
+        text += f"; it still helps at the largest size tried ({int(gains.index[-1])}: {gains.iloc[-1]:+.3f})."
+    else:
+        start = no_help[0]
+        text += (f"; from about {start} rows on it no longer helps ({gains.loc[start]:+.3f})."
+                 if all(g <= 0.01 for g in gains.loc[start:]) else
+                 f"; at {start} rows the gain is {gains.loc[start]:+.3f} (mixed across sizes).")
+    return text
+
+
+# ------------------------------------------------------------------------------------------------ main job
+def _evaluate(model: Classifier, test: TextData, *, restrict_to_model: bool = False) -> tuple[dict, dict]:
+    texts, labels = test.texts, test.labels
+    if restrict_to_model:
+        keep = [i for i, label in enumerate(labels) if label in model.label2id]
+        texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
+    max_length = model.meta.settings.get("max_length", 128)
+    probs = model.predict_proba(texts, max_length=max_length)
+    predicted = [model.labels[i] for i in probs.argmax(axis=1)]
+    return _scores(labels, predicted, model.labels)
+
+
+def _scores(true: list[str], predicted: list[str], model_labels: list[str] | None = None) -> tuple[dict, dict]:
+    report = evaluate_predictions(true, predicted, model_labels=model_labels)
+    per_class = {row.label: float(row.f1) for row in report.per_class.itertuples() if row.support > 0}
+    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1}, per_class
+
+
+def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | TextData, *,
+            out_dir: str | os.PathLike, test: str | os.PathLike | TextData | None = None,
+            config: CompareConfig | None = None, source_data: TextData | None = None,
+            unlabeled_texts: list[str] | None = None, on_run: Callable[[dict], None] | None = None,
+            progress: bool = False) -> CompareResult:
+    """Run the comparison (resuming from ``out_dir/runs.sqlite``) and write ``report.html`` there.
+
+    Parameters
+    ----------
+    source : path or Classifier
+        The source model.
+    target : path or TextData
+        Labelled target rows to sample from.
+    out_dir : path
+        Output folder: ``runs.sqlite``, ``runs.csv``, ``report.html``, ``learning_curves.png``,
+        ``recommended-model/``.
+    test : path or TextData, optional
+        Test rows; default: a stratified ``config.test_fraction`` of ``target``.
+    on_run : callable, optional
+        Called with each finished run's record (for progress display).
+    """
+    config = config or CompareConfig()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source_model = source if isinstance(source, Classifier) else load_source(source)
+    target_data = target if isinstance(target, TextData) else read_labeled(target)
+    if test is None:
+        pool_pos, test_pos = stratified_holdout(target_data.labels, config.test_fraction, seed=12345)
+        test_data, pool = target_data.subset(test_pos), target_data.subset(pool_pos)
+    else:
+        test_data = test if isinstance(test, TextData) else read_labeled(test)
+        pool = target_data
+    unseen = sorted(set(test_data.labels) - set(pool.labels))
+    if unseen:
+        logger.warning("test labels never seen in the target rows: %s", unseen)
+    for k in config.sizes:
+        if k > len(pool):
+            raise DataError(f"size {k} is larger than the {len(pool)} labelled target rows available for "
+                            f"sampling; expected sizes <= {len(pool)}. Pass smaller --sizes")
+    if "joint" in config.strategies and source_data is None:
+        source_data = source_training_data(source_model)
+        if source_data is None:
+            raise DataError("the 'joint' strategy needs the source's labelled data and the source model's "
+                            "training file cannot be found; pass --source-data FILE or drop 'joint'")
+    store = RunStore(out / RUNS_FILE)
+    key = config.run_key()
+    encoder_cache: EmbeddingCache | None = None
+    model_dir: Path | None = None
+    largest = max(config.sizes)
+
+    def record(strategy: str, k: int, seed: int, scores: dict, per_class: dict, seconds: float,
+               chosen: str | None = None) -> None:
+        store.put(strategy, k, seed, key, accuracy=scores["accuracy"], macro_f1=scores["macro_f1"],
+                  train_seconds=seconds, per_class=per_class, chosen=chosen,
+                  settings={"train": config.train.to_dict(), "sample_rows": k})
+        if on_run:
+            on_run({"strategy": strategy, "k": k, "seed": seed, **scores, "train_seconds": round(seconds, 1)})
+
+    def run_strategy(strategy: str, sample: TextData, seed: int) -> tuple[Classifier, float]:
+        train_config = TrainConfig(**{**config.train.to_dict(), "seed": seed})
+        started = time.perf_counter()
+        model, _ = transfer(source_model, sample, config=TransferConfig(strategy=strategy, train=train_config),
+                            source_data=source_data, unlabeled_texts=unlabeled_texts, progress=progress)
+        return model, time.perf_counter() - started
+
+    for k in config.sizes:
+        for seed in range(config.seeds):
+            sample = pool.subset(sample_stratified(pool.labels, k, seed))
+            # 1. Choose the recommended strategy on the sample alone (inner hold-out).
+            chosen = _choose(store, key, k, seed, sample, config, run_strategy, record)
+            # 2. Every strategy and baseline on the full sample, scored on the test rows.
+            for strategy in config.strategies:
+                want_model = (config.save_model and k == largest and seed == 0 and strategy == chosen)
+                done = store.get(strategy, k, seed, key)
+                if done and not (want_model and not (out / MODEL_DIR / "textshift.json").exists()):
+                    continue
+                model, seconds = run_strategy(strategy, sample, seed)
+                scores, per_class = _evaluate(model, test_data, restrict_to_model=strategy == "zero-shot")
+                record(strategy, k, seed, scores, per_class, seconds)
+                if want_model:
+                    model.meta.extra["compare"] = {"k": k, "seed": seed, "out_dir": str(out)}
+                    model.save(out / MODEL_DIR, overwrite=True)
+            for baseline in config.baselines:
+                if store.get(baseline, k, seed, key):
+                    continue
+                started = time.perf_counter()
+                if baseline == "frozen-lr" and encoder_cache is None:
+                    backbone = Classifier.from_backbone(source_model.meta.backbone, labels=["a", "b"], seed=0)
+                    encoder_cache = EmbeddingCache(backbone)
+                predicted = BASELINES[baseline](sample.texts, sample.labels, test_data.texts,
+                                                encoder=encoder_cache, seed=seed)
+                scores, per_class = _scores(test_data.labels, predicted)
+                record(baseline, k, seed, scores, per_class, time.perf_counter() - started)
+            if not store.get(RECOMMENDED, k, seed, key):
+                base = store.get(chosen, k, seed, key)
+                record(RECOMMENDED, k, seed, {"accuracy": base["accuracy"], "macro_f1": base["macro_f1"]},
+                       json.loads(base["per_class"]), base["train_seconds"], chosen=chosen)
+    if config.save_model and (out / MODEL_DIR / "textshift.json").exists():
+        model_dir = out / MODEL_DIR
+    runs = store.frame(key)
+    runs = runs[runs.strategy.isin(set(config.strategies) | set(config.baselines) | {RECOMMENDED}
+                                   | {f"inner:{c}" for c in config.candidates})
+                & runs.k.isin(config.sizes) & (runs.seed < config.seeds)]
+    summary = summarize(runs)
+    recommended_rows = runs[(runs.strategy == RECOMMENDED) & (runs.k == largest)]
+    recommended = Counter(recommended_rows.chosen).most_common(1)[0][0]
+    answer = plain_answer(summary, target_name=Path(str(target_data.fingerprint.path)).stem,
+                          source_name=Path(str(source_model.meta.extra.get("path", "source"))).name)
+    from textshift.shift import domain_shift
+
+    diagnostics = domain_shift(source_data or source_training_data(source_model), pool, test_data, source_model)
+    result = CompareResult(runs.drop(columns=["run_key"]), summary, recommended, answer, out, model_dir,
+                           diagnostics)
+    from textshift.data import atomic_write_frame
+    from textshift.report import write_compare_report
+
+    atomic_write_frame(result.runs.drop(columns=["per_class", "settings"]), out / "runs.csv")
+    write_compare_report(result, config)
+    return result
+
+
+def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, config: CompareConfig,
+            run_strategy, record) -> str:
+    """Pick the candidate with the best macro-F1 on an inner hold-out of the sample (cached per k, seed)."""
+    done = store.get(RECOMMENDED, k, seed, key)
+    if done:
+        return done["chosen"]
+    if len(config.candidates) == 1:
+        return config.candidates[0]
+    inner_train, inner_val = stratified_holdout(sample.labels, config.inner_fraction, seed=seed)
+    fit, held = sample.subset(inner_train), sample.subset(inner_val)
+    scores = {}
+    for candidate in config.candidates:
+        name = f"inner:{candidate}"
+        row = store.get(name, k, seed, key)
+        if row is None:
+            model, seconds = run_strategy(candidate, fit, seed)
+            inner_scores, per_class = _evaluate(model, held)
+            record(name, k, seed, inner_scores, per_class, seconds)
+            row = store.get(name, k, seed, key)
+        scores[candidate] = row["macro_f1"]
+    # Ties go to the earlier candidate in the list.
+    return max(config.candidates, key=lambda c: (scores[c], -config.candidates.index(c)))

@@ -1,0 +1,717 @@
+"""Growing a classifier to new classes, step by step, without forgetting the old ones.
+
+A model folder may hold a small class-balanced **rehearsal memory** of its own training examples
+(``memory.jsonl``: one ``{"text": ..., "label": ...}`` object per line; its sha256 is recorded in
+``textshift.json`` so a hand edit is detected). :func:`grow` adds the classes of new data to a classifier:
+
+1. the head gets one row per new class, initialised from the mean head-input vector of that class's examples;
+2. the model is fine-tuned on the new data plus the memory, with class-balanced loss weights so that the many
+   new examples do not drown the few remembered ones (``bias_correction="balanced"``; ``"align"`` rescales the
+   new head rows to the old rows' norm after training instead);
+3. optionally (``distill=True``), the old model's outputs on the old classes are distilled into the new model
+   (learning without forgetting);
+4. the memory is updated with examples of the new classes for the next step.
+
+Progress is measured with an accuracy matrix: row *i* is the model after step *i*, column *j* its accuracy on the
+classes added at step *j*; forgetting of step *j* is the best earlier accuracy on those classes minus the current
+one (:func:`score_steps`, :func:`accuracy_matrix`, :func:`forgetting`).
+
+Example
+-------
+>>> import pandas as pd
+>>> from textshift.data import TextData, read_labeled
+>>> from textshift.grow import GrowConfig, Memory, grow
+>>> from textshift.training import TrainConfig, train_classifier
+>>> bills = read_labeled("embedded:bills-train").frame
+>>> first = bills[bills.label.isin(["Health", "Defense", "Education"])]
+>>> second = bills[bills.label.isin(["Energy", "Housing"])]
+>>> step1 = TextData.from_lists(first.text.tolist(), first.label.tolist(), name="step1")
+>>> classifier, _ = train_classifier(step1, config=TrainConfig(epochs=1))
+>>> memory = Memory.sample(step1.texts, step1.labels, per_class=20, seed=0)
+>>> step2 = TextData.from_lists(second.text.tolist(), second.label.tolist(), name="step2")
+>>> result = grow(classifier, step2, memory=memory, config=GrowConfig(train=TrainConfig(epochs=1)))
+>>> result.classifier.labels
+['Defense', 'Education', 'Health', 'Energy', 'Housing']
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import f1_score
+
+from textshift.data import TextData
+from textshift.errors import ConfigError, DataError, ModelError
+from textshift.model import META_FILE, Classifier, head_linear, prepare_output_dir
+from textshift.training import TrainConfig, TrainResult, deepcopy_classifier, record_training, train
+
+logger = logging.getLogger(__name__)
+
+MEMORY_FILE = "memory.jsonl"
+DEFAULT_MEMORY_PER_CLASS = 20
+BIAS_CORRECTIONS = ("balanced", "align", "none")
+FINETUNE_HINT = "`textshift transfer MODEL DATA -o OUT --strategy finetune`"
+
+
+class GrowError(DataError):
+    """New data cannot grow the model (e.g. it brings no new class)."""
+
+
+class RehearsalMemoryError(ModelError):
+    """A model folder's rehearsal memory is missing, edited by hand or unreadable."""
+
+
+# ---------------------------------------------------------------------------------------------------- settings
+@dataclass
+class GrowConfig:
+    """Settings of one growth step; saved in the grown model's ``textshift.json`` (``extra["grow"]``).
+
+    Attributes
+    ----------
+    memory_per_class : int
+        Examples kept per class in the rehearsal memory (default 20; 0 keeps no memory, which is naive
+        fine-tuning unless the new data holds old classes).
+    distill : bool
+        Add a distillation loss that keeps the new model's outputs on the old classes close to the old model's
+        (learning without forgetting). Costs one extra forward pass over the training rows.
+    distill_weight : float
+        Weight of the distillation loss relative to cross-entropy (> 0).
+    temperature : float
+        Softmax temperature of the distillation (> 0).
+    bias_correction : {"balanced", "align", "none"}
+        How new classes are kept from drowning old ones: ``balanced`` weights the loss so that every class
+        counts the same whatever its number of rows; ``align`` rescales the new classes' head rows to the mean
+        norm of the old rows after training (weight aligning); ``none`` does neither.
+    init_from_mean : bool
+        Initialise new head rows from the mean head-input vector of their examples (else at random).
+    seed : int
+        Seed of the memory sampling (training uses ``train.seed``).
+    train : TrainConfig
+        The fine-tuning settings.
+    """
+
+    memory_per_class: int = DEFAULT_MEMORY_PER_CLASS
+    distill: bool = False
+    distill_weight: float = 1.0
+    temperature: float = 2.0
+    bias_correction: str = "balanced"
+    init_from_mean: bool = True
+    seed: int = 42
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("memory_per_class", self.memory_per_class >= 0, ">= 0"),
+            ("distill_weight", self.distill_weight > 0, "> 0"),
+            ("temperature", self.temperature > 0, "> 0"),
+            ("bias_correction", self.bias_correction in BIAS_CORRECTIONS, f"one of {', '.join(BIAS_CORRECTIONS)}"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        values = asdict(self)
+        values.pop("train")
+        return values
+
+
+# ------------------------------------------------------------------------------------------------------ memory
+@dataclass
+class Memory:
+    """A class-balanced sample of training examples, kept with the model for rehearsal.
+
+    Attributes
+    ----------
+    texts, labels : list of str
+        The remembered rows, grouped by class in first-seen order.
+    """
+
+    texts: list[str] = field(default_factory=list)
+    labels: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(dict.fromkeys(self.labels))
+
+    def counts(self) -> dict[str, int]:
+        return dict(Counter(self.labels))
+
+    @classmethod
+    def sample(cls, texts: list[str], labels: list[str], *, per_class: int, seed: int = 42) -> Memory:
+        """At most ``per_class`` rows of each class, drawn at random (seeded), classes in first-seen order."""
+        return cls().updated(texts, labels, per_class=per_class, seed=seed)
+
+    def updated(self, texts: list[str], labels: list[str], *, per_class: int, seed: int = 42) -> Memory:
+        """A new memory: this one's rows, topped up to ``per_class`` per class from ``texts``/``labels``.
+
+        Remembered rows are kept (up to ``per_class``); classes seen for the first time get a seeded random
+        sample. Duplicated texts of a class are remembered once.
+        """
+        rng = np.random.default_rng(seed)
+        kept: dict[str, list[str]] = {}
+        for text, label in zip(self.texts, self.labels):
+            rows = kept.setdefault(label, [])
+            if len(rows) < per_class and text not in rows:
+                rows.append(text)
+        by_class: dict[str, list[str]] = {}
+        for text, label in zip(texts, labels):
+            by_class.setdefault(label, []).append(text)
+        for label, candidates in by_class.items():
+            rows = kept.setdefault(label, [])
+            missing = per_class - len(rows)
+            if missing <= 0:
+                continue
+            seen = set(rows)
+            pool = list(dict.fromkeys(t for t in candidates if t not in seen))
+            order = rng.permutation(len(pool))[:missing]
+            rows.extend(pool[i] for i in sorted(order))
+        out = type(self)()
+        for label, rows in kept.items():
+            out.texts.extend(rows)
+            out.labels.extend([label] * len(rows))
+        return out
+
+    def restricted_to(self, classes: list[str]) -> Memory:
+        keep = set(classes)
+        pairs = [(t, lab) for t, lab in zip(self.texts, self.labels) if lab in keep]
+        return Memory([t for t, _ in pairs], [lab for _, lab in pairs])
+
+    def to_bytes(self) -> bytes:
+        """JSON Lines, one ``{"text", "label"}`` object per row (the ``memory.jsonl`` format)."""
+        return "".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n"
+                       for t, lab in zip(self.texts, self.labels)).encode("utf-8")
+
+    @classmethod
+    def from_bytes(cls, payload: bytes, *, source: str = MEMORY_FILE) -> Memory:
+        memory = cls()
+        for number, line in enumerate(payload.decode("utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                text, label = row["text"], row["label"]
+            except (json.JSONDecodeError, KeyError, TypeError) as exc:
+                raise RehearsalMemoryError(f"{source} line {number} is not a {{\"text\", \"label\"}} JSON object "
+                                           f"({type(exc).__name__}); expected the file textshift wrote") from exc
+            memory.texts.append(str(text))
+            memory.labels.append(str(label))
+        return memory
+
+
+def _sha256(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def read_memory(folder: str | os.PathLike) -> Memory | None:
+    """The rehearsal memory of a model folder, checked against the sha256 in ``textshift.json``.
+
+    Returns None when the model has no memory (for example a model trained elsewhere or by ``textshift train``).
+    Raises :class:`RehearsalMemoryError` when the recorded memory file is missing or was edited, or when a memory
+    file is present that ``textshift.json`` does not record.
+    """
+    folder = Path(folder)
+    meta_path = folder / META_FILE
+    record = None
+    if meta_path.exists():
+        try:
+            record = json.loads(meta_path.read_text()).get("extra", {}).get("memory")
+        except json.JSONDecodeError as exc:
+            raise ModelError(f"{meta_path} is not valid JSON ({exc}); expected the metadata textshift wrote. "
+                             "Restore it or retrain") from exc
+    path = folder / (record.get("file", MEMORY_FILE) if record else MEMORY_FILE)
+    rebuild = "Restore the folder from a backup, or pass --old-data OLD_TRAINING_DATA --rebuild-memory"
+    if record is None:
+        if path.exists():
+            raise RehearsalMemoryError(f"{path} exists but {META_FILE} records no rehearsal memory; expected a "
+                                       f"memory written by textshift with its sha256. {rebuild}")
+        return None
+    if not path.exists():
+        raise RehearsalMemoryError(f"the rehearsal memory {path} is missing ({META_FILE} records {record.get('rows')} "
+                                   f"rows); expected the file textshift wrote. {rebuild}")
+    payload = path.read_bytes()
+    if _sha256(payload) != record.get("sha256"):
+        raise RehearsalMemoryError(f"the rehearsal memory {path} was changed after textshift wrote it (sha256 "
+                                   f"{_sha256(payload)[:12]}… instead of {str(record.get('sha256'))[:12]}…); "
+                                   f"expected the file as saved. {rebuild}")
+    return Memory.from_bytes(payload, source=str(path))
+
+
+def save_with_memory(classifier: Classifier, folder: str | os.PathLike, memory: Memory | None, *,
+                     overwrite: bool = False, per_class: int | None = None) -> Path:
+    """Save ``classifier`` and its memory into ``folder`` as one atomic swap.
+
+    The model and ``memory.jsonl`` are written to a temporary sibling folder which then replaces ``folder``, so
+    a crash never leaves a model whose memory does not match its ``textshift.json``. ``memory=None`` (or an empty
+    memory) saves the model without one.
+    """
+    target = Path(folder)
+    prepare_output_dir(target, overwrite=overwrite)
+    payload = memory.to_bytes() if memory else b""
+    if memory:
+        counts = memory.counts()
+        classifier.meta.extra["memory"] = {
+            "file": MEMORY_FILE, "sha256": _sha256(payload), "rows": len(memory), "classes": len(counts),
+            "per_class": per_class if per_class is not None else max(counts.values())}
+    else:
+        classifier.meta.extra.pop("memory", None)
+    staging = target.parent / f".{target.name}.grow-{uuid.uuid4().hex[:8]}"
+    try:
+        classifier.save(staging)
+        if memory:
+            with open(staging / MEMORY_FILE, "wb") as handle:
+                handle.write(payload)
+                handle.flush()
+                os.fsync(handle.fileno())
+        if target.exists():
+            backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, backup)
+            os.replace(staging, target)
+            shutil.rmtree(backup, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
+
+
+def attach_memory(folder: str | os.PathLike, data: TextData, *, per_class: int = DEFAULT_MEMORY_PER_CLASS,
+                  seed: int = 42) -> Memory:
+    """Give an existing model folder (e.g. from ``textshift train``) a memory sampled from its training data.
+
+    Only rows of the model's classes are remembered. The folder is rewritten atomically.
+    """
+    classifier = Classifier.load(folder)
+    known = set(classifier.labels)
+    pairs = [(t, lab) for t, lab in zip(data.texts, data.labels) if lab in known]
+    if not pairs:
+        raise DataError(f"{data.fingerprint.path} has no rows of the model's classes ({', '.join(sorted(known)[:5])}"
+                        "…); expected the data the model was trained on")
+    memory = Memory.sample([t for t, _ in pairs], [lab for _, lab in pairs], per_class=per_class, seed=seed)
+    save_with_memory(classifier, folder, memory, per_class=per_class)
+    return memory
+
+
+# ------------------------------------------------------------------------------------------------------ checks
+def _normal(label: str) -> str:
+    return " ".join(label.split()).casefold()
+
+
+def check_new_data(old_labels: list[str], data: TextData) -> tuple[list[str], list[str]]:
+    """The new classes of ``data`` (sorted) and warnings; raises :class:`GrowError` when there is none.
+
+    Warns about labels that differ from a known one, or from each other, only by case or whitespace.
+    """
+    name = Path(data.fingerprint.path).name
+    classes = data.classes
+    known = set(old_labels)
+    added = [label for label in classes if label not in known]
+    if not added:
+        raise GrowError(f"all {len(classes)} classes of {name} ({', '.join(classes[:5])}"
+                        f"{'…' if len(classes) > 5 else ''}) are already classes of the model; expected at least one "
+                        f"new class to grow. To improve the model on known classes, fine-tune it instead: "
+                        f"{FINETUNE_HINT}")
+    warnings = []
+    by_normal: dict[str, str] = {_normal(label): label for label in old_labels}
+    for label in added:
+        twin = by_normal.get(_normal(label))
+        if twin is not None:
+            kind = "the model's class" if twin in known else "the new class"
+            warnings.append(f"label {label!r} in {name} differs from {kind} {twin!r} only by case or whitespace; "
+                            f"it becomes a separate class. If it is the same class, rename it to {twin!r}")
+        else:
+            by_normal[_normal(label)] = label
+    counts = Counter(data.labels)
+    singles = [label for label in added if counts[label] == 1]
+    if singles:
+        warnings.append(f"{len(singles)} new class(es) have a single example ({', '.join(singles[:5])}); the model "
+                        "will hardly learn them")
+    return added, warnings
+
+
+def no_rehearsal_warning(old_labels: list[str], name: str) -> str:
+    """The loud warning for a step that has nothing to rehearse the old classes with."""
+    return (f"the model has no rehearsal memory and {name} has no examples of its {len(old_labels)} old classes "
+            f"({', '.join(old_labels[:4])}{'…' if len(old_labels) > 4 else ''}): training on the new classes only "
+            "will make the model forget the old ones (naive fine-tuning; expect old-class accuracy to collapse). "
+            "Pass --old-data with examples of the old classes (20 per class is enough)")
+
+
+# ---------------------------------------------------------------------------------------------------- growing
+@dataclass
+class GrowResult:
+    """What one growth step produced.
+
+    Attributes
+    ----------
+    classifier : Classifier
+        The grown model (a copy; the input classifier is left unchanged).
+    memory : Memory
+        Its rehearsal memory for the next step.
+    added : list of str
+        The classes added at this step (head rows appended after the old ones).
+    train_result : TrainResult
+    warnings : list of str
+    rehearsal_rows : int
+        Old-class rows trained on besides the new data.
+    seconds : float
+    """
+
+    classifier: Classifier
+    memory: Memory
+    added: list[str]
+    train_result: TrainResult
+    warnings: list[str] = field(default_factory=list)
+    rehearsal_rows: int = 0
+    seconds: float = 0.0
+
+
+def _class_weights(labels: list[str]) -> list[float]:
+    """Per-row weights giving every class the same total weight (mean weight 1)."""
+    counts = Counter(labels)
+    scale = len(labels) / len(counts)
+    return [scale / counts[label] for label in labels]
+
+
+def _distillation_loss(teacher_logits: np.ndarray, *, n_old: int, weight: float, temperature: float):
+    """``loss_fn`` for :func:`~textshift.training.train`: KL(old || new) on the old classes' logits."""
+    teacher = torch.as_tensor(teacher_logits, dtype=torch.float32)
+
+    def loss_fn(logits: torch.Tensor, label_ids: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        target = torch.softmax(teacher[rows.cpu()].to(logits.device) / temperature, dim=-1)
+        student = torch.log_softmax(logits[:, :n_old].float() / temperature, dim=-1)
+        kl = torch.nn.functional.kl_div(student, target, reduction="batchmean")
+        return weight * temperature ** 2 * kl
+
+    return loss_fn
+
+
+def _align_new_rows(classifier: Classifier, n_old: int) -> float:
+    """Weight aligning: scale the new head rows to the old rows' mean norm. Returns the factor used."""
+    linear = head_linear(classifier.model)
+    with torch.no_grad():
+        norms = linear.weight.norm(dim=1)
+        factor = float(norms[:n_old].mean() / norms[n_old:].mean().clamp_min(1e-8))
+        linear.weight[n_old:] *= factor
+    return factor
+
+
+def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = None,
+         old_data: TextData | None = None, config: GrowConfig | None = None, progress: bool = False) -> GrowResult:
+    """Add the classes of ``new_data`` to a copy of ``classifier`` and train it without forgetting the old ones.
+
+    Parameters
+    ----------
+    classifier : Classifier
+        The trained model; left unchanged.
+    new_data : TextData
+        Labelled rows; at least one label must be new. Rows of known classes are trained on too.
+    memory : Memory, optional
+        The model's rehearsal memory (see :func:`read_memory`).
+    old_data : TextData, optional
+        Examples of the old classes, used when there is no memory: ``memory_per_class`` rows per class are
+        sampled from it (they become the new model's memory of those classes).
+    config : GrowConfig, optional
+    progress : bool
+        Show a training progress bar.
+
+    Returns
+    -------
+    GrowResult
+        The grown classifier (head: old classes in their old order, then the new classes sorted), its memory,
+        the added classes and the training record. ``meta.class_history`` gains an entry for this step.
+    """
+    config = config or GrowConfig()
+    started = time.perf_counter()
+    old_labels = list(classifier.labels)
+    added, warnings = check_new_data(old_labels, new_data)
+    name = Path(new_data.fingerprint.path).name
+    memory = memory or Memory()
+    unknown = sorted(set(memory.labels) - set(old_labels))
+    if unknown:
+        raise RehearsalMemoryError(f"the rehearsal memory holds labels the model does not know ({', '.join(unknown[:5])}"
+                                   "); expected the model's own classes. Pass --old-data OLD_TRAINING_DATA "
+                                   "--rebuild-memory")
+    if old_data is not None:
+        old_rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels) if lab in set(old_labels)]
+        if not old_rows:
+            raise DataError(f"{Path(old_data.fingerprint.path).name} has no rows of the model's classes; expected "
+                            "examples of the old classes for --old-data")
+        memory = memory.updated([t for t, _ in old_rows], [lab for _, lab in old_rows],
+                                per_class=max(config.memory_per_class, 1), seed=config.seed)
+    if config.memory_per_class == 0:
+        memory = Memory()
+    new_texts, new_labels = new_data.texts, new_data.labels
+    old_in_new = set(new_labels) & set(old_labels)
+    rehearsed = set(memory.labels) | old_in_new
+    if not rehearsed:
+        warnings.append(no_rehearsal_warning(old_labels, name))
+    elif set(old_labels) - rehearsed:
+        missing = sorted(set(old_labels) - rehearsed)
+        warnings.append(f"{len(missing)} old class(es) have no example in the memory or in {name} "
+                        f"({', '.join(missing[:5])}); the model will likely forget them. Pass --old-data with "
+                        "examples of them")
+    for message in warnings:
+        logger.warning(message)
+
+    model = deepcopy_classifier(classifier)
+    texts = list(new_texts) + list(memory.texts)
+    labels = list(new_labels) + list(memory.labels)
+    max_length = config.train.max_length
+    loss_fn = None
+    if config.distill:
+        teacher = model.predict_logits(texts, max_length=max_length)
+        loss_fn = _distillation_loss(teacher, n_old=len(old_labels), weight=config.distill_weight,
+                                     temperature=config.temperature)
+    init_rows = None
+    if config.init_from_mean:
+        new_positions = [i for i, label in enumerate(new_labels) if label in set(added)]
+        features = model.features([new_texts[i] for i in new_positions], max_length=max_length)
+        new_array = np.asarray([new_labels[i] for i in new_positions])
+        init_rows = {label: features[new_array == label].mean(axis=0) for label in added}
+    model.replace_head(old_labels + added, keep_rows=True, init_rows=init_rows)
+    weights = _class_weights(labels) if config.bias_correction == "balanced" else None
+    result = train(model, texts, labels, config=config.train, weights=weights, loss_fn=loss_fn, progress=progress)
+    extra: dict = {"grow": config.to_dict()}
+    if config.bias_correction == "align":
+        extra["grow"]["align_factor"] = round(_align_new_rows(model, len(old_labels)), 4)
+    history = list(model.meta.class_history) or [
+        {"step": 1, "added": old_labels, "data": (classifier.meta.training_data or [None])[-1]}]
+    model.meta.class_history = history + [{"step": len(history) + 1, "added": added,
+                                           "data": new_data.fingerprint.to_dict()}]
+    record_training(model, new_data, config.train, result, strategy="grow", warnings=warnings, extra=extra)
+    model.meta.extra.pop("memory", None)
+    next_memory = memory.updated(new_texts, new_labels, per_class=config.memory_per_class, seed=config.seed) \
+        if config.memory_per_class else Memory()
+    return GrowResult(classifier=model, memory=next_memory, added=added, train_result=result, warnings=warnings,
+                      rehearsal_rows=len(memory), seconds=round(time.perf_counter() - started, 2))
+
+
+# -------------------------------------------------------------------------------------------------- measuring
+def class_steps(classifier: Classifier) -> list[list[str]]:
+    """The classes added at each step, from ``meta.class_history`` (one step of all labels if there is none)."""
+    steps = [list(entry.get("added", [])) for entry in classifier.meta.class_history]
+    return steps or [list(classifier.labels)]
+
+
+@dataclass
+class StepScores:
+    """One row of the accuracy matrix: a model scored on the rows of the classes it knows.
+
+    Attributes
+    ----------
+    step : int
+        The number of growth steps the model has (1 = its first classes).
+    step_accuracy : dict of int to float
+        Accuracy on the rows of the classes added at each step ``1..step`` (None when the data has no such rows).
+    macro_f1 : float
+        Macro-F1 over the rows of all classes the model knows.
+    accuracy : float
+    old_class_accuracy : float or None
+        Accuracy on the rows of the classes known before the last step (None at step 1).
+    rows : int
+    """
+
+    step: int
+    step_accuracy: dict[int, float | None]
+    macro_f1: float
+    accuracy: float
+    old_class_accuracy: float | None
+    rows: int
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> StepScores:
+        values = dict(values)
+        values["step_accuracy"] = {int(k): v for k, v in values["step_accuracy"].items()}
+        return cls(**values)
+
+
+def score_steps(classifier: Classifier, data: TextData, steps: list[list[str]] | None = None, *,
+                batch_size: int = 64) -> StepScores:
+    """Score ``classifier`` on the rows of ``data`` whose class it knows, split by the step that added the class.
+
+    ``steps`` defaults to :func:`class_steps`; only the steps whose classes the model has are used.
+    """
+    steps = steps if steps is not None else class_steps(classifier)
+    known = set(classifier.labels)
+    steps = [s for s in steps if set(s) <= known]
+    if not steps:
+        raise ModelError("the model knows none of the class steps given; expected steps of its own classes")
+    in_scope = {label: number for number, labels in enumerate(steps, 1) for label in labels}
+    positions = [i for i, label in enumerate(data.labels) if label in in_scope]
+    if not positions:
+        raise DataError(f"{Path(data.fingerprint.path).name} has no rows of the model's classes; expected labelled "
+                        "evaluation rows of those classes")
+    texts = [data.texts[i] for i in positions]
+    true = np.asarray([data.labels[i] for i in positions])
+    max_length = classifier.meta.settings.get("max_length", 128)
+    logits = classifier.predict_logits(texts, batch_size=batch_size, max_length=max_length)
+    predicted = np.asarray(classifier.labels)[logits.argmax(axis=1)]
+    correct = predicted == true
+    step_of = np.asarray([in_scope[label] for label in true])
+    accuracy = {number: (float(correct[step_of == number].mean()) if (step_of == number).any() else None)
+                for number in range(1, len(steps) + 1)}
+    old = step_of < len(steps)
+    return StepScores(
+        step=len(steps), step_accuracy=accuracy,
+        macro_f1=float(f1_score(true, predicted, labels=sorted(set(true)), average="macro", zero_division=0)),
+        accuracy=float(correct.mean()),
+        old_class_accuracy=float(correct[old].mean()) if len(steps) > 1 and old.any() else None,
+        rows=len(positions))
+
+
+def accuracy_matrix(rows: list[StepScores]) -> pd.DataFrame:
+    """Rows: the model after each step; columns ``step 1..n`` (accuracy on that step's classes) and ``macro_f1``."""
+    width = max(r.step for r in rows)
+    frame = pd.DataFrame([{**{f"step {j}": r.step_accuracy.get(j) for j in range(1, width + 1)},
+                           "macro_f1": r.macro_f1} for r in rows],
+                         index=pd.Index([f"after step {r.step}" for r in rows], name="model"))
+    return frame
+
+
+def forgetting(rows: list[StepScores]) -> dict[int, float]:
+    """Forgetting of each earlier step's classes by the last model: best earlier accuracy minus the current one."""
+    last = rows[-1]
+    out = {}
+    for j in range(1, last.step):
+        earlier = [r.step_accuracy.get(j) for r in rows[:-1] if r.step_accuracy.get(j) is not None]
+        current = last.step_accuracy.get(j)
+        if earlier and current is not None:
+            out[j] = float(max(earlier) - current)
+    return out
+
+
+def recorded_scores(classifier: Classifier, data_sha256: str) -> list[StepScores]:
+    """The accuracy-matrix rows stored in ``meta.class_history`` for evaluation data with this sha256."""
+    rows = []
+    for entry in classifier.meta.class_history:
+        evaluation = entry.get("eval") or {}
+        if evaluation.get("data", {}).get("sha256") == data_sha256 and evaluation.get("scores"):
+            rows.append(StepScores.from_dict(evaluation["scores"]))
+    return rows
+
+
+def record_scores(classifier: Classifier, scores: StepScores, data: TextData) -> None:
+    """Store a step's scores in its ``class_history`` entry (so the next step can extend the matrix)."""
+    if classifier.meta.class_history:
+        classifier.meta.class_history[scores.step - 1]["eval"] = {"data": data.fingerprint.to_dict(),
+                                                                  "scores": scores.to_dict()}
+
+
+# ------------------------------------------------------------------------------------------------------ folders
+@dataclass
+class GrowReport:
+    """The outcome of :func:`grow_folder`, ready to print.
+
+    Attributes
+    ----------
+    output : Path
+    added : list of str
+    step : int
+    rows, rehearsal_rows : int
+        New-data rows and old-class rows (memory or --old-data) trained on.
+    seconds : float
+    warnings : list of str
+    scores : list of StepScores
+        Accuracy-matrix rows on the evaluation data (empty without it).
+    joint : StepScores or None
+        The same scores for one model trained on all data at once (``compare_joint``).
+    """
+
+    output: Path
+    added: list[str]
+    step: int
+    rows: int
+    rehearsal_rows: int
+    seconds: float
+    warnings: list[str] = field(default_factory=list)
+    scores: list[StepScores] = field(default_factory=list)
+    joint: StepScores | None = None
+
+    def summary(self) -> dict:
+        out = {"output": str(self.output), "step": self.step, "added": self.added, "rows": self.rows,
+               "rehearsal_rows": self.rehearsal_rows, "seconds": self.seconds, "warnings": self.warnings}
+        if self.scores:
+            out["accuracy_matrix"] = [s.to_dict() for s in self.scores]
+            out["forgetting"] = forgetting(self.scores)
+        if self.joint is not None:
+            out["joint"] = self.joint.to_dict()
+        return out
+
+
+def train_joint(backbone: str, data: TextData, config: TrainConfig, *, progress: bool = False) -> Classifier:
+    """One model trained on all classes at once (the reference a grown model should be compared with)."""
+    from textshift.training import train_classifier
+
+    classifier, _ = train_classifier(data, backbone=backbone, config=config, progress=progress)
+    return classifier
+
+
+def grow_folder(model_dir: str | os.PathLike, new_data: TextData, output: str | os.PathLike, *,
+                config: GrowConfig | None = None, old_data: TextData | None = None, rebuild_memory: bool = False,
+                eval_data: TextData | None = None, compare_joint: bool = False, overwrite: bool = False,
+                progress: bool = False) -> GrowReport:
+    """Grow the model saved in ``model_dir`` with ``new_data`` and save it, with its new memory, in ``output``.
+
+    With ``eval_data`` the old and new models are scored per step (the accuracy matrix); with ``compare_joint``
+    (which needs ``old_data`` holding all old training rows, and ``eval_data``) a model trained on old and new
+    data at once from the same backbone is scored too.
+    """
+    config = config or GrowConfig()
+    output = Path(output)
+    if compare_joint and (old_data is None or eval_data is None):
+        raise ConfigError("--compare-joint trains one model on all the data at once, so it needs the old training "
+                          "data and evaluation data; pass --old-data OLD_TRAINING_DATA and --eval-data TEST_DATA")
+    if rebuild_memory and old_data is None:
+        raise ConfigError("--rebuild-memory samples a new memory from the old training data; pass --old-data too")
+    if Path(model_dir).resolve() != output.resolve():
+        prepare_output_dir(output, overwrite=overwrite)  # fail before the long part
+    classifier = Classifier.load(model_dir)
+    memory = None if rebuild_memory else read_memory(model_dir)
+    if not classifier.meta.class_history:
+        classifier.meta.class_history = [{"step": 1, "added": list(classifier.labels),
+                                          "data": (classifier.meta.training_data or [None])[-1]}]
+    check_new_data(classifier.labels, new_data)  # fail before scoring the old model
+    previous: list[StepScores] = []
+    if eval_data is not None:
+        previous = [s for s in recorded_scores(classifier, eval_data.fingerprint.sha256)
+                    if s.step < len(classifier.meta.class_history)]
+        previous.append(score_steps(classifier, eval_data))
+        record_scores(classifier, previous[-1], eval_data)
+    result = grow(classifier, new_data, memory=memory, old_data=old_data, config=config, progress=progress)
+    grown = result.classifier
+    grown.meta.source_model = str(model_dir)
+    report = GrowReport(output=output, added=result.added, step=len(grown.meta.class_history), rows=len(new_data),
+                        rehearsal_rows=result.rehearsal_rows, seconds=result.seconds, warnings=result.warnings)
+    if eval_data is not None:
+        current = score_steps(grown, eval_data)
+        record_scores(grown, current, eval_data)
+        report.scores = previous + [current]
+    save_with_memory(grown, output, result.memory, overwrite=True, per_class=config.memory_per_class)
+    if compare_joint:
+        known = set(grown.labels)
+        old_rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels) if lab in known]
+        everything = TextData.from_lists([t for t, _ in old_rows] + new_data.texts,
+                                         [lab for _, lab in old_rows] + new_data.labels, name="old+new data")
+        joint = train_joint(classifier.meta.backbone, everything, config.train, progress=progress)
+        report.joint = score_steps(joint, eval_data, class_steps(grown))
+    return report

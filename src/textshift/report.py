@@ -1,0 +1,144 @@
+"""Reports: learning-curve plots and a self-contained ``report.html`` (images inlined, no scripts)."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+from textshift.baselines import BASELINES
+
+STYLE = """
+body{font:15px/1.5 system-ui,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
+.answer{font-size:1.15em;background:#eef6ee;border-left:4px solid #3a3;padding:.6em 1em}
+.muted{color:#666;font-size:.9em}img{max-width:100%}
+"""
+
+
+def _figure_png(fig) -> bytes:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+def learning_curves_png(summary: pd.DataFrame, *, title: str = "Learning curves") -> bytes:
+    """Macro-F1 against the number of labelled target rows, one line per strategy, shaded 95% intervals."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for strategy, group in summary.groupby("strategy"):
+        group = group.sort_values("k")
+        style = "--" if strategy in BASELINES else ("-" if strategy != "recommended" else ":")
+        width = 2.5 if strategy == "recommended" else 1.6
+        ax.plot(group.k, group.macro_f1, style, marker="o", lw=width, label=strategy)
+        ax.fill_between(group.k, group.macro_f1 - group.ci95, group.macro_f1 + group.ci95, alpha=0.15)
+    ax.set_xscale("log")
+    ks = sorted(summary.k.unique())
+    ax.set_xticks(ks, [str(k) for k in ks])
+    ax.set_xlabel("labelled target rows (k)")
+    ax.set_ylabel("macro-F1 on test rows")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9)
+    fig.tight_layout()
+    data = _figure_png(fig)
+    plt.close(fig)
+    return data
+
+
+def _table(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+                   for row in frame.itertuples(index=False))
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
+    """Strategies as rows, sizes as columns, cells 'mean ± ci'."""
+    cells = summary.assign(cell=[f"{m:.3f} ± {c:.3f}" if c else f"{m:.3f}"
+                                 for m, c in zip(summary.macro_f1, summary.ci95)])
+    table = cells.pivot(index="strategy", columns="k", values="cell").fillna("")
+    order = sorted(table.index, key=lambda s: (s in BASELINES, s != "recommended", s))
+    table = table.loc[order]
+    table.columns = [f"k={k}" for k in table.columns]
+    return table.reset_index()
+
+
+def per_class_comparison(runs: pd.DataFrame, strategy: str, k: int) -> pd.DataFrame:
+    """Mean per-class F1 of ``strategy`` and ``scratch`` at size ``k``."""
+    def mean_f1(name: str) -> pd.Series:
+        rows = runs[(runs.strategy == name) & (runs.k == k)]
+        frames = [pd.Series(json.loads(p)) for p in rows.per_class]
+        return pd.concat(frames, axis=1).mean(axis=1) if frames else pd.Series(dtype=float)
+
+    best, scratch = mean_f1(strategy), mean_f1("scratch")
+    table = pd.DataFrame({strategy: best, "scratch": scratch}).fillna(0.0)
+    table["difference"] = table[strategy] - table["scratch"]
+    table = table.sort_values("difference", ascending=False).round(3)
+    return table.reset_index(names="class")
+
+
+def write_compare_report(result, config) -> Path:
+    """Write ``learning_curves.png`` and ``report.html`` into the result's folder (atomically)."""
+    out = Path(result.out_dir)
+    png = learning_curves_png(result.summary)
+    _atomic_bytes(out / "learning_curves.png", png)
+    diag = result.diagnostics
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>textshift comparison</title>"
+             f"<style>{STYLE}</style></head><body>",
+             "<h1>Is pretraining on the source helping?</h1>",
+             f"<p class='answer'>{html.escape(result.answer)}</p>",
+             f"<p>Recommended strategy: <b>{html.escape(result.recommended)}</b> (chosen on the labelled target rows "
+             "alone by an inner hold-out; test rows were never used to choose)."
+             + (f" Saved model: <code>{html.escape(str(result.model_dir))}</code>." if result.model_dir else "")
+             + "</p>",
+             "<h2>Learning curves</h2>",
+             f"<img id='learning-curves' alt='learning curves' src='data:image/png;base64,"
+             f"{base64.b64encode(png).decode()}'>",
+             "<h2>Macro-F1 (mean ± 95% interval over seeds)</h2>", _table(summary_table(result.summary))]
+    transfer_like = [s for s in result.summary.strategy.unique()
+                     if s not in ("scratch", "recommended", "zero-shot") and s not in BASELINES]
+    if "scratch" in set(result.summary.strategy) and transfer_like:
+        best = result.summary[result.summary.strategy.isin(transfer_like)].groupby("strategy").macro_f1.mean().idxmax()
+        k = int(min(result.summary.k))
+        parts += [f"<h2>Per-class F1: {html.escape(best)} vs scratch at k={k}</h2>",
+                  _table(per_class_comparison(result.runs, best, k))]
+    if diag:
+        rows = [(name, value) for name, value in diag.items()
+                if not isinstance(value, dict | list)]
+        parts += ["<h2>Domain shift</h2>", _table(pd.DataFrame(rows, columns=["measure", "value"])),
+                  "<p class='muted'>type_overlap: share of the target's word types seen in the source; "
+                  "oov_token_rate: share of target word tokens never seen in the source; proxy_a_distance: "
+                  "2(1-2·error) of a classifier telling source from target texts (0 = same, 2 = fully "
+                  "separable); fertility: word pieces per word.</p>"]
+        if diag.get("zero_shot_recall"):
+            recall = pd.DataFrame(list(diag["zero_shot_recall"].items()), columns=["class", "zero-shot recall"])
+            parts += ["<h2>Which topics carry over (source model as is, per-class recall)</h2>", _table(recall)]
+        for key in ("classes_only_in_source", "classes_only_in_target"):
+            if diag.get(key):
+                parts.append(f"<p>{key.replace('_', ' ')}: {html.escape(', '.join(diag[key]))}</p>")
+    runs = result.runs.drop(columns=[c for c in ("per_class", "settings") if c in result.runs.columns])
+    parts += ["<h2>Every run</h2>", _table(runs),
+              f"<p class='muted'>Settings: {html.escape(json.dumps(config.train.to_dict()))}. "
+              f"Sizes {config.sizes}, seeds {config.seeds}. Rows named inner:* are the inner hold-out runs that "
+              "chose the recommended strategy.</p></body></html>"]
+    path = out / "report.html"
+    _atomic_bytes(path, "\n".join(parts).encode())
+    return path
+
+
+def _atomic_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)

@@ -1,0 +1,132 @@
+"""compare: stratified sampling, resumable runs in SQLite, recommendation without test rows, the report."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import pandas as pd
+import pytest
+
+from textshift.compare import CompareConfig, compare, plain_answer, sample_stratified, summarize
+from textshift.errors import ConfigError, DataError
+
+FAST = {"epochs": 1, "warmup_epochs": 1}
+
+
+def test_sample_is_stratified_and_deterministic():
+    labels = ["a"] * 50 + ["b"] * 30 + ["c"] * 5
+    first = sample_stratified(labels, 17, seed=3)
+    assert len(first) == 17 and list(first) == list(sample_stratified(labels, 17, seed=3))
+    counts = Counter(labels[i] for i in first)
+    assert counts["a"] == 10 and counts["b"] == 6 and counts["c"] == 1
+    assert list(first) != list(sample_stratified(labels, 17, seed=4))
+
+
+def test_sample_larger_than_data():
+    with pytest.raises(DataError, match="larger than"):
+        sample_stratified(["a", "b"], 5, seed=0)
+
+
+def test_config_errors():
+    with pytest.raises(ConfigError, match="unknown strategy"):
+        CompareConfig(strategies=["scratch", "nope"])
+    with pytest.raises(ConfigError, match="sizes"):
+        CompareConfig(sizes=[])
+
+
+def test_plain_answer_says_where_transfer_stops_helping():
+    summary = pd.DataFrame({"strategy": ["scratch", "finetune"] * 3, "k": [50, 50, 200, 200, 1000, 1000],
+                            "macro_f1": [0.1, 0.4, 0.3, 0.5, 0.7, 0.69], "ci95": 0.0})
+    text = plain_answer(summary, target_name="bills", source_name="news")
+    assert "+0.300 macro-F1 at 50 labelled bills" in text and "from about 1000 rows on it no longer helps" in text
+
+
+@pytest.fixture(scope="module")
+def news_model(tiny_backbone, small_news, tmp_path_factory):
+    from textshift.data import read_labeled
+    from textshift.training import TrainConfig, train_classifier
+
+    clf, _ = train_classifier(read_labeled(small_news), backbone=tiny_backbone, config=TrainConfig(**FAST))
+    path = tmp_path_factory.mktemp("src") / "news-model"
+    clf.save(path)
+    return path
+
+
+def _config(**kw):
+    from textshift.training import TrainConfig
+
+    return CompareConfig(**{"sizes": [20, 40], "seeds": 2, "strategies": ["scratch", "finetune"],
+                            "train": TrainConfig(**FAST), **kw})
+
+
+def test_compare_end_to_end(news_model, small_bills, tmp_path):
+    result = compare(news_model, small_bills, out_dir=tmp_path / "cmp", config=_config())
+    runs = result.runs
+    for strategy in ("scratch", "finetune", "tfidf-svm", "frozen-lr", "recommended"):
+        assert len(runs[runs.strategy == strategy]) == 4, strategy
+    assert set(runs[runs.strategy == "recommended"].chosen) <= {"scratch", "finetune"}
+    assert len(runs[runs.strategy.str.startswith("inner:")]) == 8
+    rec = runs[runs.strategy == "recommended"].set_index(["k", "seed"])
+    for (k, seed), row in rec.iterrows():
+        chosen = runs[(runs.strategy == row.chosen) & (runs.k == k) & (runs.seed == seed)].iloc[0]
+        assert chosen.macro_f1 == row.macro_f1
+    html = (tmp_path / "cmp" / "report.html").read_text()
+    assert "learning-curves" in html and result.answer.split(" (")[0][:30] in html
+    assert (tmp_path / "cmp" / "recommended-model" / "model.safetensors").exists()
+    assert set(summarize(runs).columns) >= {"strategy", "k", "macro_f1", "ci95"}
+    # a second call finds every run in runs.sqlite and trains nothing
+    started = time.perf_counter()
+    again = compare(news_model, small_bills, out_dir=tmp_path / "cmp", config=_config())
+    assert time.perf_counter() - started < 20
+    pd.testing.assert_frame_equal(again.summary, result.summary)
+
+
+def test_unseen_test_labels_are_reported_not_crashed(news_model, small_bills, tmp_path):
+    frame = pd.read_csv(small_bills)
+    test = tmp_path / "test.csv"
+    frame.head(30).assign(label="Brand New Topic").to_csv(test, index=False)
+    result = compare(news_model, small_bills, test=str(test), out_dir=tmp_path / "c",
+                     config=_config(sizes=[20], seeds=1, baselines=[]))
+    runs = result.runs[~result.runs.strategy.str.startswith("inner:")]
+    assert len(runs) == 3 and (runs.macro_f1 == 0).all()
+
+
+def test_killed_compare_resumes_to_the_same_table(news_model, small_bills, tmp_path):
+    args = [sys.executable, "-m", "textshift", "compare", str(news_model), str(small_bills), "--sizes", "20,40",
+            "--seeds", "1", "--epochs", "1", "--baselines", "tfidf-svm", "-q"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    full = subprocess.run(args + ["-o", str(tmp_path / "full")], env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert full.returncode == 0, full.stderr[-2000:]
+    proc = subprocess.Popen(args + ["-o", str(tmp_path / "killed")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    db = tmp_path / "killed" / "runs.sqlite"
+    deadline = time.time() + 240
+    while time.time() < deadline:
+        if db.exists():
+            try:
+                with sqlite3.connect(db) as con:
+                    if con.execute("SELECT COUNT(*) FROM runs").fetchone()[0] >= 3:
+                        break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with sqlite3.connect(db) as con:
+        partial = con.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+    total = len(pd.read_csv(tmp_path / "full" / "runs.csv"))
+    assert 3 <= partial < total
+    resumed = subprocess.run(args + ["-o", str(tmp_path / "killed")], env=env, capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    cols = ["strategy", "k", "seed", "accuracy", "macro_f1", "chosen"]
+    a = pd.read_csv(tmp_path / "full" / "runs.csv")[cols].sort_values(cols[:3]).reset_index(drop=True)
+    b = pd.read_csv(tmp_path / "killed" / "runs.csv")[cols].sort_values(cols[:3]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
