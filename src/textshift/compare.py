@@ -71,6 +71,8 @@ class CompareConfig:
         Fine-tuning settings shared by all strategies.
     save_model : bool
         Save the recommended strategy's model at the largest size (first seed) to ``recommended-model/``.
+    recommend : bool
+        Choose a recommended strategy (costs one inner run per candidate, size and seed).
     """
 
     sizes: list[int] = field(default_factory=lambda: [50, 100, 200, 500, 1000])
@@ -82,6 +84,7 @@ class CompareConfig:
     test_fraction: float = 0.3
     train: TrainConfig = field(default_factory=TrainConfig)
     save_model: bool = True
+    recommend: bool = True
 
     def __post_init__(self) -> None:
         if not self.sizes or any(k < 2 for k in self.sizes):
@@ -344,7 +347,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
         for seed in range(config.seeds):
             sample = pool.subset(sample_stratified(pool.labels, k, seed))
             # 1. Choose the recommended strategy on the sample alone (inner hold-out).
-            chosen = _choose(store, key, k, seed, sample, config, run_strategy, record)
+            chosen = _choose(store, key, k, seed, sample, config, run_strategy, record) if config.recommend else None
             # 2. Every strategy and baseline on the full sample, scored on the test rows.
             for strategy in config.strategies:
                 want_model = (config.save_model and k == largest and seed == 0 and strategy == chosen)
@@ -368,7 +371,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
                                                 encoder=encoder_cache, seed=seed)
                 scores, per_class = _scores(test_data.labels, predicted)
                 record(baseline, k, seed, scores, per_class, time.perf_counter() - started)
-            if not store.get(RECOMMENDED, k, seed, key):
+            if chosen and not store.get(RECOMMENDED, k, seed, key):
                 base = store.get(chosen, k, seed, key)
                 record(RECOMMENDED, k, seed, {"accuracy": base["accuracy"], "macro_f1": base["macro_f1"]},
                        json.loads(base["per_class"]), base["train_seconds"], chosen=chosen)
@@ -380,7 +383,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
                 & runs.k.isin(config.sizes) & (runs.seed < config.seeds)]
     summary = summarize(runs)
     recommended_rows = runs[(runs.strategy == RECOMMENDED) & (runs.k == largest)]
-    recommended = Counter(recommended_rows.chosen).most_common(1)[0][0]
+    recommended = Counter(recommended_rows.chosen).most_common(1)[0][0] if len(recommended_rows) else ""
     answer = plain_answer(summary, target_name=Path(str(target_data.fingerprint.path)).stem,
                           source_name=Path(str(source_model.meta.extra.get("path", "source"))).name)
     from textshift.shift import domain_shift
