@@ -130,3 +130,25 @@ def test_killed_compare_resumes_to_the_same_table(news_model, small_bills, tmp_p
     a = pd.read_csv(tmp_path / "full" / "runs.csv")[cols].sort_values(cols[:3]).reset_index(drop=True)
     b = pd.read_csv(tmp_path / "killed" / "runs.csv")[cols].sort_values(cols[:3]).reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
+
+
+def test_cli_compare_errors(news_model, small_bills, tmp_path, run_cli):
+    result = run_cli("compare", news_model, small_bills, "--sizes", "20,5000", "-o", tmp_path / "c")
+    assert result.exit_code == 2 and "larger than" in result.stderr
+    other = tmp_path / "other.csv"
+    pd.DataFrame({"text": ["a b", "c d", "e f", "g h"], "label": ["X", "X", "Y", "Y"]}).to_csv(other, index=False)
+    result = run_cli("compare", news_model, other, "--sizes", "2", "-o", tmp_path / "c2")
+    assert result.exit_code == 2 and "--strategies scratch,encoder" in result.stderr
+    result = run_cli("compare", tmp_path / "missing-model", small_bills, "-o", tmp_path / "c3")
+    assert result.exit_code == 2 and "not found" in result.stderr
+    result = run_cli("compare", news_model, small_bills, "--sizes", "a,b", "-o", tmp_path / "c4")
+    assert result.exit_code == 2 and "comma-separated" in result.stderr
+
+
+def test_class_with_a_single_example_is_sampled_and_trained(news_model, small_bills, tmp_path):
+    frame = pd.read_csv(small_bills)
+    rare = pd.DataFrame({"text": ["a bill on fisheries"], "label": ["Fisheries"], "split": ["train"]})
+    data = tmp_path / "rare.csv"
+    pd.concat([frame, rare]).to_csv(data, index=False)
+    result = compare(news_model, data, out_dir=tmp_path / "c", config=_config(sizes=[30], seeds=1, baselines=[]))
+    assert len(result.runs[result.runs.strategy == "finetune"]) == 1

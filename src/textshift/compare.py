@@ -2,8 +2,8 @@
 
 For each size ``k`` and seed, a stratified sample of ``k`` labelled target rows is drawn; every strategy and
 baseline is trained on exactly that sample and scored on the same test rows. The recommended strategy is
-chosen on the sample alone: each candidate is trained on 75% of it and scored on the other 25% (the test rows
-are never looked at). Every finished run is written to ``runs.sqlite`` at once, so a killed comparison resumes
+chosen on the sample alone: each candidate is scored on 25% of it after training on the other 75% (the test rows
+are never looked at; by default only the head is trained for this choice, see ``CompareConfig.selection``). Every finished run is written to ``runs.sqlite`` at once, so a killed comparison resumes
 where it stopped and gives the same table.
 
 Example
@@ -65,6 +65,10 @@ class CompareConfig:
         Strategies the recommendation chooses among (default: the trained strategies in ``strategies``).
     inner_fraction : float
         Share of each sample held out to choose the recommended strategy.
+    selection : str
+        How candidates are scored on that hold-out. ``probe`` (default): each candidate's starting model gets its
+        head trained on frozen features of the other rows (the head warm-up alone) — cheap, one forward pass per
+        candidate. ``holdout``: each candidate is fully trained on the other rows — faithful, and doubles the cost.
     test_fraction : float
         When no test data is given: share of the target held out (stratified) as test rows.
     train : TrainConfig
@@ -81,6 +85,7 @@ class CompareConfig:
     baselines: list[str] = field(default_factory=lambda: ["tfidf-svm", "frozen-lr"])
     candidates: list[str] | None = None
     inner_fraction: float = 0.25
+    selection: str = "probe"
     test_fraction: float = 0.3
     train: TrainConfig = field(default_factory=TrainConfig)
     save_model: bool = True
@@ -104,12 +109,15 @@ class CompareConfig:
         bad = [c for c in self.candidates if c not in trainable]
         if bad:
             raise ConfigError(f"candidate {bad[0]!r} is not among the trained strategies {trainable}")
+        if self.selection not in ("probe", "holdout"):
+            raise ConfigError(f"selection must be 'probe' or 'holdout'; got {self.selection!r}")
         if not 0 < self.inner_fraction < 0.5:
             raise ConfigError(f"inner_fraction must be in (0, 0.5); got {self.inner_fraction}")
 
     def run_key(self) -> str:
         """Hash of the settings that change a run's result (not sizes/seeds/strategy lists)."""
-        payload = json.dumps({"train": self.train.to_dict(), "inner": self.inner_fraction}, sort_keys=True)
+        payload = json.dumps({"train": self.train.to_dict(), "inner": self.inner_fraction,
+                              "selection": self.selection}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
@@ -317,6 +325,12 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
         if k > len(pool):
             raise DataError(f"size {k} is larger than the {len(pool)} labelled target rows available for "
                             f"sampling; expected sizes <= {len(pool)}. Pass smaller --sizes")
+    shared = set(pool.labels) & set(source_model.labels)
+    needs_shared = [s for s in config.strategies if s in ("finetune", "adapt", "zero-shot")]
+    if needs_shared and not shared:
+        raise DataError(f"the target's classes share no name with the source model's; expected at least one common "
+                        f"class for {', '.join(needs_shared)}. Use --strategies scratch,encoder to reuse only the "
+                        "encoder")
     if "joint" in config.strategies and source_data is None:
         source_data = source_training_data(source_model)
         if source_data is None:
@@ -347,7 +361,8 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
         for seed in range(config.seeds):
             sample = pool.subset(sample_stratified(pool.labels, k, seed))
             # 1. Choose the recommended strategy on the sample alone (inner hold-out).
-            chosen = _choose(store, key, k, seed, sample, config, run_strategy, record) if config.recommend else None
+            chosen = (_choose(store, key, k, seed, sample, config, run_strategy, record, source_model)
+                      if config.recommend else None)
             # 2. Every strategy and baseline on the full sample, scored on the test rows.
             for strategy in config.strategies:
                 want_model = (config.save_model and k == largest and seed == 0 and strategy == chosen)
@@ -399,8 +414,26 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     return result
 
 
+def _probe(candidate: str, fit: TextData, seed: int, config: CompareConfig, source: Classifier
+           ) -> tuple[Classifier, float]:
+    """The candidate's starting model with only its head trained on frozen features of ``fit``."""
+    from textshift.training import warm_up_head
+    from textshift.transfer import prepare_model
+
+    started = time.perf_counter()
+    # adapt and joint start from the fine-tuned source's head; their probe is finetune's.
+    strategy = "finetune" if candidate in ("adapt", "joint") else candidate
+    train = config.train
+    model = prepare_model(source, fit, TransferConfig(strategy=strategy, train=train))
+    label_ids = np.array([model.label2id[label] for label in fit.labels])
+    features = model.features(fit.texts, max_length=train.max_length)
+    warm_up_head(model, features, label_ids, epochs=max(train.warmup_epochs, 10),
+                 learning_rate=train.head_learning_rate, batch_size=train.batch_size, seed=seed)
+    return model, time.perf_counter() - started
+
+
 def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, config: CompareConfig,
-            run_strategy, record) -> str:
+            run_strategy, record, source: Classifier) -> str:
     """Pick the candidate with the best macro-F1 on an inner hold-out of the sample (cached per k, seed)."""
     done = store.get(RECOMMENDED, k, seed, key)
     if done:
@@ -414,7 +447,10 @@ def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, conf
         name = f"inner:{candidate}"
         row = store.get(name, k, seed, key)
         if row is None:
-            model, seconds = run_strategy(candidate, fit, seed)
+            if config.selection == "holdout":
+                model, seconds = run_strategy(candidate, fit, seed)
+            else:
+                model, seconds = _probe(candidate, fit, seed, config, source)
             inner_scores, per_class = _evaluate(model, held)
             record(name, k, seed, inner_scores, per_class, seconds)
             row = store.get(name, k, seed, key)

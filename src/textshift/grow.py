@@ -263,16 +263,22 @@ def save_with_memory(classifier: Classifier, folder: str | os.PathLike, memory: 
     target = Path(folder)
     prepare_output_dir(target, overwrite=overwrite)
     payload = memory.to_bytes() if memory else b""
+    # The record lives only in the saved textshift.json: a later plain save() of this classifier must not claim
+    # a memory file it does not write.
+    previous = classifier.meta.extra.pop("memory", None)
     if memory:
         counts = memory.counts()
         classifier.meta.extra["memory"] = {
             "file": MEMORY_FILE, "sha256": _sha256(payload), "rows": len(memory), "classes": len(counts),
             "per_class": per_class if per_class is not None else max(counts.values())}
-    else:
-        classifier.meta.extra.pop("memory", None)
     staging = target.parent / f".{target.name}.grow-{uuid.uuid4().hex[:8]}"
     try:
-        classifier.save(staging)
+        try:
+            classifier.save(staging)
+        finally:
+            classifier.meta.extra.pop("memory", None)
+            if previous is not None:
+                classifier.meta.extra["memory"] = previous
         if memory:
             with open(staging / MEMORY_FILE, "wb") as handle:
                 handle.write(payload)

@@ -1,0 +1,257 @@
+"""Benchmark: grow a bills classifier over 3 steps of topics and measure forgetting.
+
+The 20 topics of the embedded bills' ``train`` rows are put in a seeded random order and split into 3 steps
+(8 + 6 + 6 classes). Step 1 trains a classifier on the first 8 topics (shared by every variant of a seed); each
+variant then adds the next 6 topics, then the last 6. Every model is scored on the bills' ``test`` rows of the
+classes it knows.
+
+Variants
+--------
+naive       fine-tuning on the new classes only (no memory, no bias correction)
+memory5     rehearsal with 5 examples per class (other settings as default)
+default     the shipped defaults of ``textshift grow`` (GrowConfig())
+memory50    rehearsal with 50 examples per class
+distill     default + distillation of the old model's outputs (learning without forgetting)
+align       rehearsal (20) with weight aligning instead of class-balanced loss weights
+joint       one model trained from the backbone on all classes seen so far, at once
+
+Output: one row per (variant, step, seed) appended to the CSV as soon as it is finished, so an interrupted run
+resumes where it stopped. Columns: ``variant,step,seed,macro_f1,old_class_accuracy,forgetting,train_seconds``
+(forgetting: best earlier accuracy on the first step's classes minus the current one), then the accuracy on
+each step's classes, overall accuracy, the rows trained on and the settings of the run.
+
+Example (the full benchmark; hours on a 2-core CPU, minutes on a GPU)::
+
+    HF_HUB_OFFLINE=1 python bench/grow_bills.py --seeds 0,1,2
+
+Reduced run (1 seed, capped rows)::
+
+    HF_HUB_OFFLINE=1 python bench/grow_bills.py --seeds 0 --variants naive,default,distill,joint \\
+        --epochs 2 --max-per-class 40 --test-per-class 30 --max-length 64 --joint-steps 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from textshift.data import TextData, read_labeled
+from textshift.grow import GrowConfig, Memory, grow, read_memory, save_with_memory, score_steps
+from textshift.model import DEFAULT_BACKBONE, Classifier
+from textshift.training import TrainConfig, train_classifier
+
+STEP_SIZES = (8, 6, 6)
+COLUMNS = ["variant", "step", "seed", "macro_f1", "old_class_accuracy", "forgetting", "train_seconds",
+           "acc_step1", "acc_step2", "acc_step3", "accuracy", "train_rows", "epochs", "max_per_class",
+           "test_per_class", "max_length", "backbone"]
+SETTINGS = ("epochs", "max_per_class", "test_per_class", "max_length", "backbone")
+VARIANTS = {
+    "naive": dict(memory_per_class=0, bias_correction="none"),
+    "memory5": dict(memory_per_class=5),
+    "default": dict(),
+    "memory50": dict(memory_per_class=50),
+    "distill": dict(distill=True),
+    "align": dict(bias_correction="align"),
+    "joint": None,
+}
+
+log = logging.getLogger("grow_bills")
+
+
+def topic_steps(classes: list[str], seed: int) -> list[list[str]]:
+    order = [classes[i] for i in np.random.default_rng(seed).permutation(len(classes))]
+    bounds = np.cumsum((0,) + STEP_SIZES)
+    return [sorted(order[bounds[i]:bounds[i + 1]]) for i in range(len(STEP_SIZES))]
+
+
+def cap(frame: pd.DataFrame, per_class: int | None, seed: int) -> pd.DataFrame:
+    if per_class is None:
+        return frame
+    parts = [group.sample(min(len(group), per_class), random_state=seed) for _, group in frame.groupby("label")]
+    return pd.concat(parts).sort_index()
+
+
+def as_data(frame: pd.DataFrame, name: str) -> TextData:
+    return TextData.from_lists(frame.text.tolist(), frame.label.tolist(), name=name)
+
+
+def load_done(path: Path) -> pd.DataFrame:
+    if not path.exists() or path.stat().st_size == 0:
+        return pd.DataFrame(columns=COLUMNS)
+    return pd.read_csv(path, dtype={"max_per_class": "Int64", "test_per_class": "Int64", "epochs": "Int64"})
+
+
+def append_row(path: Path, row: dict) -> None:
+    new = not path.exists() or path.stat().st_size == 0
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        if new:
+            writer.writeheader()
+        writer.writerow({k: row.get(k, "") for k in COLUMNS})
+        handle.flush()
+
+
+class Runner:
+    def __init__(self, args: argparse.Namespace):
+        self.args = args
+        self.output = Path(args.output)
+        key = f"e{args.epochs}-c{args.max_per_class}-l{args.max_length}-{Path(args.backbone).name}"
+        self.work = Path(args.work_dir) / key
+        self.train_frame = read_labeled("embedded:bills-train").frame
+        self.test_frame = read_labeled("embedded:bills-test").frame
+        self.classes = sorted(self.train_frame.label.unique())
+        self.settings = {"epochs": args.epochs, "max_per_class": args.max_per_class,
+                         "test_per_class": args.test_per_class, "max_length": args.max_length,
+                         "backbone": args.backbone}
+
+    # ------------------------------------------------------------------ bookkeeping
+    def _matches(self, done: pd.DataFrame) -> pd.DataFrame:
+        keep = np.ones(len(done), dtype=bool)
+        for key in SETTINGS:
+            value = self.settings[key]
+            column = done[key]
+            keep &= column.isna().to_numpy() if value is None else (column.astype(str) == str(value)).to_numpy()
+        return done[keep]
+
+    def finished(self, variant: str, step: int, seed: int) -> dict | None:
+        done = self._matches(load_done(self.output))
+        hit = done[(done.variant == variant) & (done.step == step) & (done.seed == seed)]
+        return hit.iloc[-1].to_dict() if len(hit) else None
+
+    def record(self, variant: str, step: int, seed: int, scores, seconds: float, train_rows: int) -> dict:
+        first = [scores.step_accuracy.get(1)]
+        for earlier in range(1, step):
+            row = self.finished(variant, earlier, seed)
+            if row is not None:
+                first.append(row["acc_step1"])
+        earlier = [v for v in first[1:] if v is not None and not pd.isna(v)]
+        best = max(earlier) if earlier else scores.step_accuracy[1]
+        row = {"variant": variant, "step": step, "seed": seed, "macro_f1": round(scores.macro_f1, 4),
+               "old_class_accuracy": "" if scores.old_class_accuracy is None else round(scores.old_class_accuracy, 4),
+               "forgetting": round(best - scores.step_accuracy[1], 4), "train_seconds": round(seconds, 1),
+               "accuracy": round(scores.accuracy, 4), "train_rows": train_rows, **self.settings}
+        for j, value in scores.step_accuracy.items():
+            row[f"acc_step{j}"] = round(value, 4)
+        append_row(self.output, row)
+        print(f"{variant:9s} step {step} seed {seed}: macro-F1 {row['macro_f1']:.4f}, old-class accuracy "
+              f"{row['old_class_accuracy']}, forgetting {row['forgetting']:+.4f}, {seconds:.0f}s", flush=True)
+        return row
+
+    # ------------------------------------------------------------------ data
+    def split(self, seed: int):
+        steps = topic_steps(self.classes, seed)
+        train = cap(self.train_frame, self.args.max_per_class, seed)
+        test = cap(self.test_frame, self.args.test_per_class, seed)
+        step_data = [train[train.label.isin(s)] for s in steps]
+        return steps, step_data, as_data(test, "bills-test")
+
+    def train_config(self, seed: int) -> TrainConfig:
+        return TrainConfig(epochs=self.args.epochs, max_length=self.args.max_length, seed=seed, val_fraction=0.0)
+
+    # ------------------------------------------------------------------ runs
+    def step_one(self, seed: int, steps, step_data, test: TextData) -> Classifier:
+        folder = self.work / f"seed{seed}" / "step1"
+        if folder.exists():
+            classifier = Classifier.load(folder)
+        else:
+            started = time.perf_counter()
+            classifier, _ = train_classifier(as_data(step_data[0], "bills-train step 1"), backbone=self.args.backbone,
+                                             config=self.train_config(seed))
+            classifier.meta.class_history = [{"step": 1, "added": steps[0]}]
+            seconds = time.perf_counter() - started
+            save_with_memory(classifier, folder, None, overwrite=True)
+            (folder / "seconds.txt").write_text(f"{seconds:.1f}\n")
+        seconds = float((folder / "seconds.txt").read_text())
+        scores = None
+        for variant in self.args.variants:
+            if self.finished(variant, 1, seed) is None:
+                scores = scores or score_steps(classifier, test, steps[:1])
+                self.record(variant, 1, seed, scores, seconds, len(step_data[0]))
+        return classifier
+
+    def run_variant(self, variant: str, seed: int, first: Classifier, steps, step_data, test: TextData) -> None:
+        settings = VARIANTS[variant]
+        base = self.work / f"seed{seed}" / variant
+        for step in range(2, len(steps) + 1):
+            if self.finished(variant, step, seed) is not None:
+                continue
+            if settings is None:
+                if step not in self.args.joint_steps:
+                    continue
+                started = time.perf_counter()
+                seen = pd.concat(step_data[:step])
+                joint, _ = train_classifier(as_data(seen, f"bills-train steps 1-{step}"),
+                                            backbone=self.args.backbone, config=self.train_config(seed))
+                self.record(variant, step, seed, score_steps(joint, test, steps[:step]),
+                            time.perf_counter() - started, len(seen))
+                continue
+            config = GrowConfig(**settings, seed=seed, train=self.train_config(seed))
+            if step == 2:
+                classifier = first
+                memory = Memory.sample(step_data[0].text.tolist(), step_data[0].label.tolist(),
+                                       per_class=config.memory_per_class, seed=seed) \
+                    if config.memory_per_class else None
+            else:
+                previous = base / f"step{step - 1}"
+                if not previous.exists():
+                    raise SystemExit(f"{previous} is missing; delete the CSV rows of {variant} seed {seed} to rerun")
+                classifier, memory = Classifier.load(previous), read_memory(previous)
+            new = as_data(step_data[step - 1], f"bills-train step {step}")
+            result = grow(classifier, new, memory=memory, config=config)
+            self.record(variant, step, seed, score_steps(result.classifier, test, steps[:step]), result.seconds,
+                        len(new) + result.rehearsal_rows)
+            if step < len(steps):
+                save_with_memory(result.classifier, base / f"step{step}", result.memory, overwrite=True,
+                                 per_class=config.memory_per_class)
+            else:
+                shutil.rmtree(base, ignore_errors=True)
+
+    def run(self) -> None:
+        for seed in self.args.seeds:
+            steps, step_data, test = self.split(seed)
+            print(f"seed {seed}: steps {[len(s) for s in steps]} classes, train rows "
+                  f"{[len(d) for d in step_data]}, test rows {len(test)}", flush=True)
+            first = self.step_one(seed, steps, step_data, test)
+            for variant in self.args.variants:
+                self.run_variant(variant, seed, first, steps, step_data, test)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", default="0,1,2", type=lambda s: [int(x) for x in s.split(",")])
+    parser.add_argument("--variants", default="naive,memory5,default,memory50,distill,joint",
+                        type=lambda s: s.split(","))
+    parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs [default: auto]")
+    parser.add_argument("--max-per-class", type=int, default=None, help="cap on training rows per class")
+    parser.add_argument("--test-per-class", type=int, default=None, help="cap on test rows per class")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--joint-steps", default="2,3", type=lambda s: [int(x) for x in s.split(",")],
+                        help="steps at which the joint model is trained")
+    parser.add_argument("--backbone", default=DEFAULT_BACKBONE)
+    parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "grow_bills.csv"))
+    parser.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "textshift-grow-bills"),
+                        help="where step-1 and intermediate models are kept so a run can resume")
+    args = parser.parse_args(argv)
+    unknown = sorted(set(args.variants) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variants {unknown}; expected some of {', '.join(VARIANTS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    Runner(parse_args(argv)).run()
+
+
+if __name__ == "__main__":
+    main()

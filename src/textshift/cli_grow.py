@@ -1,0 +1,113 @@
+"""``textshift grow``: add new classes to a trained model without forgetting the old ones.
+
+Registered on :data:`textshift.cli.app` when :mod:`textshift.cli` is imported; the work is done by
+:func:`textshift.grow.grow_folder`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _print_json, _progress_enabled,
+                           _train_config, app, console, err_console)
+from textshift.grow import DEFAULT_MEMORY_PER_CLASS
+
+
+@app.command()
+def grow(
+    model: Annotated[Path, typer.Argument(help="Model folder saved by textshift (or any HF classification folder).")],
+    new_data: Annotated[str, typer.Argument(help="Labelled examples of the new classes (file or embedded:NAME); "
+                                                 "rows of known classes are trained on too.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to save the grown model in.")],
+    memory_per_class: Annotated[int, typer.Option(help="Examples per class kept in the rehearsal memory.")
+                                ] = DEFAULT_MEMORY_PER_CLASS,
+    distill: Annotated[bool, typer.Option("--distill/--no-distill",
+                                          help="Distil the old model's outputs on the old classes (learning "
+                                               "without forgetting).")] = False,
+    distill_weight: Annotated[float, typer.Option(help="Weight of the distillation loss.")] = 1.0,
+    bias_correction: Annotated[str, typer.Option(help="balanced (class-balanced loss), align (rescale new head "
+                                                      "rows) or none.")] = "balanced",
+    old_data: Annotated[str | None, typer.Option("--old-data", help="Old training data: rehearsal examples when the "
+                                                 "model has no memory, and the old half of --compare-joint.")] = None,
+    rebuild_memory: Annotated[bool, typer.Option("--rebuild-memory", help="Ignore the stored memory and sample a "
+                                                 "new one from --old-data.")] = False,
+    eval_data: Annotated[str | None, typer.Option("--eval-data", help="Labelled test data: report accuracy per "
+                                                  "step's classes, forgetting and macro-F1.")] = None,
+    compare_joint: Annotated[bool, typer.Option("--compare-joint", help="Also train one model on --old-data and "
+                                                "NEW_DATA at once and report the same numbers.")] = False,
+    text_column: TextColumn = None,
+    label_column: LabelColumn = None,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: auto, ~400 steps].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 32].")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate [default: 1e-4].")] = None,
+    warmup_epochs: Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen [default: 10].")
+                             ] = None,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per text [default: 128].")] = None,
+    seed: Seed = 42,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Add the new classes of NEW_DATA to a trained model, rehearsing a memory of the old ones.
+
+    Example: textshift grow bills-model new_topics.csv -o bills-model-v2 --eval-data embedded:bills-test
+    """
+    from textshift.data import read_labeled
+    from textshift.grow import GrowConfig, grow_folder
+
+    config = GrowConfig(memory_per_class=memory_per_class, distill=distill, distill_weight=distill_weight,
+                        bias_correction=bias_correction, seed=seed,
+                        train=_train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                                            warmup_epochs=warmup_epochs, max_length=max_length, seed=seed))
+
+    def load(path: str | None):
+        return read_labeled(path, text_column=text_column, label_column=label_column) if path else None
+
+    new, old, evaluation = load(new_data), load(old_data), load(eval_data)
+    if not quiet:
+        err_console.print(f"growing {model} with {len(new):,} rows of {new_data}")
+    report = grow_folder(model, new, output, config=config, old_data=old, rebuild_memory=rebuild_memory,
+                         eval_data=evaluation, compare_joint=compare_joint, overwrite=overwrite,
+                         progress=_progress_enabled(quiet))
+    for warning in report.warnings:
+        style = "bold red" if "forget" in warning else "yellow"
+        err_console.print(f"[{style}]warning:[/] {warning}", highlight=False)
+    if quiet:
+        _print_json(report.summary())
+        return
+    console.print(f"saved [bold]{report.output}[/] (step {report.step}: +{len(report.added)} classes "
+                  f"{', '.join(report.added)}; {report.rows:,} new rows + {report.rehearsal_rows:,} rehearsed) "
+                  f"in {report.seconds:.0f}s")
+    if report.scores:
+        _print_matrix(report, eval_data)
+    elif not quiet:
+        console.print("pass --eval-data TEST_DATA to see accuracy per step, forgetting and macro-F1")
+
+
+def _print_matrix(report, eval_data: str) -> None:
+    from textshift.grow import forgetting
+
+    width = report.step
+    table = Table(title=f"accuracy on each step's classes ({eval_data})")
+    table.add_column("model")
+    for j in range(1, width + 1):
+        table.add_column(f"step {j} classes", justify="right")
+    table.add_column("macro-F1", justify="right")
+
+    def cells(scores) -> list[str]:
+        return [("" if scores.step_accuracy.get(j) is None else f"{scores.step_accuracy[j]:.3f}")
+                for j in range(1, width + 1)] + [f"{scores.macro_f1:.3f}"]
+
+    for scores in report.scores:
+        table.add_row(f"after step {scores.step}", *cells(scores))
+    lost = forgetting(report.scores)
+    table.add_row("forgetting", *[(f"{lost[j]:+.3f}" if j in lost else "") for j in range(1, width + 1)], "")
+    if report.joint is not None:
+        table.add_row("joint (all data at once)", *cells(report.joint))
+    console.print(table)
+    if report.joint is not None:
+        gap = report.scores[-1].macro_f1 - report.joint.macro_f1
+        console.print(f"grown minus joint macro-F1: [bold]{gap:+.3f}[/]")

