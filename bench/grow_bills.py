@@ -7,12 +7,13 @@ classes it knows.
 
 Variants
 --------
-naive       fine-tuning on the new classes only (no memory, no bias correction)
-memory5     rehearsal with 5 examples per class (other settings as default)
-default     the shipped defaults of ``textshift grow`` (GrowConfig())
-memory50    rehearsal with 50 examples per class
-distill     default + distillation of the old model's outputs (learning without forgetting)
-align       rehearsal (20) with weight aligning instead of class-balanced loss weights
+naive       fine-tuning on the new classes only (no memory, no distillation, no bias correction)
+memory5     rehearsal with 5 examples per class and the class-balanced loss, no distillation
+memory20    the same with 20 per class
+memory50    the same with 50 per class
+default     the shipped defaults of ``textshift grow`` (GrowConfig(): rehearsal with 20 per class, class-balanced
+            loss, distillation of the old model's outputs)
+align       the defaults with weight aligning instead of the class-balanced loss
 joint       one model trained from the backbone on all classes seen so far, at once
 
 Output: one row per (variant, step, seed) appended to the CSV as soon as it is finished, so an interrupted run
@@ -24,9 +25,13 @@ Example (the full benchmark; hours on a 2-core CPU, minutes on a GPU)::
 
     HF_HUB_OFFLINE=1 python bench/grow_bills.py --seeds 0,1,2
 
+Print the results as a markdown table (mean over seeds)::
+
+    python bench/grow_bills.py --summary
+
 Reduced run (1 seed, capped rows)::
 
-    HF_HUB_OFFLINE=1 python bench/grow_bills.py --seeds 0 --variants naive,default,distill,joint \\
+    HF_HUB_OFFLINE=1 python bench/grow_bills.py --seeds 0 --variants naive,memory20,joint,default \\
         --epochs 2 --max-per-class 40 --test-per-class 30 --max-length 64 --joint-steps 3
 """
 
@@ -55,11 +60,11 @@ COLUMNS = ["variant", "step", "seed", "macro_f1", "old_class_accuracy", "forgett
            "test_per_class", "max_length", "backbone"]
 SETTINGS = ("epochs", "max_per_class", "test_per_class", "max_length", "backbone")
 VARIANTS = {
-    "naive": dict(memory_per_class=0, bias_correction="none"),
-    "memory5": dict(memory_per_class=5),
+    "naive": dict(memory_per_class=0, distill=False, bias_correction="none"),
+    "memory5": dict(memory_per_class=5, distill=False),
+    "memory20": dict(memory_per_class=20, distill=False),
+    "memory50": dict(memory_per_class=50, distill=False),
     "default": dict(),
-    "memory50": dict(memory_per_class=50),
-    "distill": dict(distill=True),
     "align": dict(bias_correction="align"),
     "joint": None,
 }
@@ -226,10 +231,31 @@ class Runner:
                 self.run_variant(variant, seed, first, steps, step_data, test)
 
 
+def summary_table(path: Path) -> str:
+    """Markdown table of the CSV: mean over seeds per (variant, step) and settings."""
+    done = load_done(path)
+    if done.empty:
+        return "(no results yet)"
+    keys = ["variant", "step", *SETTINGS[:-1]]
+    table = (done.fillna({"max_per_class": -1, "test_per_class": -1, "epochs": -1})
+             .groupby(keys, sort=False)
+             .agg(seeds=("seed", "nunique"), macro_f1=("macro_f1", "mean"),
+                  old_class_accuracy=("old_class_accuracy", "mean"), forgetting=("forgetting", "mean"),
+                  train_seconds=("train_seconds", "mean"))
+             .reset_index())
+    lines = ["| variant | step | seeds | macro-F1 | old-class accuracy | forgetting (step-1 classes) | train s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
+    for row in table.itertuples(index=False):
+        old = "" if pd.isna(row.old_class_accuracy) else f"{row.old_class_accuracy:.3f}"
+        lines.append(f"| {row.variant} | {row.step} | {row.seeds} | {row.macro_f1:.3f} | {old} | "
+                     f"{row.forgetting:+.3f} | {row.train_seconds:.0f} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0,1,2", type=lambda s: [int(x) for x in s.split(",")])
-    parser.add_argument("--variants", default="naive,memory5,default,memory50,distill,joint",
+    parser.add_argument("--variants", default="naive,memory5,memory20,memory50,default,joint",
                         type=lambda s: s.split(","))
     parser.add_argument("--epochs", type=int, default=None, help="fine-tuning epochs [default: auto]")
     parser.add_argument("--max-per-class", type=int, default=None, help="cap on training rows per class")
@@ -239,6 +265,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="steps at which the joint model is trained")
     parser.add_argument("--backbone", default=DEFAULT_BACKBONE)
     parser.add_argument("--output", default=str(Path(__file__).parent / "results" / "grow_bills.csv"))
+    parser.add_argument("--summary", action="store_true", help="print the results as a markdown table and exit")
     parser.add_argument("--work-dir", default=str(Path(tempfile.gettempdir()) / "textshift-grow-bills"),
                         help="where step-1 and intermediate models are kept so a run can resume")
     args = parser.parse_args(argv)
@@ -250,7 +277,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
-    Runner(parse_args(argv)).run()
+    args = parse_args(argv)
+    if args.summary:
+        print(summary_table(Path(args.output)))
+        return
+    Runner(args).run()
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def trained(tiny_backbone, small_news, tmp_path_factory):
 
 def test_train_writes_a_standard_model_folder(trained, small_news):
     files = {p.name for p in trained.iterdir()}
-    assert {"config.json", "model.safetensors", "textshift.json", "tokenizer.json"} <= files
+    assert {"config.json", "model.safetensors", "textshift.json", "tokenizer.json", "memory.jsonl"} <= files
     meta = json.loads((trained / "textshift.json").read_text())
     assert meta["labels"] == sorted(set(pd.read_csv(small_news).label))
     assert meta["training_data"][0]["rows"] == 240 and len(meta["training_data"][0]["sha256"]) == 64

@@ -30,9 +30,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 # Shared typed options ---------------------------------------------------------------------------------------
-TextColumn = Annotated[str | None, typer.Option("--text-column", help="Column holding the texts [default: text].")]
+TextColumn = Annotated[str | None, typer.Option("--text-column", help="Column holding the texts \\[default: text].")]
 LabelColumn = Annotated[str | None, typer.Option("--label-column",
-                                                 help="Column holding the labels [default: label].")]
+                                                 help="Column holding the labels \\[default: label].")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the essential result (pipeable JSON).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed (sampling, initialisation, shuffling).")]
@@ -62,17 +62,19 @@ def train(
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     val_data: Annotated[str | None, typer.Option("--val-data", help="Validation data for model selection "
-                                                                    "[default: a stratified 10% of DATA].")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: auto, ~400 steps].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 32].")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate [default: 1e-4].")] = None,
-    warmup_epochs: Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen [default: 10].")
+                                                                    "\\[default: a stratified 10% of DATA].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto, ~400 steps].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size \\[default: 32].")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate \\[default: 1e-4].")] = None,
+    warmup_epochs: Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen \\[default: 10].")
                              ] = None,
-    layer_lr_decay: Annotated[float | None, typer.Option(help="Layer-wise LR decay in (0,1] [default: 1, off].")
+    layer_lr_decay: Annotated[float | None, typer.Option(help="Layer-wise LR decay in (0,1] \\[default: 1, off].")
                               ] = None,
     gradual_unfreeze: Annotated[bool, typer.Option(help="Unfreeze encoder layers one per epoch, top first.")
                                 ] = False,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per text [default: 128].")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per text \\[default: 128].")] = None,
+    memory_per_class: Annotated[int, typer.Option(help="Examples per class kept in the model folder as rehearsal "
+                                                       "memory for `textshift grow` (0: none).")] = 20,
     seed: Seed = 42,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -98,7 +100,13 @@ def train(
                                           progress=_progress_enabled(quiet))
     for warning in classifier.meta.extra.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {warning}")
-    classifier.save(output, overwrite=overwrite)
+    if memory_per_class > 0:
+        from textshift.grow import Memory, save_with_memory
+
+        memory = Memory.sample(dataset.texts, dataset.labels, per_class=memory_per_class, seed=seed)
+        save_with_memory(classifier, output, memory, overwrite=overwrite, per_class=memory_per_class)
+    else:
+        classifier.save(output, overwrite=overwrite)
     summary = {"model": str(output), "rows": result.train_rows, "val_rows": result.val_rows,
                "seconds": result.seconds, **result.val_metrics}
     if quiet:
@@ -157,7 +165,7 @@ def evaluate(
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     confusion: Annotated[Path | None, typer.Option("--confusion", help="Write the confusion matrix PNG here "
-                                                   "[default: confusion.png beside the model].")] = None,
+                                                   "\\[default: confusion.png beside the model].")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Score a model on labelled data: accuracy, macro-F1, per-class table, confusion-matrix PNG.

@@ -27,7 +27,7 @@ def grow(
                                 ] = DEFAULT_MEMORY_PER_CLASS,
     distill: Annotated[bool, typer.Option("--distill/--no-distill",
                                           help="Distil the old model's outputs on the old classes (learning "
-                                               "without forgetting).")] = False,
+                                               "without forgetting).")] = True,
     distill_weight: Annotated[float, typer.Option(help="Weight of the distillation loss.")] = 1.0,
     bias_correction: Annotated[str, typer.Option(help="balanced (class-balanced loss), align (rescale new head "
                                                       "rows) or none.")] = "balanced",
@@ -41,12 +41,12 @@ def grow(
                                                 "NEW_DATA at once and report the same numbers.")] = False,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
-    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: auto, ~400 steps].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size [default: 32].")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate [default: 1e-4].")] = None,
-    warmup_epochs: Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen [default: 10].")
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto, ~400 steps].")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Batch size \\[default: 32].")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate \\[default: 1e-4].")] = None,
+    warmup_epochs: Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen \\[default: 10].")
                              ] = None,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per text [default: 128].")] = None,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per text \\[default: 128].")] = None,
     seed: Seed = 42,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -83,7 +83,7 @@ def grow(
                   f"in {report.seconds:.0f}s")
     if report.scores:
         _print_matrix(report, eval_data)
-    elif not quiet:
+    else:
         console.print("pass --eval-data TEST_DATA to see accuracy per step, forgetting and macro-F1")
 
 

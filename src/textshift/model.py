@@ -347,11 +347,14 @@ class Classifier:
         return out if out is not None else np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
 
     # ------------------------------------------------------------------ saving
-    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False,
+             extra_files: dict[str, bytes] | None = None) -> Path:
         """Save atomically: write a sibling temporary folder, then swap it into place.
 
         An existing textshift model folder is replaced; any other existing non-empty folder is refused unless
-        ``overwrite``. If the process dies midway, the previous folder is left intact.
+        ``overwrite``. If the process dies midway, the previous folder is left intact. ``extra_files`` (name →
+        bytes) are written into the folder in the same swap; metadata entries of ``meta.extra`` that name a
+        ``file`` not written this time are left out of ``textshift.json``.
         """
         target = Path(path)
         prepare_output_dir(target, overwrite=overwrite)
@@ -363,7 +366,13 @@ class Classifier:
                 self.model.save_pretrained(tmp, safe_serialization=True)
                 self.tokenizer.save_pretrained(tmp)
             self.meta.labels = self.labels
-            (tmp / META_FILE).write_text(json.dumps(asdict(self.meta), indent=2, default=str) + "\n")
+            extra_files = extra_files or {}
+            for name, payload in extra_files.items():
+                (tmp / name).write_bytes(payload)
+            meta = asdict(self.meta)
+            meta["extra"] = {key: value for key, value in meta["extra"].items()
+                             if not (isinstance(value, dict) and "file" in value and value["file"] not in extra_files)}
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
             _fsync_tree(tmp)
             if target.exists():
                 backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
