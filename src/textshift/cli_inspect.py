@@ -114,6 +114,13 @@ def review(
     export_dir: Annotated[Path | None, typer.Option("--export-dir", help="Folder the page's Export button "
                                                                          "writes into \\[default: the data's "
                                                                          "folder].")] = None,
+    before_after: Annotated[bool, typer.Option("--before-after", help="With --export: train a quick classifier "
+                                                                      "(logistic regression on embeddings) on the "
+                                                                      "data before and after review and score both "
+                                                                      "on the same test rows.")] = False,
+    compare_on: Annotated[str | None, typer.Option("--compare-on", help="Test data for --before-after "
+                                                                        "\\[default: the rows whose split is "
+                                                                        "'test'].")] = None,
     backbone: Backbone = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
@@ -128,7 +135,7 @@ def review(
 
     The first run scores the data (or reads --report); later runs reopen the edit log with all its edits.
 
-    Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv
+    Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv --before-after
     """
     from textshift.review import ReviewStore, default_store_path, export_cleaned, load_data, start_review
 
@@ -140,12 +147,28 @@ def review(
                             f"`textshift review {data}` first (or pass --store)")
         with ReviewStore.open(path, data=dataset) as review_store:
             summary = export_cleaned(dataset, review_store, export, overwrite=overwrite)
+            scores = None
+            if before_after:
+                from textshift.review.retrain import before_after as score_before_after
+
+                test = load_data(compare_on, text_column=text_column, label_column=label_column) if compare_on \
+                    else None
+                scores = score_before_after(dataset, review_store, test=test, model=model, backbone=backbone,
+                                            seed=seed)
         if quiet:
-            _print_json(summary.to_dict())
-        else:
-            console.print(f"wrote {summary.rows:,} rows to [bold]{summary.output}[/] ({summary.relabeled} relabeled, "
-                          f"{summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
-                          f"{summary.changes}")
+            _print_json(summary.to_dict() | ({"before_after": scores.to_dict(orient="records")}
+                                             if scores is not None else {}))
+            return
+        console.print(f"wrote {summary.rows:,} rows to [bold]{summary.output}[/] ({summary.relabeled} relabeled, "
+                      f"{summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
+                      f"{summary.changes}")
+        if scores is not None:
+            table = Table(title="quick classifier before and after review, same test rows")
+            for column in scores.columns:
+                table.add_column(column, justify="left" if column == "training" else "right")
+            for row in scores.itertuples(index=False):
+                table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+            console.print(table)
         return
     on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{message}…[/]"))
     server = start_review(dataset, store=store, model=model, report=report, host=host, port=port,

@@ -399,7 +399,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     summary = summarize(runs)
     recommended_rows = runs[(runs.strategy == RECOMMENDED) & (runs.k == largest)]
     recommended = Counter(recommended_rows.chosen).most_common(1)[0][0] if len(recommended_rows) else ""
-    answer = plain_answer(summary, target_name=Path(str(target_data.fingerprint.path)).stem,
+    answer = plain_answer(summary, target_name=Path(str(target_data.fingerprint.path)).stem.removeprefix("embedded:"),
                           source_name=Path(str(source_model.meta.extra.get("path", "source"))).name)
     from textshift.shift import domain_shift
 

@@ -56,6 +56,7 @@ logger = logging.getLogger(__name__)
 SCORERS = ("ensemble", "logistic", "fine-tune")
 REPORT_FILES = ("items.csv", "pairs.csv", "confusion.csv", "most_confused.csv", "summary.json")
 ISSUE_TYPES = ("label_error", "misclassified", "unsure", "duplicate", "conflict", "leak")
+MAX_BLOCK = 1 << 26  # similarities computed at once in the neighbour search (float32: 256 MB)
 
 
 @dataclass
@@ -250,7 +251,8 @@ def nearest_neighbors(embeddings: np.ndarray, *, k: int = 10, chunk_size: int = 
     k : int
         Neighbours per row (capped at n - 1).
     chunk_size : int
-        Rows compared with all others at once; peak extra memory is about ``chunk_size * n * 4`` bytes.
+        Rows compared with all others at once, lowered so that one block of similarities stays under
+        ``MAX_BLOCK`` values (256 MB): peak extra memory is about ``min(chunk_size, MAX_BLOCK / n) * n * 4`` bytes.
 
     Returns
     -------
@@ -264,6 +266,7 @@ def nearest_neighbors(embeddings: np.ndarray, *, k: int = 10, chunk_size: int = 
         return np.zeros((n, 0), dtype=np.int64), np.zeros((n, 0), dtype=np.float32)
     indices = np.zeros((n, k), dtype=np.int64)
     sims = np.zeros((n, k), dtype=np.float32)
+    chunk_size = max(1, min(chunk_size, MAX_BLOCK // n))
     for start in range(0, n, chunk_size):
         stop = min(n, start + chunk_size)
         block = vectors[start:stop] @ vectors.T

@@ -35,6 +35,7 @@ def learning_curves_png(summary: pd.DataFrame, *, title: str = "Learning curves"
 
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, ax = plt.subplots(figsize=(8, 5))
     for strategy, group in summary.groupby("strategy"):
@@ -46,6 +47,7 @@ def learning_curves_png(summary: pd.DataFrame, *, title: str = "Learning curves"
     ax.set_xscale("log")
     ks = sorted(summary.k.unique())
     ax.set_xticks(ks, [str(k) for k in ks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     ax.set_xlabel("labelled target rows (k)")
     ax.set_ylabel("macro-F1 on test rows")
     ax.set_title(title)
@@ -100,7 +102,7 @@ def write_compare_report(result, config) -> Path:
              "<h1>Is pretraining on the source helping?</h1>",
              f"<p class='answer'>{html.escape(result.answer)}</p>",
              f"<p>Recommended strategy: <b>{html.escape(result.recommended)}</b> (chosen on the labelled target rows "
-             "alone by an inner hold-out; test rows were never used to choose)."
+             "alone on an inner hold-out of them; test rows were never used to choose)."
              + (f" Saved model: <code>{html.escape(str(result.model_dir))}</code>." if result.model_dir else "")
              + "</p>",
              "<h2>Learning curves</h2>",

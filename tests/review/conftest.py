@@ -98,12 +98,12 @@ class ServerProcess:
         self.process = subprocess.Popen(
             [sys.executable, "-m", "textshift", "review", str(self.data), "--port", str(self.port), "--label-column",
              "topic", *self.extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-        deadline = time.monotonic() + timeout
-        line = self.process.stdout.readline()  # the URL, printed once the socket listens
+        line = self.process.stdout.readline()  # the URL, printed once the socket listens (imports are slow)
         if not line.startswith("http"):
             self.process.kill()
             raise AssertionError(f"no URL printed: {line!r} {self.process.stderr.read()[-2000:]}")
         self.url = line.strip()
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
                 urllib.request.urlopen(f"http://127.0.0.1:{self.port}/static/style.css", timeout=2).close()
@@ -130,9 +130,9 @@ def server_process():
     started: list[ServerProcess] = []
 
     def start(data: Path, *extra: str, port: int | None = None) -> ServerProcess:
-        server = ServerProcess(data, *extra, port=port).start()
-        started.append(server)
-        return server
+        server = ServerProcess(data, *extra, port=port)
+        started.append(server)  # killed at teardown even when starting fails
+        return server.start()
 
     yield start
     for server in started:

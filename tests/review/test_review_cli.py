@@ -33,6 +33,24 @@ def test_export_from_the_command_line(run_cli, review_csv, tmp_path):
     assert onto.exit_code == 2 and "never modifies the original" in onto.stderr
 
 
+def test_before_after_scores_on_the_same_test_rows(run_cli, review_csv, tiny_backbone, tmp_path):
+    _, store = make_store(review_csv)
+    store.apply(1, "relabel", label="Health")
+    store.apply(2, "delete")
+    store.apply(35, "relabel", label="Defense")  # a test row: scored with its reviewed label, never trained on
+    store.close()
+    result = run_cli("review", review_csv, "--label-column", "topic", "--export", tmp_path / "c.csv",
+                     "--before-after", "--backbone", tiny_backbone, "-q")
+    assert result.exit_code == 0, result
+    scores = json.loads(result.stdout)["before_after"]
+    assert [s["training"] for s in scores] == ["before", "after"]
+    assert [s["train_rows"] for s in scores] == [30, 29] and {s["test_rows"] for s in scores} == {10}
+    assert all(0 <= s["macro_f1"] <= 1 for s in scores)
+    table = run_cli("review", review_csv, "--label-column", "topic", "--export", tmp_path / "c.csv", "--overwrite",
+                    "--before-after", "--backbone", tiny_backbone)
+    assert table.exit_code == 0 and "before and after review" in table.stdout
+
+
 def test_export_needs_an_edit_log(run_cli, review_csv, tmp_path):
     result = run_cli("review", review_csv, "--label-column", "topic", "--export", tmp_path / "x.csv")
     assert result.exit_code == 2 and "no edit log" in result.stderr

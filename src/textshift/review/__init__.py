@@ -3,7 +3,8 @@
 :func:`start_review` scores the data (or reuses a saved inspect report / an existing edit log), starts the
 local web app and returns a :class:`~textshift.review.server.ReviewServer` with its URL — from a notebook cell
 too. Decisions are appended to an SQLite edit log beside the data (:class:`~textshift.review.store.ReviewStore`);
-:func:`~textshift.review.export.export_cleaned` writes the cleaned copy and a CSV of changes.
+:func:`~textshift.review.export.export_cleaned` writes the cleaned copy and a CSV of changes, and
+:func:`~textshift.review.retrain.before_after` scores a quick classifier trained before and after review.
 
 Example
 -------
@@ -23,11 +24,12 @@ from pathlib import Path
 from textshift.data import EMBEDDED_PREFIX, TextData, read_labeled
 from textshift.errors import DataError
 from textshift.review.export import ExportSummary, export_cleaned, source_columns
+from textshift.review.retrain import before_after
 from textshift.review.server import ReviewServer, create_app, is_loopback, new_token
 from textshift.review.store import EditLogMismatchError, ReviewStore, default_store_path
 
-__all__ = ["EditLogMismatchError", "ExportSummary", "ReviewServer", "ReviewStore", "default_store_path",
-           "export_cleaned", "load_data", "open_store", "start_review"]
+__all__ = ["EditLogMismatchError", "ExportSummary", "ReviewServer", "ReviewStore", "before_after",
+           "default_store_path", "export_cleaned", "load_data", "open_store", "start_review"]
 
 
 def load_data(data: str | os.PathLike | TextData, *, text_column: str | None = None,
