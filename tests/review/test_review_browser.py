@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SCRIPT_TEXT, fake_items, make_store
+from review_helpers import SCRIPT_TEXT, fake_items, make_store
 
 from playwright.sync_api import expect
 
@@ -203,6 +203,7 @@ def test_hundred_thousand_rows_open_in_under_a_second(tmp_path, page):
         page.goto(server.url)
         page.wait_for_selector("#list .item")
         elapsed = time.perf_counter() - started
+        print(f"100,000 rows: first page shown {elapsed:.2f}s after navigation")
         assert page.locator("#list .item").count() == 50
         assert page.inner_text("#range") == "1–50 of 33,334"
         assert elapsed < 1.0, f"first page took {elapsed:.2f}s"

@@ -7,7 +7,7 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import make_store
+from review_helpers import make_store
 
 from textshift.errors import DataError
 from textshift.review import open_store

@@ -8,7 +8,7 @@ import urllib.request
 
 import pandas as pd
 import pytest
-from conftest import SCRIPT_TEXT, make_store
+from review_helpers import SCRIPT_TEXT, make_store
 from fastapi.testclient import TestClient
 
 from textshift.review.server import create_app, is_loopback

@@ -8,7 +8,7 @@ import sqlite3
 
 import pandas as pd
 import pytest
-from conftest import SCRIPT_TEXT, fake_items, make_store
+from review_helpers import SCRIPT_TEXT, fake_items, make_store
 
 from textshift.data import TextData, read_labeled
 from textshift.errors import ConfigError, DataError, OutputExistsError
