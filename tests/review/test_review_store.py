@@ -32,8 +32,10 @@ def test_decisions_are_logged_and_undone_in_order(review_store):
     store.apply(4, "delete")
     assert store.item(2)["status"] == "ambiguous" and store.item(2)["current_label"] == "Health"
     assert store.item(4)["status"] == "deleted"
-    assert store.undo() == [{"row": 4, "status": "unreviewed", "current_label": "Education"}]
-    assert store.undo() == [{"row": 2, "status": "relabeled", "current_label": "Health"}]
+    assert store.undo() == [{"row": 4, "status": "unreviewed", "current_label": "Education", "edit": 4,
+                             "undoes": 3, "batch": 4}]
+    assert store.undo() == [{"row": 2, "status": "relabeled", "current_label": "Health", "edit": 5, "undoes": 2,
+                             "batch": 5}]
     assert store.undo()[0]["status"] == "unreviewed" and store.item(2)["current_label"] == "Health"
     assert store.item(2)["label"] == "Health"  # row 2 was Health all along: CLASSES[2 % 3]
     assert store.undo() == []

@@ -114,6 +114,7 @@ class ReviewStore:
         self.path = path
         self._connection = connection
         self._lock = threading.RLock()
+        self._item_counts: dict | None = None  # items and meta never change after create: counted once
 
     # ------------------------------------------------------------------ opening
     @staticmethod
@@ -229,20 +230,23 @@ class ReviewStore:
         """Counts for the page header: items, suspicious items, how many of them are reviewed, per issue."""
         with self._lock:
             db = self._connection
-            total = db.execute("SELECT COUNT(*) FROM items").fetchone()[0]
-            suspicious = db.execute("SELECT COUNT(*) FROM items WHERE suspicious = 1").fetchone()[0]
+            if self._item_counts is None:
+                sums = ", ".join(f"COALESCE(SUM({name}), 0)" for name in ("suspicious", *ISSUE_COLUMNS))
+                total, suspicious, *issues = db.execute(f"SELECT COUNT(*), {sums} FROM items").fetchone()
+                meta = self.meta
+                self._item_counts = {"items": total, "suspicious": suspicious,
+                                     "issues": dict(zip(ISSUE_COLUMNS, issues)),
+                                     "classes": json.loads(meta.get("classes", "[]")),
+                                     "has_labels": meta.get("has_labels") == "1", "data": meta.get("data_path")}
             reviewed = db.execute("SELECT COUNT(*) FROM state JOIN items USING (row) WHERE items.suspicious = 1"
                                   ).fetchone()[0]
-            edited = db.execute("SELECT COUNT(*) FROM state").fetchone()[0]
             by_status = dict(db.execute("SELECT status, COUNT(*) FROM state GROUP BY status").fetchall())
-            issues = {name: db.execute(f"SELECT COUNT(*) FROM items WHERE {name} = 1").fetchone()[0]
-                      for name in ISSUE_COLUMNS}
-            can_undo = db.execute("SELECT COUNT(*) FROM edits WHERE action != 'undo' AND id NOT IN "
-                                  "(SELECT undoes FROM edits WHERE undoes IS NOT NULL)").fetchone()[0] > 0
-        meta = self.meta
-        return {"items": total, "suspicious": suspicious, "reviewed": reviewed, "decided": edited,
-                "by_status": by_status, "issues": issues, "classes": json.loads(meta.get("classes", "[]")),
-                "has_labels": meta.get("has_labels") == "1", "data": meta.get("data_path"),
+            can_undo = db.execute("SELECT EXISTS (SELECT 1 FROM edits WHERE action != 'undo' AND id NOT IN "
+                                  "(SELECT undoes FROM edits WHERE undoes IS NOT NULL))").fetchone()[0] == 1
+            counts = self._item_counts
+        return {"items": counts["items"], "suspicious": counts["suspicious"], "reviewed": reviewed,
+                "decided": sum(by_status.values()), "by_status": by_status, "issues": dict(counts["issues"]),
+                "classes": list(counts["classes"]), "has_labels": counts["has_labels"], "data": counts["data"],
                 "can_undo": can_undo}
 
     def query(self, *, view: str = "suspicious", label: str | None = None, predicted: str | None = None,
@@ -402,8 +406,8 @@ class ReviewStore:
         if not checked:
             return []
         results = []
-        time = _now()
         with self._transaction() as db:
+            time = _now()  # inside the write lock, so the log's times never go backwards as its ids go up
             n_items = self._count()
             batch = db.execute("SELECT COALESCE(MAX(batch), 0) + 1 FROM edits").fetchone()[0]
             for row, action, label in checked:
@@ -426,10 +430,14 @@ class ReviewStore:
         return results
 
     def undo(self) -> list[dict]:
-        """Undo the most recent batch of decisions that is not undone yet; returns the affected items' states."""
-        time = _now()
+        """Undo the most recent batch of decisions that is not undone yet; returns the affected items' states.
+
+        Each result also names the log entry written (``edit``), the entry it undoes (``undoes``) and its
+        ``batch``, as :meth:`apply_many`'s results do.
+        """
         results = []
         with self._transaction() as db:
+            time = _now()
             last = db.execute("SELECT MAX(batch) FROM edits WHERE action != 'undo' AND id NOT IN "
                               "(SELECT undoes FROM edits WHERE undoes IS NOT NULL)").fetchone()[0]
             if last is None:
@@ -440,19 +448,22 @@ class ReviewStore:
                 previous = (db.execute("SELECT * FROM edits WHERE id = ?", (edit["previous"],)).fetchone()
                             if edit["previous"] is not None else None)
                 restored_label = edit["old_label"]
-                db.execute("INSERT INTO edits (batch, row, action, old_label, new_label, time, undoes, previous) "
-                           "VALUES (?, ?, 'undo', ?, ?, ?, ?, ?)",
-                           (undo_batch, edit["row"], edit["new_label"], restored_label, time, edit["id"],
-                            edit["previous"]))
+                undo_id = db.execute(
+                    "INSERT INTO edits (batch, row, action, old_label, new_label, time, undoes, previous) "
+                    "VALUES (?, ?, 'undo', ?, ?, ?, ?, ?)",
+                    (undo_batch, edit["row"], edit["new_label"], restored_label, time, edit["id"], edit["previous"])
+                ).lastrowid
+                logged = {"edit": undo_id, "undoes": edit["id"], "batch": undo_batch}
                 if previous is None:
                     db.execute("DELETE FROM state WHERE row = ?", (edit["row"],))
-                    results.append({"row": edit["row"], "status": "unreviewed", "current_label": restored_label})
+                    results.append({"row": edit["row"], "status": "unreviewed", "current_label": restored_label,
+                                    **logged})
                 else:
                     status = ACTIONS[previous["action"]]
                     label = previous["new_label"] if previous["action"] != "delete" else previous["old_label"]
                     db.execute("INSERT OR REPLACE INTO state (row, status, label, edit_id) VALUES (?, ?, ?, ?)",
                                (edit["row"], status, label, previous["id"]))
-                    results.append({"row": edit["row"], "status": status, "current_label": label})
+                    results.append({"row": edit["row"], "status": status, "current_label": label, **logged})
         return results
 
     def keep_one(self, group: int, keep_row: int) -> list[dict]:
