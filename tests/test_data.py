@@ -97,3 +97,64 @@ def test_unlabelled_read(tmp_path):
     path.write_text("text\nhello\nworld\n")
     data = read_texts(path)
     assert not data.has_labels and data.texts == ["hello", "world"]
+
+
+@pytest.mark.parametrize("content,message", [
+    (b'{"text": "a", "label": "x"}\n{"text": "b", "label": \n', "line 2 of d.jsonl is not valid JSON"),
+    (b'{"text": "a", "label": "x"}\n["b", "y"]\n', "line 2 of d.jsonl is a list; expected one JSON object"),
+    (b'{"text": ["a", "b"], "label": "x"}\n', "1 value(s) that are not text (list)"),
+    (b'{"text": "a", "label": {"k": 1}}\n', "label(s) that are not a string or number (dict)"),
+    (b'{"text": "a", "label": null}\n', "1 missing label(s) in column 'label' (line 1)"),
+    ('{"text": "a", "label": "x"}\n'.encode("utf-16"), "UTF-16"),
+])
+def test_bad_jsonl(tmp_path, content, message):
+    path = tmp_path / "d.jsonl"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        read_labeled(path)
+
+
+@pytest.mark.parametrize("content,message", [
+    (b"text,label\na,b\nc,d,e,f\n", "d.csv: line 3 has 4 fields but the header has 2"),
+    (b'text,label\n"open,a\nb,c\n', 'the quote (") opened on line 2 is never closed'),
+    ("text,label\na,b\n".encode("utf-16-le"), "UTF-16"),
+])
+def test_csv_messages_name_the_line(tmp_path, content, message):
+    path = tmp_path / "d.csv"
+    path.write_bytes(content)
+    with pytest.raises(DataError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        read_labeled(path)
+
+
+def test_bom_and_mixed_line_endings_load(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_bytes(b"\xef\xbb\xbftext,label\r\nfirst,a\nsecond,b\r\n")
+    data = read_labeled(path)
+    assert data.texts == ["first", "second"] and data.labels == ["a", "b"]
+    jsonl = tmp_path / "d.jsonl"
+    jsonl.write_bytes(b'\xef\xbb\xbf{"text": "first", "label": 1}\r\n\n{"text": "second", "label": 2.0}\n')
+    assert read_labeled(jsonl).labels == ["1", "2"]
+
+
+def test_chunked_messages_give_the_line_in_the_file(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("text,id\none,1\ntwo,2\nthree,3\nfour,4\n   ,5\n")
+    with pytest.raises(DataError, match=r"\(line 6\)"):
+        list(iter_text_chunks(path, chunk_size=2))
+
+
+def test_label_spelling_is_checked_against_the_model():
+    from textshift.data import check_label_spelling
+
+    check_label_spelling(TextData.from_lists(["a", "b"], ["1", "2"]), ["1", "2", "3"])
+    check_label_spelling(TextData.from_lists(["a", "b"], [1.0, 2]), ["1", "2"])
+    with pytest.raises(DataError, match="written as 1.0 in <memory> but as 1 by the model"):
+        check_label_spelling(TextData.from_lists(["a", "b"], ["1.0", "2"]), ["1", "2"])
+
+
+def test_export_embedded_in_another_format_and_to_a_missing_folder(tmp_path):
+    out = export_embedded("bills-test", tmp_path / "b.parquet")
+    assert len(pd.read_parquet(out)) == 1449
+    with pytest.raises(DataError, match="does not exist"):
+        export_embedded("news", tmp_path / "missing" / "n.csv")
+    assert not (tmp_path / "missing").exists()

@@ -95,3 +95,84 @@ def test_unknown_backbone_offline(monkeypatch):
 def test_missing_model_folder(tmp_path):
     with pytest.raises(ModelError, match="not found"):
         Classifier.load(tmp_path / "nope")
+
+
+@pytest.mark.parametrize("name", ["pytorch_model.bin", "model.pt", "weights.pth", "head.pkl", "last.ckpt"])
+def test_refuses_every_pickle_suffix(classifier, tmp_path, name):
+    classifier.save(tmp_path / "m")
+    (tmp_path / "m" / "model.safetensors").rename(tmp_path / "m" / name)
+    with pytest.raises(ModelError, match=f"only pickle weights \\({name}\\).*will not unpickle"):
+        Classifier.load(tmp_path / "m")
+
+
+def _edit_config(folder, **changes):
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def test_config_labels_not_matching_the_head_names_both_files(classifier, tmp_path):
+    classifier.save(tmp_path / "m")
+    _edit_config(tmp_path / "m", id2label={"0": "a", "1": "b"}, label2id={"a": 0, "b": 1})
+    with pytest.raises(ModelError, match="config.json has 2 labels but model.safetensors has a classifier for 3"):
+        check_model_folder(tmp_path / "m")
+
+
+def test_config_vocab_size_not_matching_the_embeddings(classifier, tmp_path):
+    classifier.save(tmp_path / "m")
+    rows = classifier.model.get_input_embeddings().weight.shape[0]
+    _edit_config(tmp_path / "m", vocab_size=rows + 7)
+    with pytest.raises(ModelError, match=f"config.json has vocab_size {rows + 7} but model.safetensors embeds {rows}"):
+        Classifier.load(tmp_path / "m")
+
+
+def test_other_weight_shapes_are_checked(classifier, tmp_path):
+    classifier.save(tmp_path / "m")
+    _edit_config(tmp_path / "m", intermediate_size=40)
+    with pytest.raises(ModelError, match="intermediate.dense.bias of shape \\[37\\] but config.json implies \\[40\\]"):
+        Classifier.load(tmp_path / "m")
+
+
+def test_weights_without_a_head_are_refused(classifier, tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    classifier.save(tmp_path / "m")
+    weights = tmp_path / "m" / "model.safetensors"
+    tensors = {k: v for k, v in load_file(weights).items() if not k.startswith("classifier.")}
+    save_file(tensors, weights, metadata={"format": "pt"})
+    with pytest.raises(ModelError, match="has no classifier.weight"):
+        Classifier.load(tmp_path / "m")
+
+
+def test_tokenizer_larger_than_the_embeddings(classifier, tmp_path):
+    from transformers import BertTokenizerFast
+
+    classifier.save(tmp_path / "m")
+    vocab = list(classifier.tokenizer.get_vocab())
+    rows = classifier.model.get_input_embeddings().weight.shape[0]
+    (tmp_path / "vocab.txt").write_text("\n".join(sorted(vocab) + [f"new{i}" for i in range(50)]) + "\n")
+    BertTokenizerFast(str(tmp_path / "vocab.txt")).save_pretrained(tmp_path / "m")
+    with pytest.raises(ModelError, match=f"the tokenizer has {len(vocab) + 50} tokens but model.safetensors embeds "
+                                         f"only {rows}"):
+        Classifier.load(tmp_path / "m")
+
+
+def test_broken_config_json(classifier, tmp_path):
+    classifier.save(tmp_path / "m")
+    (tmp_path / "m" / "config.json").write_text('{"model_type": "bert",')
+    with pytest.raises(ModelError, match="config.json is not valid JSON"):
+        Classifier.load(tmp_path / "m")
+
+
+def test_checks_read_no_pickle(classifier, tmp_path, monkeypatch):
+    """Loading never calls torch.load (the function that unpickles)."""
+    import torch
+
+    classifier.save(tmp_path / "m")
+    (tmp_path / "m" / "training_args.bin").write_bytes(b"not read")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("torch.load was called")
+
+    monkeypatch.setattr(torch, "load", refuse)
+    assert Classifier.load(tmp_path / "m").labels == ["a", "b", "c"]

@@ -55,8 +55,9 @@ def grow(
 
     Example: textshift grow bills-model new_topics.csv -o bills-model-v2 --eval-data embedded:bills-test
     """
-    from textshift.data import read_labeled
+    from textshift.data import check_label_spelling, read_labeled
     from textshift.grow import GrowConfig, grow_folder
+    from textshift.model import check_model_folder
 
     config = GrowConfig(memory_per_class=memory_per_class, distill=distill, distill_weight=distill_weight,
                         bias_correction=bias_correction, seed=seed,
@@ -66,7 +67,12 @@ def grow(
     def load(path: str | None):
         return read_labeled(path, text_column=text_column, label_column=label_column) if path else None
 
+    check_model_folder(model)  # a broken model fails here, before the status line
     new, old, evaluation = load(new_data), load(old_data), load(eval_data)
+    labels = _model_labels(model)
+    for dataset in (new, old, evaluation):
+        if dataset is not None and labels:
+            check_label_spelling(dataset, labels)
     if not quiet:
         err_console.print(f"growing {model} with {len(new):,} rows of {new_data}")
     report = grow_folder(model, new, output, config=config, old_data=old, rebuild_memory=rebuild_memory,
@@ -85,6 +91,14 @@ def grow(
         _print_matrix(report, eval_data)
     else:
         console.print("pass --eval-data TEST_DATA to see accuracy per step, forgetting and macro-F1")
+
+
+def _model_labels(model: Path) -> list[str]:
+    """The class names in the model's config.json (already checked to be valid JSON)."""
+    import json
+
+    id2label = json.loads((Path(model) / "config.json").read_text(encoding="utf-8")).get("id2label") or {}
+    return [str(label) for label in id2label.values()]
 
 
 def _print_matrix(report, eval_data: str) -> None:

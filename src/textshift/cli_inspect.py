@@ -63,6 +63,10 @@ def inspect(
 
     config = _config(folds, scorer, duplicate_threshold, seed)
     dataset = load_data(data, text_column=text_column, label_column=label_column)
+    if model is not None:
+        from textshift.model import check_model_folder
+
+        check_model_folder(model)  # a broken model fails here, before the progress lines
     if label_column and not dataset.has_labels:
         raise DataError(f"label column '{label_column}' not found in {data}; expected it among the columns "
                         f"{', '.join(c for c in dataset.frame.columns if c != 'text')}. Check --label-column")

@@ -19,9 +19,12 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import logging
+import math
+import numbers
 import os
-import shutil
+import re
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -30,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from textshift.errors import DataError, DataFileNotFoundError
+from textshift.errors import ConfigError, DataError, DataFileNotFoundError, OutputExistsError
 
 logger = logging.getLogger(__name__)
 
@@ -152,27 +155,35 @@ def embedded_path(name: str) -> Path:
 
 
 def export_embedded(name: str, destination: str | os.PathLike, *, overwrite: bool = False) -> Path:
-    """Copy an embedded dataset to ``destination`` (a file or a folder). Returns the written path.
+    """Copy an embedded dataset to ``destination`` (a file or an existing folder). Returns the written path.
 
-    For ``bills-train`` / ``bills-test`` only that split's rows are written.
+    For ``bills-train`` / ``bills-test`` only that split's rows are written. The file's extension picks the
+    format (.csv, .tsv, .jsonl or .parquet); a folder gets ``NAME.csv``.
     """
-    spec = EMBEDDED.get(name)
     source = embedded_path(name)
+    spec = EMBEDDED[name]
     destination = Path(destination)
     if destination.is_dir():
         destination = destination / (f"{name}.csv" if spec.split else spec.filename)
+    if not destination.parent.is_dir():
+        raise DataError(f"folder {destination.parent} does not exist; expected an existing folder to write "
+                        f"{destination.name} into. Create it first (mkdir -p {destination.parent})")
+    fmt = detect_format(destination)
     if destination.exists() and not overwrite:
-        from textshift.errors import OutputExistsError
-
         raise OutputExistsError(f"{destination} exists; expected a new file. Pass --overwrite or choose another path")
+    frame = pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
     if spec.split:
-        frame = pd.read_csv(source)
         frame = frame[frame["split"] == spec.split]
-        atomic_write_frame(frame, destination)
+    if fmt == "csv" and not spec.split:
+        tmp = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
+        try:
+            tmp.write_bytes(source.read_bytes())
+            os.replace(tmp, destination)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
     else:
-        tmp = destination.with_name(f".{destination.name}.tmp")
-        shutil.copyfile(source, tmp)
-        os.replace(tmp, destination)
+        atomic_write_frame(frame, destination)
     return destination
 
 
@@ -217,23 +228,115 @@ def _check_file(path: Path) -> None:
         raise DataError(f"cannot read {path}: {exc.strerror}; check its permissions") from exc
 
 
+def _sniff_text_encoding(path: Path) -> None:
+    """Refuse UTF-16/UTF-32 and binary files early: their NUL bytes would otherwise parse as odd column names."""
+    with open(path, "rb") as handle:
+        head = handle.read(4096)
+    if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
+        kind = "UTF-16 or UTF-32 text (it has a byte-order mark or NUL bytes)" if (
+            head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[1:2] == b"\x00" or head[:1] == b"\x00") \
+            else "binary data (it has NUL bytes)"
+        raise DataError(f"{path} looks like {kind}; expected UTF-8 text (UTF-16 is not supported). Re-save it "
+                        "as UTF-8, e.g. `iconv -f utf-16 -t utf-8`")
+
+
+def _parse_error(path: Path, fmt: str, exc: Exception) -> DataError:
+    """A one-line DataError for a parser exception, naming the line where pandas/pyarrow says it is."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, UnicodeDecodeError):
+        return DataError(f"{path} is not valid UTF-8 (byte {exc.start}); expected UTF-8 text. Re-save it as UTF-8, "
+                         "e.g. `iconv -f latin1 -t utf-8`")
+    if fmt == "parquet" and "utf8" in text.lower().replace("-", ""):
+        return DataError(f"{path} has strings that are not valid UTF-8 ({text[:200]}); expected UTF-8 text in "
+                         "string columns. Re-export it with valid text")
+    if fmt == "parquet":
+        return DataError(f"{path} is not a valid Parquet file ({text[:200]}); expected a file written by pandas "
+                         "or pyarrow `to_parquet`. Re-export it, or rename it if it is in another format")
+    ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
+    if ragged:
+        expected, line, found = ragged.groups()
+        separator = "commas" if fmt == "csv" else "tabs"
+        return DataError(f"{path.name}: line {line} has {found} fields but the header has {expected}; expected one "
+                         f"value per column. Put texts that contain {separator} in double quotes (\"...\")")
+    unclosed = re.search(r"EOF inside string starting at row (\d+)", text)
+    if unclosed:
+        return DataError(f"cannot parse {path.name} as {fmt.upper()}: the quote (\") opened on line "
+                         f"{int(unclosed.group(1)) + 1} is never closed; expected balanced quotes. Close it, or write "
+                         "a quote inside a quoted text as \"\"")
+    return DataError(f"cannot parse {path} as {fmt.upper()}: {text[:200]}; check the file's format")
+
+
+def _jsonl_records(path: Path, *, chunksize: int | None = None) -> Iterator[pd.DataFrame]:
+    """Parse JSON Lines ourselves, so a bad line is reported by its number; yields frames of ``chunksize`` rows."""
+    records: list[dict] = []
+    number = 0
+    try:
+        with open(path, encoding="utf-8-sig", errors="strict", newline=None) as handle:
+            for number, line in enumerate(handle, 1):
+                if not line.strip():
+                    continue
+                try:
+                    value = json.loads(line)
+                except (ValueError, RecursionError) as exc:  # JSONDecodeError, too-long integers, deep nesting
+                    reason = (exc.msg if isinstance(exc, json.JSONDecodeError)
+                              else "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0])
+                    raise DataError(f"line {number} of {path.name} is not valid JSON ({reason}); expected one JSON "
+                                    "object per line (JSON Lines). Fix or remove that line") from exc
+                if not isinstance(value, dict):
+                    kind = {list: "a list", str: "a string", type(None): "null", bool: "a boolean"}.get(
+                        type(value), "a number")
+                    raise DataError(f"line {number} of {path.name} is {kind}; expected one JSON object per line, "
+                                    'e.g. {"text": "...", "label": "..."}')
+                records.append(value)
+                if chunksize and len(records) >= chunksize:
+                    yield pd.DataFrame.from_records(records)
+                    records = []
+    except UnicodeDecodeError as exc:
+        raise DataError(f"line {number + 1} of {path} is not valid UTF-8; expected UTF-8 text. Re-save it as UTF-8, "
+                        "e.g. `iconv -f latin1 -t utf-8`") from exc
+    if records or not chunksize:
+        yield pd.DataFrame.from_records(records)
+
+
+def _parquet_frame(path: Path, *, chunksize: int | None = None):
+    """Parquet as one frame, or an iterator of frames of ``chunksize`` rows (read by batches).
+
+    Every table is fully validated first: pyarrow reads strings lazily, so invalid UTF-8 would otherwise
+    surface later as an ``ArrowException`` from deep inside pandas.
+    """
+    import pyarrow.parquet as pq
+
+    if chunksize is None:
+        table = pq.read_table(path)
+        table.validate(full=True)
+        return table.to_pandas()
+
+    def batches() -> Iterator[pd.DataFrame]:
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=chunksize):
+            batch.validate(full=True)
+            yield batch.to_pandas()
+
+    return batches()
+
+
 def _read_frame(path: Path, fmt: str, *, chunksize: int | None = None):
-    """pandas reader for the format; every value read as a string so labels keep their spelling."""
+    """pandas reader for the format; CSV/TSV values are read as strings so labels keep their spelling."""
+    if fmt != "parquet":
+        _sniff_text_encoding(path)
     try:
         if fmt in ("csv", "tsv"):
             return pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
-                               na_values=[""], encoding="utf-8", chunksize=chunksize, engine="c")
+                               na_values=[""], encoding="utf-8-sig", chunksize=chunksize, engine="c")
         if fmt == "jsonl":
-            return pd.read_json(path, lines=True, dtype=False, chunksize=chunksize, encoding="utf-8")
-        return pd.read_parquet(path)
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path} is not valid UTF-8 (byte {exc.start}); expected UTF-8 text. Re-save it as UTF-8, "
-                        "e.g. `iconv -f latin1 -t utf-8`") from exc
+            frames = _jsonl_records(path, chunksize=chunksize)
+            return frames if chunksize else next(frames)
+        return _parquet_frame(path)
+    except (DataError, MemoryError):
+        raise
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{path} has no header row; expected a header naming the columns") from exc
-    except (pd.errors.ParserError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"cannot parse {path} as {fmt.upper()}: {first}; check the file's format") from exc
+    except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many types for malformed files
+        raise _parse_error(path, fmt, exc) from exc
 
 
 def _missing_column(path: Path, kind: str, wanted: str, columns, flag: str) -> DataError:
@@ -272,6 +375,7 @@ def read_labeled(path: str | os.PathLike, *, text_column: str | None = None, lab
     if spec and spec.split:
         frame = frame[frame["split"] == spec.split].reset_index(drop=True)
     fp = Fingerprint(str(path), len(frame), file_sha256(file_path))
+    _check_columns(file_path, frame)
     if text_column not in frame.columns:
         if len(frame.columns) == 0:
             raise DataError(f"{file_path} has no columns; expected a header row with a '{text_column}' column")
@@ -280,7 +384,7 @@ def read_labeled(path: str | os.PathLike, *, text_column: str | None = None, lab
         if require_labels:
             raise _missing_column(file_path, "label", label_column, list(frame.columns), "--label-column")
         label_column = None
-    return _validate(frame, fp, text_column=text_column, label_column=label_column)
+    return _validate(frame, fp, text_column=text_column, label_column=label_column, **_numbering(fmt))
 
 
 def read_texts(path: str | os.PathLike, *, text_column: str | None = None) -> TextData:
@@ -288,12 +392,41 @@ def read_texts(path: str | os.PathLike, *, text_column: str | None = None) -> Te
     return read_labeled(path, text_column=text_column, require_labels=False)
 
 
-def _rows(positions, limit: int = 5) -> str:
-    shown = ", ".join(str(p + 2) for p in positions[:limit])  # +2: 1-based and the header line
+def _numbering(fmt: str, start: int = 0) -> dict:
+    """How rows are named in messages: file lines for text formats (CSV has a header line), rows for Parquet."""
+    if fmt == "parquet":
+        return {"first": 1 + start, "unit": "row"}
+    return {"first": (2 if fmt in ("csv", "tsv") else 1) + start, "unit": "line"}
+
+
+def _check_columns(path: Path, frame: pd.DataFrame) -> None:
+    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+    if duplicated:
+        raise DataError(f"{path.name} has more than one column named {', '.join(duplicated)}; expected unique "
+                        "column names. Rename the duplicates")
+
+
+def _rows(positions, first: int = 2, limit: int = 5) -> str:
+    shown = ", ".join(str(p + first) for p in positions[:limit])
     return shown + (f" and {len(positions) - limit} more" if len(positions) > limit else "")
 
 
-def _validate(frame: pd.DataFrame, fp: Fingerprint, *, text_column: str, label_column: str | None) -> TextData:
+def _is_missing(value) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isnan(value)
+
+
+def _is_scalar_number(value) -> bool:
+    return isinstance(value, (numbers.Number, bool))
+
+
+def _validate(frame: pd.DataFrame, fp: Fingerprint, *, text_column: str, label_column: str | None,
+              first: int = 2, unit: str = "line") -> TextData:
+    """Check texts and labels; numbers become strings, anything else that is not text is refused.
+
+    ``first`` is the file line (or row number, ``unit``) of the frame's first row, for messages.
+    """
     name = Path(fp.path).name
     if len(frame) == 0:
         raise DataError(f"{name} has a header but no data rows; expected at least one row of data")
@@ -303,33 +436,85 @@ def _validate(frame: pd.DataFrame, fp: Fingerprint, *, text_column: str, label_c
     # Other columns named 'text'/'label' would collide with ours.
     drop = [c for c in ("text", "label") if c in frame.columns and c not in rename]
     frame = frame.drop(columns=drop).rename(columns=rename)
-    texts = frame["text"]
-    bad = [i for i, t in enumerate(texts) if not isinstance(t, str) or not t.strip()]
+    texts = frame["text"].tolist()
+    odd = [i for i, t in enumerate(texts)
+           if not isinstance(t, str) and not _is_missing(t) and not _is_scalar_number(t)]
+    if odd:
+        kind = type(texts[odd[0]]).__name__
+        raise DataError(f"{name} has {len(odd)} value(s) that are not text ({kind}) in column '{text_column}' "
+                        f"({unit} {_rows(odd, first)}); expected a string in every row. Store the texts as strings")
+    bad = [i for i, t in enumerate(texts) if _is_missing(t) or (isinstance(t, str) and not t.strip())]
     if bad:
-        non_str = [i for i in bad if texts.iat[i] is not None and not isinstance(texts.iat[i], str)
-                   and not pd.isna(texts.iat[i])]
-        if non_str and len(non_str) == len(bad):
-            frame["text"] = texts.astype(str)
-        else:
-            raise DataError(f"{name} has {len(bad)} empty or whitespace-only text(s) in column '{text_column}' "
-                            f"(line {_rows(bad)}); expected text in every row. Remove or fill those rows")
+        raise DataError(f"{name} has {len(bad)} empty or whitespace-only text(s) in column '{text_column}' "
+                        f"({unit} {_rows(bad, first)}); expected text in every row. Remove or fill those rows")
+    if any(not isinstance(t, str) for t in texts):
+        frame["text"] = [t if isinstance(t, str) else str(t) for t in texts]
     warnings: list[str] = []
     if label_column:
-        labels = frame["label"]
-        missing = [i for i, v in enumerate(labels) if v is None or (not isinstance(v, str) and pd.isna(v))
-                   or (isinstance(v, str) and not v.strip())]
+        labels = frame["label"].tolist()
+        odd = [i for i, v in enumerate(labels)
+               if not isinstance(v, str) and not _is_missing(v) and not _is_scalar_number(v)]
+        if odd:
+            kind = type(labels[odd[0]]).__name__
+            raise DataError(f"{name} has {len(odd)} label(s) that are not a string or number ({kind}) in column "
+                            f"'{label_column}' ({unit} {_rows(odd, first)}); expected one label per row. Store "
+                            "each label as a string")
+        missing = [i for i, v in enumerate(labels) if _is_missing(v) or (isinstance(v, str) and not v.strip())]
         if missing:
             raise DataError(f"{name} has {len(missing)} missing label(s) in column '{label_column}' "
-                            f"(line {_rows(missing)}); expected a label in every row. Fill or remove those rows")
+                            f"({unit} {_rows(missing, first)}); expected a label in every row. Fill or remove those "
+                            "rows")
         frame["label"] = [_label_str(v) for v in labels]
     frame = frame.reset_index(drop=True)
     return TextData(frame, fp, warnings)
 
 
 def _label_str(value) -> str:
-    if isinstance(value, float) and value.is_integer():
+    """A label as text: whole floats lose their '.0' (JSON/Parquet 1.0 is the label "1"), strings are stripped."""
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, numbers.Integral)):
+        number = float(value)
+        if math.isfinite(number) and number.is_integer():
+            return str(int(number))
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
         return str(int(value))
     return str(value).strip()
+
+
+def _number_spelling(label: str) -> str | None:
+    """The canonical spelling of a label that is a number ("1.0", "01", " 1" -> "1"), else None."""
+    try:
+        number = float(label)
+    except ValueError:
+        return None
+    if not math.isfinite(number):
+        return None
+    return str(int(number)) if number.is_integer() else repr(number)
+
+
+def check_label_spelling(data: TextData, classes: list[str]) -> None:
+    """Refuse labels that name a class of the model only when read as numbers ("1.0" in the data, "1" in the model).
+
+    Labels that are numbers are compared as text everywhere; an integer written as ``1`` or ``1.0`` in
+    JSON/Parquet is the label ``"1"``, but a CSV cell ``1.0`` stays ``"1.0"``. Scoring such data would count
+    every row as an error, so this raises :class:`~textshift.errors.DataError` instead.
+    """
+    known = set(classes)
+    by_number = {}
+    for label in classes:
+        spelled = _number_spelling(label)
+        if spelled is not None:
+            by_number.setdefault(spelled, label)
+    clashes = {}
+    for label in sorted(set(data.labels) - known):
+        spelled = _number_spelling(label)
+        if spelled is not None and spelled in by_number:
+            clashes[label] = by_number[spelled]
+    if clashes:
+        name = Path(data.fingerprint.path).name
+        ours, theirs = list(clashes)[:3], list(clashes.values())[:3]
+        raise DataError(f"labels are written as {', '.join(ours)} in {name} but as {', '.join(theirs)} by the model; "
+                        "expected the model's spelling. Rewrite those labels as the model names them "
+                        f"(e.g. {theirs[0]} instead of {ours[0]})")
 
 
 def check_trainable(data: TextData) -> list[str]:
@@ -357,41 +542,43 @@ def iter_text_chunks(path: str | os.PathLike, *, text_column: str | None = None,
     Memory stays bounded by the chunk size (Parquet is read by row group batches). Every chunk is
     validated like :func:`read_texts`; the index holds the row number in the file.
     """
+    if chunk_size < 1:
+        raise ConfigError(f"chunk_size must be >= 1; got {chunk_size}. Pass a positive --chunk-size")
     file_path, spec = _resolve(path)
     _check_file(file_path)
     fmt = detect_format(file_path)
     text_column = text_column or (spec.text_column if spec else "text")
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
-
-        parquet = pq.ParquetFile(file_path)
-        chunks = (batch.to_pandas() for batch in parquet.iter_batches(batch_size=chunk_size))
-    else:
-        chunks = _read_frame(file_path, fmt, chunksize=chunk_size)
-    start = 0
     fp = Fingerprint(str(path), 0, "")
+    start = 0
     produced = False
-    try:
-        for chunk in chunks:
-            if spec and spec.split:
-                chunk = chunk[chunk["split"] == spec.split]
-            if text_column not in chunk.columns:
-                raise _missing_column(file_path, "text", text_column, list(chunk.columns), "--text-column")
-            if len(chunk) == 0:
-                continue
-            validated = _validate(chunk.reset_index(drop=True), fp, text_column=text_column, label_column=None)
-            validated.frame.index = range(start, start + len(chunk))
-            start += len(chunk)
-            produced = True
-            yield validated.frame
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{file_path} is not valid UTF-8 (byte {exc.start}); expected UTF-8 text. Re-save it as "
-                        "UTF-8") from exc
-    except (pd.errors.ParserError, ValueError) as exc:
-        if isinstance(exc, DataError):
+    chunks = None
+    while True:
+        try:
+            if chunks is None:
+                chunks = iter(_parquet_frame(file_path, chunksize=chunk_size) if fmt == "parquet"
+                              else _read_frame(file_path, fmt, chunksize=chunk_size))
+            chunk = next(chunks, None)
+        except (DataError, MemoryError):
             raise
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"cannot parse {file_path} as {fmt.upper()}: {first}; check the file's format") from exc
+        except pd.errors.EmptyDataError as exc:
+            raise DataError(f"{file_path} has no header row; expected a header naming the columns") from exc
+        except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many types for malformed files
+            raise _parse_error(file_path, fmt, exc) from exc
+        if chunk is None:
+            break
+        if spec and spec.split:
+            chunk = chunk[chunk["split"] == spec.split]
+        _check_columns(file_path, chunk)
+        if text_column not in chunk.columns:
+            raise _missing_column(file_path, "text", text_column, list(chunk.columns), "--text-column")
+        if len(chunk) == 0:
+            continue
+        validated = _validate(chunk.reset_index(drop=True), fp, text_column=text_column, label_column=None,
+                              **_numbering(fmt, start))
+        validated.frame.index = range(start, start + len(chunk))
+        start += len(chunk)
+        produced = True
+        yield validated.frame
     if not produced:
         raise DataError(f"{file_path.name} has a header but no data rows; expected at least one row of data")
 

