@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from textshift.errors import TextshiftError
+from textshift.errors import ConfigError, TextshiftError
 
 app = typer.Typer(name="textshift", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="Carry a trained text classifier over to a new domain, and measure whether it helped.\n\n"
@@ -48,6 +48,12 @@ def _train_config(**overrides):
     return TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def _require(option: str, value, ok: bool, allowed: str) -> None:
+    """Refuse an out-of-range option with one line (click's own checks print a usage block)."""
+    if not ok:
+        raise ConfigError(f"{option} must be {allowed}; got {value}. Pass {option} with a value {allowed}")
+
+
 def _print_json(payload) -> None:
     typer.echo(json.dumps(payload, indent=None, default=str))
 
@@ -76,28 +82,54 @@ def train(
     memory_per_class: Annotated[int, typer.Option(help="Examples per class kept in the model folder as rehearsal "
                                                        "memory for `textshift grow` (0: none).")] = 20,
     seed: Seed = 42,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last epoch "
+                                                          "checkpoint in OUTPUT.checkpoint/ (start fresh if there "
+                                                          "is none). Use the interrupted run's data and options.")
+                      ] = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Train a classifier on labelled texts and save it as a Hugging Face model folder.
 
+    A checkpoint is kept in OUTPUT.checkpoint/ after every epoch and removed once the model is saved; after an
+    interruption, rerun the same command with --resume. Runs unchanged under `accelerate launch` / `torchrun`.
+
     Example: textshift train embedded:news -o news-model
     """
+    from accelerate import PartialState
+
+    from textshift.checkpoints import checkpoint_dir_for, latest_checkpoint, read_state, remove_checkpoints
     from textshift.data import check_trainable, read_labeled
-    from textshift.model import prepare_output_dir
+    from textshift.errors import OutputExistsError
+    from textshift.model import prepare_output_dir, resolve_backbone
     from textshift.training import train_classifier
 
+    _require("--memory-per-class", memory_per_class, memory_per_class >= 0, ">= 0")
     config = _train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                            warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
                            gradual_unfreeze=gradual_unfreeze or None, max_length=max_length, seed=seed)
     prepare_output_dir(output, overwrite=overwrite)  # fail before the long part
+    checkpoint_dir = checkpoint_dir_for(output)
+    interrupted = latest_checkpoint(checkpoint_dir)
+    if interrupted is not None and not resume and not overwrite:
+        raise OutputExistsError(f"{checkpoint_dir} holds an interrupted run (epoch {read_state(interrupted)['epoch']} "
+                                "done); pass --resume to continue it, or --overwrite to start over")
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     val = read_labeled(val_data, text_column=text_column, label_column=label_column) if val_data else None
     check_trainable(dataset)
+    resolve_backbone(backbone)  # a missing backbone folder fails here, before the status line
+    process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
+    quiet = quiet or not process.is_main_process
     if not quiet:
-        err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone {backbone}")
+        resuming = f", resuming after epoch {read_state(interrupted)['epoch']}" if resume and interrupted else ""
+        err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone {backbone}"
+                          + resuming)
     classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,
-                                          progress=_progress_enabled(quiet))
+                                          progress=_progress_enabled(quiet), checkpoint_dir=checkpoint_dir,
+                                          resume=resume)
+    if not process.is_main_process:  # the main process writes; the others wait until the model is saved
+        process.wait_for_everyone()
+        return
     for warning in classifier.meta.extra.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {warning}")
     if memory_per_class > 0:
@@ -107,6 +139,8 @@ def train(
         save_with_memory(classifier, output, memory, overwrite=overwrite, per_class=memory_per_class)
     else:
         classifier.save(output, overwrite=overwrite)
+    remove_checkpoints(checkpoint_dir)
+    process.wait_for_everyone()
     summary = {"model": str(output), "rows": result.train_rows, "val_rows": result.val_rows,
                "seconds": result.seconds, **result.val_metrics}
     if quiet:
@@ -139,6 +173,8 @@ def predict(
     from textshift.model import Classifier
     from textshift.predict import predict_file
 
+    for option, value in (("--top-k", top_k), ("--chunk-size", chunk_size), ("--batch-size", batch_size)):
+        _require(option, value, value >= 1, ">= 1")
     classifier = Classifier.load(model)
     bar = tqdm(desc="predicting", unit="row", disable=not _progress_enabled(quiet), file=sys.stderr)
     done = [0]
@@ -172,13 +208,14 @@ def evaluate(
 
     Example: textshift evaluate news-model embedded:bills-test
     """
-    from textshift.data import read_labeled
+    from textshift.data import check_label_spelling, read_labeled
     from textshift.evaluate import evaluate as evaluate_model
     from textshift.evaluate import plot_confusion
     from textshift.model import Classifier
 
     classifier = Classifier.load(model)
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
+    check_label_spelling(dataset, classifier.labels)
     report = evaluate_model(classifier, dataset)
     png = plot_confusion(report, confusion or Path(model) / "confusion.png")
     if quiet:

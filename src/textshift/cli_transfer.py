@@ -12,7 +12,7 @@ from rich.table import Table
 
 from textshift.cli import (LabelColumn, Overwrite, Quiet, TextColumn, _print_json, _progress_enabled, app, console,
                            err_console)
-from textshift.errors import ConfigError
+from textshift.errors import ConfigError, TextshiftError
 from textshift.transfer import DEFAULT_STRATEGY, STRATEGIES, STRATEGY_HELP
 
 STRATEGY_LIST = "; ".join(f"{name}: {text}" for name, text in STRATEGY_HELP.items())
@@ -57,6 +57,8 @@ def transfer(
 
     Example: textshift transfer news-model embedded:bills-train -o bills-model --strategy finetune
     """
+    from accelerate import PartialState
+
     from textshift.cli import _train_config
     from textshift.data import read_labeled
     from textshift.model import prepare_output_dir
@@ -71,12 +73,18 @@ def transfer(
     source_rows = read_labeled(source_data) if source_data else None
     config = TransferConfig(strategy=strategy, keep_source_classes=keep_source_classes,
                             train=_train_config(epochs=epochs, learning_rate=learning_rate, seed=seed))
+    process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
+    quiet = quiet or not process.is_main_process
+    unlabeled_texts = _read_unlabeled(unlabeled, text_column)
     if not quiet:
         err_console.print(f"{strategy}: {len(target):,} target rows, {len(target.classes)} classes")
     model, result = run_transfer(source, target, config=config, source_data=source_rows,
-                                 unlabeled_texts=_read_unlabeled(unlabeled, text_column),
-                                 progress=_progress_enabled(quiet))
-    model.save(output, overwrite=overwrite)
+                                 unlabeled_texts=unlabeled_texts, progress=_progress_enabled(quiet))
+    if process.is_main_process:  # the others wait until the model is saved
+        model.save(output, overwrite=overwrite)
+    process.wait_for_everyone()
+    if not process.is_main_process:
+        return
     summary = {"model": str(output), "strategy": strategy, "seconds": result.seconds, **result.val_metrics}
     if quiet:
         _print_json(summary)
@@ -146,6 +154,7 @@ def compare(
     from textshift.cli import _train_config
     from textshift.compare import CompareConfig
     from textshift.data import read_labeled
+    from textshift.transfer import load_source
 
     config = CompareConfig(sizes=_split_list(sizes, kind=int), seeds=seeds,
                            strategies=_split_list(strategies),
@@ -154,9 +163,16 @@ def compare(
                            train=_train_config(epochs=epochs))
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
     test_rows = read_labeled(test, text_column=text_column, label_column=label_column) if test else None
-    result = _run_compare(source_model, target, test_rows, output, config,
-                          source_data=read_labeled(source_data) if source_data else None,
-                          unlabeled=_read_unlabeled(unlabeled, text_column), quiet=quiet)
+    source = load_source(source_model)  # before the output folder is created
+    created = not output.exists()
+    try:
+        result = _run_compare(source, target, test_rows, output, config,
+                              source_data=read_labeled(source_data) if source_data else None,
+                              unlabeled=_read_unlabeled(unlabeled, text_column), quiet=quiet)
+    except TextshiftError:
+        if created and output.is_dir() and not any(output.iterdir()):
+            output.rmdir()  # leave nothing behind when the comparison could not start
+        raise
     if quiet:
         _print_json({"recommended": result.recommended, "answer": result.answer,
                      "summary": result.summary.to_dict(orient="records")})

@@ -1,7 +1,8 @@
 """The training loop: one validated settings dataclass and one function, on Hugging Face Accelerate.
 
-The loop knows nothing about strategies (those live in :mod:`textshift.transfer`) nor about files.
-It runs unchanged on CPU, one GPU, or several (``accelerate launch``).
+The loop knows nothing about strategies (those live in :mod:`textshift.transfer`) nor about file formats
+(epoch checkpoints are :mod:`textshift.checkpoints`). It runs unchanged on CPU, one GPU, or several processes
+(``accelerate launch``/``torchrun``: data-parallel, every process ends with the same weights).
 
 Schedule (defaults chosen by measurement, see BENCHMARKS.md):
 
@@ -12,6 +13,8 @@ Schedule (defaults chosen by measurement, see BENCHMARKS.md):
    learning-rate decay (``layer_lr_decay < 1``) and gradual unfreezing (top layer first).
 3. **Model selection** — with a validation set, the epoch with the best macro-F1 is kept and training stops
    after ``patience`` epochs without improvement.
+4. **Checkpoints** (optional) — after every fine-tuning epoch, so a killed run can resume and end with the same
+   model as an uninterrupted one.
 
 Example
 -------
@@ -24,8 +27,11 @@ Example
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -183,29 +189,47 @@ class LengthGroupedBatches(torch.utils.data.Sampler):
 
     Padding (and so wasted compute) shrinks while every epoch still sees a different random order.
     Deterministic for a given seed; the epoch counter advances on each iteration.
+
+    With ``num_shards > 1`` (one shard per process of a distributed run) every process draws the same batch
+    order and keeps every ``num_shards``-th batch from ``shard_index`` on. Each shard yields the same number of
+    batches, as DDP needs: the last round is filled up with batches from the start of the epoch, as
+    ``DistributedSampler`` does. (Accelerate's own ``BatchSamplerShard`` assumes only the last batch is short;
+    here the one short batch can be anywhere, and it would silently drop a round of batches.)
     """
 
-    def __init__(self, lengths: list[int], batch_size: int, *, seed: int, window: int = 50):
+    def __init__(self, lengths: list[int], batch_size: int, *, seed: int, window: int = 50, num_shards: int = 1,
+                 shard_index: int = 0):
+        if not 0 <= shard_index < num_shards:
+            raise ConfigError(f"shard_index must be in [0, {num_shards}); got {shard_index}")
         self.lengths = np.asarray(lengths)
         self.batch_size = batch_size
         self.seed = seed
         self.window = window * batch_size
+        self.num_shards = num_shards
+        self.shard_index = shard_index
         self.epoch = 0
 
     def __len__(self) -> int:
-        return math.ceil(len(self.lengths) / self.batch_size)
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.num_shards)
 
-    def __iter__(self):
-        rng = np.random.default_rng((self.seed, self.epoch))
-        self.epoch += 1
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """All batches of ``epoch``, in order, before sharding."""
+        rng = np.random.default_rng((self.seed, epoch))
         order = rng.permutation(len(self.lengths))
         batches = []
         for start in range(0, len(order), self.window):
             window = order[start:start + self.window]
             window = window[np.argsort(-self.lengths[window], kind="stable")]
             batches.extend(window[i:i + self.batch_size].tolist() for i in range(0, len(window), self.batch_size))
-        for i in rng.permutation(len(batches)):
-            yield batches[i]
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __iter__(self):
+        batches = self.epoch_batches(self.epoch)
+        self.epoch += 1
+        if self.num_shards > 1 and batches:
+            rounds = len(self) * self.num_shards
+            batches = [batches[i % len(batches)] for i in range(rounds)][self.shard_index::self.num_shards]
+        yield from batches
 
 
 def _encoder_layers(model: nn.Module) -> list[nn.Module]:
@@ -301,7 +325,8 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
 def train(classifier: Classifier, texts: list[str], labels: list[str], *, config: TrainConfig | None = None,
           val_texts: list[str] | None = None, val_labels: list[str] | None = None,
           weights: list[float] | None = None, loss_fn: LossFn | None = None,
-          progress: bool = False, accelerator=None) -> TrainResult:
+          progress: bool = False, accelerator=None, checkpoint_dir: str | os.PathLike | None = None,
+          resume: bool = False) -> TrainResult:
     """Train ``classifier`` in place on ``texts``/``labels`` and return what happened.
 
     Parameters
@@ -322,10 +347,23 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     progress : bool
         Show a progress bar with loss and validation score.
     accelerator : accelerate.Accelerator, optional
-        Pass one to control devices/mixed precision; a default one is made otherwise.
+        Pass one to control devices/mixed precision; a default one is made otherwise. Under
+        ``accelerate launch``/``torchrun`` each process trains on its share of the batches (DDP); validation
+        runs on the main process and its scores are sent to all, so every process stops at the same epoch and
+        ends with the same weights.
+    checkpoint_dir : path, optional
+        Save a checkpoint (see :mod:`textshift.checkpoints`) after every fine-tuning epoch; the main process
+        writes it. Without ``resume``, older checkpoints there are deleted first.
+    resume : bool
+        Continue from the newest checkpoint in ``checkpoint_dir`` when there is one (else start fresh): the
+        head warm-up and finished epochs are skipped and the weights, optimizer, schedule, random generators
+        and batch order are restored, so the result equals an uninterrupted run's. The data, settings, labels
+        and number of processes must be those of the interrupted run (ConfigError otherwise).
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
+
+    from textshift import checkpoints
 
     config = config or TrainConfig()
     started = time.perf_counter()
@@ -336,6 +374,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     if unknown:
         raise DataError(f"labels {unknown[:5]} are not classes of the model ({len(label2id)} classes); expected "
                         "training labels among the model's classes")
+    if resume and checkpoint_dir is None:
+        raise ConfigError("resume=True needs a checkpoint_dir to resume from; pass the folder of the interrupted run")
     set_seed(config.seed)
     texts, labels = list(texts), list(labels)
     row_weights = np.asarray(weights if weights is not None else np.ones(len(texts)), dtype=np.float32)
@@ -352,40 +392,79 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     model = classifier.model.to(accelerator.device)
     label_ids = np.array([label2id[label] for label in labels])
 
+    saved = None
+    if checkpoint_dir is not None:
+        distributed_type = str(accelerator.distributed_type).rsplit(".", 1)[-1]
+        if distributed_type in ("FSDP", "DEEPSPEED", "MEGATRON_LM", "XLA"):
+            raise ConfigError(f"checkpoints support one process or DDP; this run uses {distributed_type}. Launch "
+                              "without FSDP/DeepSpeed, or train without checkpoints")
+        fingerprint = _run_fingerprint(classifier, texts, labels, row_weights, val_texts, val_labels, config,
+                                       accelerator.num_processes)
+        found = checkpoints.latest_checkpoint(checkpoint_dir) if resume else None
+        if accelerator.num_processes > 1:  # the main process's view decides, so all resume (or not) alike
+            from accelerate.utils import broadcast_object_list
+
+            found = broadcast_object_list([found], from_process=0)[0]
+        if found is not None:
+            checkpoints.check_fingerprint(found, checkpoints.read_state(found).get("fingerprint", {}), fingerprint)
+            saved = checkpoints.load_checkpoint(found, process_index=accelerator.process_index)
+            logger.info("resuming from %s", found)
+        elif accelerator.is_main_process:
+            checkpoints.clear_checkpoints(checkpoint_dir)
+        accelerator.wait_for_everyone()
+
     # 1. Head warm-up on cached features (one forward pass; the encoder is frozen anyway).
-    if config.warmup_epochs > 0:
+    if saved is not None:
+        model.load_state_dict(saved.model)
+        result.history = list(saved.state["history"])
+        started -= saved.state["seconds"]
+    elif config.warmup_epochs > 0:
         features = classifier.features(texts, max_length=config.max_length)
         warm_up_head(classifier, features, label_ids, epochs=config.warmup_epochs,
                      learning_rate=config.head_learning_rate, batch_size=config.batch_size, seed=config.seed,
                      weights=row_weights)
         if has_val:
-            metrics = _validate(classifier, val_texts, val_labels, config)
+            metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
             result.history.append({"epoch": 0, "phase": "head warm-up", **metrics,
                                    "seconds": round(time.perf_counter() - started, 2)})
 
-    # 2. Full fine-tuning.
+    # 2. Full fine-tuning. The loader is not passed to accelerator.prepare: the sampler shards itself.
     encoded = classifier.tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
     items = list(zip(encoded, label_ids.tolist(), row_weights.tolist(), indices.tolist()))
-    sampler = LengthGroupedBatches([len(ids) for ids in encoded], config.batch_size, seed=config.seed)
+    sampler = LengthGroupedBatches([len(ids) for ids in encoded], config.batch_size, seed=config.seed,
+                                   num_shards=accelerator.num_processes, shard_index=accelerator.process_index)
     loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=_Collator(classifier.tokenizer))
     epochs = config.epochs_for(len(texts))
-    total_steps = max(1, epochs * len(loader))
+    # A prepared scheduler steps once per process per optimizer step, so count steps over all processes.
+    total_steps = max(1, epochs * len(loader) * accelerator.num_processes)
     optimizer = torch.optim.AdamW(_param_groups(model, config))
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
-    best_score, best_state, stale = -1.0, None, 0
+    best_score, best_state, stale, first_epoch = -1.0, None, 0, 1
+    if saved is not None:
+        optimizer.load_state_dict(saved.optimizer)
+        scheduler.load_state_dict(saved.state["scheduler"])
+        best_score, best_state, stale = saved.state["best_score"], saved.best, saved.state["stale"]
+        result.best_epoch = saved.state["best_epoch"]
+        first_epoch = saved.epoch + 1
+        sampler.epoch = saved.epoch
+        if has_val and stale >= config.patience:
+            first_epoch = epochs + 1  # the interrupted run had already stopped early
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    if saved is not None:
+        checkpoints.restore_rng(saved.rng["tensors"], saved.rng["values"])
     n_layers = len(_encoder_layers(classifier.model))
-    bar = tqdm(total=total_steps, desc="training", unit="step", disable=not progress or not accelerator.is_main_process,
-               leave=False)
+    bar = tqdm(total=epochs * len(loader), initial=(first_epoch - 1) * len(loader), desc="training", unit="step",
+               disable=not progress or not accelerator.is_main_process, leave=False)
     postfix: dict = {}
-    for epoch in range(1, epochs + 1):
+    for epoch in range(first_epoch, epochs + 1):
         if config.gradual_unfreeze and accelerator.num_processes == 1:
             _set_trainable_layers(classifier.model, None if epoch > n_layers else epoch)
         model.train()
         epoch_loss, seen = 0.0, 0
         for batch in loader:
+            batch = {name: value.to(accelerator.device) for name, value in batch.items()}
             targets, batch_weights, batch_indices = batch.pop("labels"), batch.pop("weights"), batch.pop("indices")
             logits = model(**batch).logits
             losses = nn.functional.cross_entropy(logits, targets, reduction="none",
@@ -404,10 +483,13 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
             postfix["loss"] = f"{epoch_loss / seen:.3f}"
             bar.set_postfix(postfix, refresh=False)
             bar.update(1)
+        if accelerator.num_processes > 1:  # the loss over every process's rows, the same record everywhere
+            totals = accelerator.reduce(torch.tensor([epoch_loss, seen], device=accelerator.device), reduction="sum")
+            epoch_loss, seen = totals.tolist()
         record = {"epoch": epoch, "phase": "fine-tune", "train_loss": round(epoch_loss / max(seen, 1), 4)}
         if has_val:
             classifier.model = accelerator.unwrap_model(model)
-            metrics = _validate(classifier, val_texts, val_labels, config)
+            metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
             record.update(metrics)
             postfix["val_f1"] = f"{metrics['val_macro_f1']:.3f}"
             if metrics["val_macro_f1"] > best_score:
@@ -419,6 +501,12 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         record["seconds"] = round(time.perf_counter() - started, 2)
         result.history.append(record)
         logger.info("epoch %s: %s", epoch, record)
+        if checkpoint_dir is not None:
+            _save_checkpoint(checkpoint_dir, epoch=epoch, model=accelerator.unwrap_model(model), optimizer=optimizer,
+                             scheduler=scheduler, best_state=best_state, accelerator=accelerator,
+                             state={"fingerprint": fingerprint, "history": result.history, "best_score": best_score,
+                                    "best_epoch": result.best_epoch, "stale": stale,
+                                    "seconds": time.perf_counter() - started})
         if has_val and stale >= config.patience:
             logger.info("stopping early: no validation improvement for %d epochs", config.patience)
             break
@@ -429,12 +517,51 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     if best_state is not None:
         classifier.model.load_state_dict(best_state)
     if has_val:
-        result.val_metrics = _validate(classifier, val_texts, val_labels, config)
+        result.val_metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
     elif result.best_epoch is None:
         result.best_epoch = epochs
     classifier.model.eval()
     result.seconds = round(time.perf_counter() - started, 2)
     return result
+
+
+def _run_fingerprint(classifier: Classifier, texts: list[str], labels: list[str], row_weights: np.ndarray,
+                     val_texts: list[str] | None, val_labels: list[str] | None, config: TrainConfig,
+                     processes: int) -> dict:
+    """What must not change between an interrupted run and its resumption."""
+    digest = hashlib.sha256()
+    for part in (texts, labels, val_texts or [], val_labels or []):
+        digest.update(json.dumps(part).encode())
+    digest.update(np.ascontiguousarray(row_weights, dtype=np.float32).tobytes())
+    return {"settings": config.to_dict(), "labels": classifier.labels, "backbone": classifier.meta.backbone,
+            "train_rows": len(texts), "val_rows": len(val_texts or []), "data_sha256": digest.hexdigest(),
+            "processes": processes}
+
+
+def _save_checkpoint(folder, *, epoch: int, model: nn.Module, optimizer, scheduler, best_state, accelerator,
+                     state: dict) -> None:
+    """Every process hands over its RNG state (a collective); the main process writes; all wait for it."""
+    from accelerate.utils import gather_object
+
+    from textshift import checkpoints
+
+    rng = gather_object([checkpoints.capture_rng()])
+    if accelerator.is_main_process:
+        checkpoints.save_checkpoint(folder, epoch=epoch, model=checkpoints.cpu_state(model), best=best_state,
+                                    optimizer=optimizer.state_dict(), rng=rng,
+                                    state=state | {"scheduler": scheduler.state_dict()})
+    accelerator.wait_for_everyone()
+
+
+def _validate_on_main(classifier: Classifier, texts: list[str], labels: list[str], config: TrainConfig,
+                      accelerator) -> dict:
+    """Score on the main process and send the scores to every process, so all make the same decisions."""
+    if accelerator.num_processes == 1:
+        return _validate(classifier, texts, labels, config)
+    from accelerate.utils import broadcast_object_list
+
+    payload = [_validate(classifier, texts, labels, config) if accelerator.is_main_process else None]
+    return broadcast_object_list(payload, from_process=0)[0]
 
 
 def _validate(classifier: Classifier, texts: list[str], labels: list[str], config: TrainConfig) -> dict:
@@ -449,11 +576,13 @@ def deepcopy_classifier(classifier: Classifier) -> Classifier:
 
 
 def train_classifier(data, *, backbone: str | None = None, config: TrainConfig | None = None,
-                     val_data=None, progress: bool = False) -> tuple[Classifier, TrainResult]:
+                     val_data=None, progress: bool = False, checkpoint_dir: str | os.PathLike | None = None,
+                     resume: bool = False) -> tuple[Classifier, TrainResult]:
     """A new classifier on ``backbone`` trained on labelled :class:`~textshift.data.TextData`.
 
     Returns the trained classifier (metadata filled in: data fingerprint, settings, validation metrics) and
-    the training record. Nothing is written to disk; call ``classifier.save(folder)``.
+    the training record. Nothing but checkpoints (see :func:`train`) is written to disk; call
+    ``classifier.save(folder)``.
     """
     from textshift.data import check_trainable
     from textshift.model import DEFAULT_BACKBONE
@@ -463,7 +592,8 @@ def train_classifier(data, *, backbone: str | None = None, config: TrainConfig |
     classifier = Classifier.from_backbone(backbone or DEFAULT_BACKBONE, labels=data.classes, seed=config.seed)
     result = train(classifier, data.texts, data.labels, config=config,
                    val_texts=val_data.texts if val_data is not None else None,
-                   val_labels=val_data.labels if val_data is not None else None, progress=progress)
+                   val_labels=val_data.labels if val_data is not None else None, progress=progress,
+                   checkpoint_dir=checkpoint_dir, resume=resume)
     record_training(classifier, data, config, result, strategy="train", warnings=warnings)
     return classifier, result
 
@@ -560,7 +690,8 @@ def adapt_language_model(classifier: Classifier, texts: list[str], *, config: Ad
     scheduler = get_linear_schedule_with_warmup(optimizer, int(0.06 * total), total)
     mlm, optimizer, loader, scheduler = accelerator.prepare(mlm, optimizer, loader, scheduler)
     losses = []
-    bar = tqdm(total=total, desc="adapting LM", unit="step", disable=not progress, leave=False)
+    bar = tqdm(total=len(loader) * config.epochs, desc="adapting LM", unit="step",
+               disable=not progress or not accelerator.is_main_process, leave=False)
     for _ in range(config.epochs):
         mlm.train()
         running, steps = 0.0, 0
