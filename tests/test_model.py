@@ -176,3 +176,22 @@ def test_checks_read_no_pickle(classifier, tmp_path, monkeypatch):
 
     monkeypatch.setattr(torch, "load", refuse)
     assert Classifier.load(tmp_path / "m").labels == ["a", "b", "c"]
+
+
+def test_save_swaps_folders_in_one_step_and_keeps_no_leftovers(tiny_backbone, tmp_path):
+    first = Classifier.from_backbone(tiny_backbone, labels=["a", "b"], seed=0)
+    target = first.save(tmp_path / "m")
+    second = Classifier.from_backbone(tiny_backbone, labels=["a", "b", "c"], seed=1)
+    second.save(target)
+    assert Classifier.load(target).labels == ["a", "b", "c"]
+    assert [p.name for p in tmp_path.iterdir()] == ["m"]
+
+
+def test_a_save_killed_between_its_two_renames_is_recovered_on_load(tiny_backbone, tmp_path):
+    from textshift.model import recover_interrupted_save
+
+    target = Classifier.from_backbone(tiny_backbone, labels=["a", "b"], seed=0).save(tmp_path / "m")
+    target.rename(tmp_path / ".m.old-1234abcd")  # the state a kill leaves after the first rename
+    (tmp_path / ".m.tmp-5678abcd").mkdir()  # and a half-written new folder, never taken as a model
+    assert Classifier.load(target).labels == ["a", "b"]
+    assert target.is_dir() and not recover_interrupted_save(target)

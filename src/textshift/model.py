@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import shutil
+import sys
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -377,13 +378,16 @@ class Classifier:
                              if not (isinstance(value, dict) and "file" in value and value["file"] not in extra_files)}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
             _fsync_tree(tmp)
-            if target.exists():
+            if target.exists() and _exchange(tmp, target):
+                shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous folder
+            elif target.exists():
                 backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
                 os.replace(target, backup)
                 os.replace(tmp, target)
                 shutil.rmtree(backup, ignore_errors=True)
             else:
                 os.replace(tmp, target)
+            _fsync_dir(target.parent)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -397,6 +401,49 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported, so
+    the caller falls back to two renames (a crash between them leaves the previous folder as ``.NAME.old-*``,
+    which :func:`recover_interrupted_save` restores)."""
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory handles
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # pragma: no cover
+        pass
+    finally:
+        os.close(fd)
+
+
+def recover_interrupted_save(target: Path) -> bool:
+    """Put back the previous model folder when a save died between its two renames (only on platforms
+    without an atomic exchange). Returns True when a folder was restored."""
+    if target.exists():
+        return False
+    backups = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
+    backups = [b for b in backups if is_model_folder(b)]
+    if not backups:
+        return False
+    os.replace(backups[-1], target)
+    return True
 
 
 def _fsync_tree(folder: Path) -> None:
@@ -430,6 +477,8 @@ def check_model_folder(path: str | os.PathLike) -> Path:
     :class:`~textshift.errors.ModelError` naming the file that is wrong.
     """
     folder = Path(path)
+    if not folder.exists() and recover_interrupted_save(folder):
+        logger.warning("restored %s from a save that was interrupted between its two renames", folder)
     if not folder.exists():
         raise ModelError(f"model folder {folder} not found; expected a folder written by `textshift train`")
     if not folder.is_dir():
