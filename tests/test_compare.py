@@ -152,3 +152,9 @@ def test_class_with_a_single_example_is_sampled_and_trained(news_model, small_bi
     pd.concat([frame, rare]).to_csv(data, index=False)
     result = compare(news_model, data, out_dir=tmp_path / "c", config=_config(sizes=[30], seeds=1, baselines=[]))
     assert len(result.runs[result.runs.strategy == "finetune"]) == 1
+
+
+def test_library_compare_with_bad_sizes_writes_nothing(news_model, small_bills, tmp_path):
+    with pytest.raises(DataError, match="larger than"):
+        compare(news_model, small_bills, out_dir=tmp_path / "c", config=_config(sizes=[20, 5000]))
+    assert not (tmp_path / "c").exists()

@@ -309,7 +309,6 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     """
     config = config or CompareConfig()
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     source_model = source if isinstance(source, Classifier) else load_source(source)
     target_data = target if isinstance(target, TextData) else read_labeled(target)
     if test is None:
@@ -336,6 +335,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
         if source_data is None:
             raise DataError("the 'joint' strategy needs the source's labelled data and the source model's "
                             "training file cannot be found; pass --source-data FILE or drop 'joint'")
+    out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be usable
     store = RunStore(out / RUNS_FILE)
     key = config.run_key()
     encoder_cache: EmbeddingCache | None = None
