@@ -161,12 +161,17 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", help="Also write the k most probable labels.")] = 1,
     chunk_size: Annotated[int, typer.Option(help="Rows read per chunk (bounds memory).")] = 4096,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run after its last finished "
+                                         "chunk (same input, model and options).")] = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Predict labels for every row of DATA and write them with their probabilities to a CSV.
 
     Example: textshift predict news-model embedded:bills-test -o bills_predictions.csv --top-k 3
+
+    Rows go to a hidden .NAME.partial file beside the output, made durable after every chunk; the CSV appears
+    only when complete. After an interruption, the same command with --resume continues where it stopped.
     """
     from tqdm.auto import tqdm
 
@@ -184,7 +189,7 @@ def predict(
         done[0] = rows
 
     summary = predict_file(classifier, data, output, text_column=text_column, top_k=top_k, chunk_size=chunk_size,
-                           batch_size=batch_size, overwrite=overwrite, on_chunk=advance)
+                           batch_size=batch_size, overwrite=overwrite, resume=resume, on_chunk=advance)
     bar.close()
     if quiet:
         _print_json({"output": str(summary.output), "rows": summary.rows})

@@ -11,6 +11,8 @@ Example
 from __future__ import annotations
 
 import csv
+import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,8 +22,10 @@ import numpy as np
 import pandas as pd
 
 from textshift.data import detect_format, iter_text_chunks, same_file
-from textshift.errors import ConfigError, OutputExistsError
+from textshift.errors import ConfigError, OutputExistsError, TextshiftError
 from textshift.model import Classifier
+
+logger = logging.getLogger(__name__)
 
 
 def predictions_frame(labels: list[str], probs: np.ndarray, *, top_k: int = 1) -> pd.DataFrame:
@@ -57,15 +61,30 @@ class PredictSummary:
     label_counts: dict[str, int]
 
 
+def _partial_paths(output: Path) -> tuple[Path, Path]:
+    """Where an unfinished prediction run keeps its rows and its progress (hidden, beside the output)."""
+    return output.with_name(f".{output.name}.partial"), output.with_name(f".{output.name}.partial.json")
+
+
+def _input_identity(data: str | os.PathLike) -> dict:
+    try:
+        stat = Path(data).stat()
+    except OSError:  # embedded data, or a missing file (reported by the reader)
+        return {"data": str(data)}
+    return {"data": str(Path(data).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
 def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | os.PathLike, *,
                  text_column: str | None = None, top_k: int = 1, chunk_size: int = 4096, batch_size: int = 64,
-                 keep_columns: bool = True, overwrite: bool = False,
+                 keep_columns: bool = True, overwrite: bool = False, resume: bool = False,
                  on_chunk: Callable[[int], None] | None = None) -> PredictSummary:
     """Stream ``data`` through the model in chunks and write a CSV of predictions.
 
-    Memory is bounded by ``chunk_size`` whatever the file size. The output is written beside its final path
-    and renamed when complete, so a crash never leaves a half-written file; the input is never overwritten.
-    ``on_chunk(rows_done)`` is called after each chunk (for progress bars).
+    Memory is bounded by ``chunk_size`` whatever the file size. Rows go to a hidden ``.NAME.partial`` file beside
+    the output, made durable after every chunk together with a small progress record; the output appears (by
+    rename) only when complete, so a crash never leaves a half-written file, and the input is never overwritten.
+    If a run is interrupted, ``resume=True`` continues after the last durable chunk (same input, model and
+    options). A bad-input error removes the partial files. ``on_chunk(rows_done)`` is called after each chunk.
     """
     output = Path(output)
     if same_file(data, output) or Path(str(data)).resolve() == output.resolve():
@@ -75,14 +94,41 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
         raise ConfigError(f"predictions are written as CSV; got output {output.name}. Use a .csv path")
     if output.exists() and not overwrite:
         raise OutputExistsError(f"{output} exists; expected a new file. Pass --overwrite or choose another path")
+    partial, progress = _partial_paths(output)
+    identity = {**_input_identity(data), "model": classifier.meta.created, "labels": classifier.labels, "text_column": text_column, "top_k": top_k,
+                "keep_columns": keep_columns}
+    state = {"rows": 0, "bytes": 0, "counts": {}}
+    if progress.exists() and partial.exists():
+        try:
+            saved = json.loads(progress.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            saved = None
+        if not resume and not overwrite:
+            rows_done = saved.get("rows", "?") if isinstance(saved, dict) else "?"
+            raise OutputExistsError(f"an interrupted run left {partial.name} ({rows_done} rows done) beside "
+                                    f"{output.name}; expected no unfinished run. Pass --resume to continue it or "
+                                    "--overwrite to start again")
+        if resume:
+            if not isinstance(saved, dict) or saved.get("identity") != json.loads(json.dumps(identity)):
+                raise ConfigError(f"the unfinished run in {partial.name} was for other input, model or options; "
+                                  "expected the same ones to resume. Pass --overwrite to start again")
+            state = saved
+    elif resume:
+        logger.info("nothing to resume for %s; starting from the first row", output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.tmp-{os.getpid()}")
-    counts: dict[str, int] = {}
-    rows = 0
+    counts: dict[str, int] = dict(state["counts"])
+    rows = skip = int(state["rows"])
+    finished = False
     try:
-        with open(tmp, "w", newline="", encoding="utf-8") as handle:
-            header_written = False
+        with open(partial, "r+b" if rows else "wb") as raw:
+            raw.truncate(int(state["bytes"]))
+        with open(partial, "a", newline="", encoding="utf-8") as handle:
+            header_written = rows > 0
             for chunk in iter_text_chunks(data, text_column=text_column, chunk_size=chunk_size):
+                if skip >= len(chunk):
+                    skip -= len(chunk)
+                    continue
+                chunk, skip = chunk.iloc[skip:], 0
                 preds = predict_texts(classifier, chunk["text"].tolist(), top_k=top_k, batch_size=batch_size)
                 preds.index = chunk.index
                 frame = pd.concat([chunk, preds], axis=1) if keep_columns else pd.concat([chunk[["text"]], preds],
@@ -94,12 +140,26 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
                 for label, n in preds["label"].value_counts().items():
                     counts[label] = counts.get(label, 0) + int(n)
                 rows += len(chunk)
+                handle.flush()
+                os.fsync(handle.fileno())
+                _write_progress(progress, {"identity": identity, "rows": rows, "bytes": handle.tell(),
+                                           "counts": counts})
                 if on_chunk:
                     on_chunk(rows)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, output)
+        os.replace(partial, output)
+        progress.unlink(missing_ok=True)
+        finished = True
+    except TextshiftError:
+        partial.unlink(missing_ok=True)
+        progress.unlink(missing_ok=True)
+        raise
     finally:
-        if tmp.exists():
-            tmp.unlink()
+        if finished:
+            partial.unlink(missing_ok=True)
     return PredictSummary(output, rows, dict(sorted(counts.items(), key=lambda kv: -kv[1])))
+
+
+def _write_progress(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(state, default=str), encoding="utf-8")
+    os.replace(tmp, path)
