@@ -1,0 +1,364 @@
+"""Speed benchmark: training and prediction throughput, peak memory and achieved GFLOP/s of textshift against
+the usual Hugging Face ways of doing the same work, on the bundled news headlines (short) and bill titles (longer).
+
+    python bench/speed.py                      # resumable: finished (task, dataset, system) rows are skipped
+    python bench/speed.py --fresh              # start over
+    python bench/speed.py --full               # every row of each dataset instead of a sample
+
+Every system gets the same backbone (the default, all-MiniLM-L6-v2, loaded from its offline folder), the same rows,
+batch size 32 for training and 64 for prediction, one epoch, max length 128 and learning rate 1e-4.
+
+Systems
+-------
+train / textshift
+    ``textshift.training.train`` with ``epochs=1, warmup_epochs=0, val_fraction=0`` (no head warm-up, no
+    validation), so the call is the fine-tuning epoch plus tokenizing the rows. Length-grouped batches.
+train / hf-trainer, hf-trainer-grouped
+    ``transformers.Trainer`` on the same rows tokenized beforehand (not timed), ``DataCollatorWithPadding``
+    (dynamic padding), ``report_to="none"``, no saving, no evaluation; its defaults otherwise
+    (``hf-trainer``: random batches) and with ``train_sampling_strategy="group_by_length"`` (the
+    ``group_by_length=True`` of transformers 4). Only ``trainer.train()`` is timed.
+predict / textshift
+    ``Classifier.load(folder).predict_proba(texts)`` (batch 64, texts sorted by length).
+predict / hf-pipeline
+    ``transformers.pipeline("text-classification", model=folder)(texts, batch_size=64, truncation=True)`` on the
+    same saved folder (the model the textshift training row saved; an untrained one if that row was skipped).
+predict / sentence-transformers
+    ``SentenceTransformer(backbone folder).encode(texts, batch_size=64)`` with ``max_seq_length = 128``: the
+    encoder plus mean pooling, no classification head (whose cost is negligible).
+matmul / peak
+    ``torch.matmul`` of float32 square matrices (n = 1024 and 2048, best of several), 2·n³ / seconds: the practical
+    ceiling of this CPU for the dense work a transformer does.
+
+Each measurement runs in its own process (``python bench/speed.py --one TASK DATASET SYSTEM``, which prints one
+JSON line); the parent samples that process's resident set size with psutil every 50 ms, so ``peak_rss_mb`` is
+the peak of that measurement alone (imports and model loading included). Prediction is timed after a one-batch
+warm-up; training is timed from its first step.
+
+FLOPs
+-----
+Counted analytically from the real (non-pad) token counts ``t_i`` of the rows after truncation, so padding is
+counted as waste, not as work. With ``P`` the parameters of the encoder layers (applied to every token), ``P_top``
+the pooler and head parameters (applied to the [CLS] token of each row), ``L`` layers and hidden size ``d``:
+
+    forward  = 2·P·Σt_i + 4·L·d·Σt_i² + 2·P_top·n_rows     (matmuls; attention scores and weighted values)
+    training = 3 × forward                                   (backward ≈ 2 × forward)
+
+Embedding look-ups, layer norms, softmax and GELU are left out (a few percent). ``gflops`` is that count over the
+measured seconds (training and prediction rows alike); its ratio to the matmul row says how much of the CPU's
+practical peak the system turns into useful work.
+
+Writes bench/results/speed.csv (task,dataset,system,samples_per_second,peak_rss_mb,gflops,rows,seconds,machine)
+and prints the table with the textshift / peer ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import RESULTS, WORK, append_row, done_keys, machine  # noqa: E402
+
+OUT = RESULTS / "speed.csv"
+COLUMNS = ["task", "dataset", "system", "samples_per_second", "peak_rss_mb", "gflops", "rows", "seconds", "machine"]
+KEY = ["task", "dataset", "system"]
+DATASETS = ["news", "bills"]
+SYSTEMS = {"train": ["textshift", "hf-trainer", "hf-trainer-grouped"],
+           "predict": ["textshift", "hf-pipeline", "sentence-transformers"]}
+BATCH_SIZE = 32
+PREDICT_BATCH_SIZE = 64
+MAX_LENGTH = 128
+LEARNING_RATE = 1e-4
+SEED = 42
+MARK = "SPEED_RESULT "
+
+
+# ---------------------------------------------------------------------------------------------- the measurements
+def model_folder(dataset: str) -> Path:
+    return WORK / f"speed-{dataset}-model"
+
+
+def sample(dataset: str, rows: int | None, *, seed: int) -> tuple[list[str], list[str], list[str]]:
+    """``rows`` texts and labels drawn at random from an embedded dataset (repeated if it has fewer), and its classes.
+
+    ``rows=None`` takes every row, in file order.
+    """
+    import numpy as np
+
+    from textshift.data import read_labeled
+
+    data = read_labeled(f"embedded:{dataset}")
+    if rows is None:
+        positions = np.arange(len(data))
+    else:
+        rng = np.random.default_rng(seed)
+        positions = np.concatenate([rng.permutation(len(data)) for _ in range(rows // len(data) + 1)])[:rows]
+    texts, labels = data.texts, data.labels
+    return [texts[i] for i in positions], [labels[i] for i in positions], data.classes
+
+
+def backbone_folder() -> str:
+    from textshift.model import DEFAULT_BACKBONE, resolve_backbone
+
+    return resolve_backbone(DEFAULT_BACKBONE)
+
+
+def useful_flops(token_counts: list[int], *, training: bool) -> float:
+    """Matmul FLOPs of the default backbone with a head on rows of ``token_counts`` real tokens (see module doc)."""
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(backbone_folder())
+    d, ffn, layers = config.hidden_size, config.intermediate_size, config.num_hidden_layers
+    per_layer = 4 * (d * d + d) + 2 * (d * ffn) + ffn + d + 4 * d  # Q, K, V, output; FFN in/out; two LayerNorms
+    encoder_params = layers * per_layer
+    top_params = d * d + d  # pooler; the head adds n_labels·d, which is negligible and differs by dataset
+    tokens = sum(token_counts)
+    squares = sum(t * t for t in token_counts)
+    forward = 2 * encoder_params * tokens + 4 * layers * d * squares + 2 * top_params * len(token_counts)
+    return 3 * forward if training else forward
+
+
+def token_counts(texts: list[str]) -> list[int]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(backbone_folder())
+    return [len(ids) for ids in tokenizer(texts, truncation=True, max_length=MAX_LENGTH)["input_ids"]]
+
+
+def train_textshift(dataset: str, texts: list[str], labels: list[str], classes: list[str]) -> float:
+    from textshift.model import DEFAULT_BACKBONE, Classifier
+    from textshift.training import TrainConfig, train
+
+    classifier = Classifier.from_backbone(DEFAULT_BACKBONE, labels=classes, seed=SEED)
+    config = TrainConfig(epochs=1, warmup_epochs=0, val_fraction=0, batch_size=BATCH_SIZE,
+                         learning_rate=LEARNING_RATE, max_length=MAX_LENGTH, seed=SEED)
+    started = time.perf_counter()
+    train(classifier, texts, labels, config=config)
+    seconds = time.perf_counter() - started
+    classifier.save(model_folder(dataset), overwrite=True)  # the folder the prediction rows load
+    return seconds
+
+
+def train_hf_trainer(texts: list[str], labels: list[str], classes: list[str], *, grouped: bool) -> float:
+    import torch
+    from datasets import Dataset
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
+                              TrainingArguments)
+
+    folder = backbone_folder()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    torch.manual_seed(SEED)
+    model = AutoModelForSequenceClassification.from_pretrained(folder, num_labels=len(classes))
+    encoded = tokenizer(texts, truncation=True, max_length=MAX_LENGTH)
+    label_id = {label: i for i, label in enumerate(classes)}
+    rows = Dataset.from_dict({"input_ids": encoded["input_ids"], "attention_mask": encoded["attention_mask"],
+                              "labels": [label_id[label] for label in labels]})
+    with tempfile.TemporaryDirectory() as output_dir:
+        args = TrainingArguments(output_dir=output_dir, per_device_train_batch_size=BATCH_SIZE, num_train_epochs=1,
+                                 learning_rate=LEARNING_RATE, report_to="none", save_strategy="no",
+                                 eval_strategy="no", logging_strategy="no", disable_tqdm=True, use_cpu=True,
+                                 seed=SEED, train_sampling_strategy="group_by_length" if grouped else "random")
+        trainer = Trainer(model=model, args=args, train_dataset=rows,
+                          data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)
+        started = time.perf_counter()
+        trainer.train()
+        return time.perf_counter() - started
+
+
+def ensure_model(dataset: str) -> Path:
+    """The saved textshift folder the prediction rows load; an untrained one if the training row did not make it."""
+    folder = model_folder(dataset)
+    if not (folder / "textshift.json").exists():
+        from textshift.model import DEFAULT_BACKBONE, Classifier
+
+        _, _, classes = sample(dataset, 1, seed=0)
+        Classifier.from_backbone(DEFAULT_BACKBONE, labels=classes, seed=SEED).save(folder, overwrite=True)
+    return folder
+
+
+def predict(system: str, dataset: str, texts: list[str]) -> float:
+    warm = texts[:PREDICT_BATCH_SIZE]
+    if system == "textshift":
+        from textshift.model import Classifier
+
+        classifier = Classifier.load(model_folder(dataset))
+        run = lambda batch: classifier.predict_proba(batch, batch_size=PREDICT_BATCH_SIZE,  # noqa: E731
+                                                     max_length=MAX_LENGTH)
+    elif system == "hf-pipeline":
+        from transformers import pipeline
+
+        pipe = pipeline("text-classification", model=str(model_folder(dataset)), device="cpu")
+        run = lambda batch: pipe(batch, batch_size=PREDICT_BATCH_SIZE, truncation=True,  # noqa: E731
+                                 max_length=MAX_LENGTH)
+    elif system == "sentence-transformers":
+        from sentence_transformers import SentenceTransformer
+
+        encoder = SentenceTransformer(backbone_folder(), device="cpu")
+        encoder.max_seq_length = MAX_LENGTH
+        run = lambda batch: encoder.encode(batch, batch_size=PREDICT_BATCH_SIZE,  # noqa: E731
+                                           show_progress_bar=False)
+    else:
+        raise SystemExit(f"unknown predict system '{system}'; expected one of {', '.join(SYSTEMS['predict'])}")
+    run(warm)
+    started = time.perf_counter()
+    run(texts)
+    return time.perf_counter() - started
+
+
+def matmul_peak(sizes: tuple[int, ...] = (1024, 2048), repeats: int = 6) -> float:
+    """Best float32 matmul GFLOP/s over ``repeats`` timings per size (after one warm-up each)."""
+    import torch
+
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n), torch.randn(n, n)
+        torch.matmul(a, b)
+        for _ in range(repeats):
+            started = time.perf_counter()
+            torch.matmul(a, b)
+            best = max(best, 2 * n ** 3 / (time.perf_counter() - started) / 1e9)
+    return best
+
+
+def run_one(task: str, dataset: str, system: str, *, train_rows: int | None, predict_rows: int | None) -> dict:
+    """One measurement, in this process: ``{"rows", "seconds", "samples_per_second", "gflops"}``."""
+    if task == "matmul":
+        return {"rows": "", "seconds": "", "samples_per_second": "", "gflops": round(matmul_peak(), 1)}
+    if task == "train":
+        texts, labels, classes = sample(dataset, train_rows, seed=0)
+        if system == "textshift":
+            seconds = train_textshift(dataset, texts, labels, classes)
+        elif system in ("hf-trainer", "hf-trainer-grouped"):
+            seconds = train_hf_trainer(texts, labels, classes, grouped=system == "hf-trainer-grouped")
+        else:
+            raise SystemExit(f"unknown train system '{system}'; expected one of {', '.join(SYSTEMS['train'])}")
+    elif task == "predict":
+        texts, _, _ = sample(dataset, predict_rows, seed=1)
+        seconds = predict(system, dataset, texts)
+    else:
+        raise SystemExit(f"unknown task '{task}'; expected train, predict or matmul")
+    flops = useful_flops(token_counts(texts), training=task == "train")
+    return {"rows": len(texts), "seconds": round(seconds, 2), "samples_per_second": round(len(texts) / seconds, 2),
+            "gflops": round(flops / seconds / 1e9, 2)}
+
+
+# ---------------------------------------------------------------------------------------------- the parent
+def measure(task: str, dataset: str, system: str, args: argparse.Namespace) -> dict:
+    """Run one measurement in a child process; return its result plus the child's peak RSS in MB."""
+    command = [sys.executable, __file__, "--one", task, dataset, system, *size_flags(args)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
+           "TOKENIZERS_PARALLELISM": "false"}
+    log = WORK / "speed-last-run.log"  # the child's warnings and progress bars, kept out of the table
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "w") as stderr:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True)
+        peak = sample_peak_rss(proc)
+    lines = [line for line in proc.stdout.read().splitlines() if line.startswith(MARK)]
+    if proc.returncode != 0 or not lines:
+        raise SystemExit(f"measurement {task} {dataset} {system} failed (exit code {proc.returncode}); see {log} "
+                         f"or rerun it alone: {' '.join(command)}")
+    return json.loads(lines[-1][len(MARK):]) | {"peak_rss_mb": round(peak / 2**20, 1)}
+
+
+def sample_peak_rss(proc: subprocess.Popen) -> int:
+    """Peak resident set size in bytes of ``proc`` and its children, sampled every 50 ms until it exits."""
+    import psutil
+
+    handle = psutil.Process(proc.pid)
+    peak = 0
+    while proc.poll() is None:
+        try:
+            rss = handle.memory_info().rss + sum(c.memory_info().rss for c in handle.children(recursive=True))
+            peak = max(peak, rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.05)
+    return peak
+
+
+def size_flags(args: argparse.Namespace) -> list[str]:
+    return ["--full"] if args.full else ["--train-rows", str(args.train_rows), "--predict-rows", str(args.predict_rows)]
+
+
+def plan() -> list[tuple[str, str, str]]:
+    keys = [("matmul", "-", "peak")]
+    for dataset in DATASETS:
+        for task in ("train", "predict"):
+            keys.extend((task, dataset, system) for system in SYSTEMS[task])
+    return keys
+
+
+def table(path: Path) -> str:
+    """The results as a Markdown table, each peer with textshift's speed and memory ratios to it."""
+    import pandas as pd
+
+    frame = pd.read_csv(path, dtype={"dataset": str})
+    peak = frame.loc[frame.task == "matmul", "gflops"]
+    peak = float(peak.iloc[0]) if len(peak) else float("nan")
+    lines = ["| task | dataset | system | samples/s | peak RSS MB | GFLOP/s (% of matmul peak) | "
+             "textshift / this: speed | textshift / this: RSS |", "|" + "---|" * 8]
+    for row in frame.itertuples(index=False):
+        if row.task == "matmul":
+            lines.append(f"| matmul | | peak (float32) | | {row.peak_rss_mb:.0f} | {row.gflops:.1f} (100%) | | |")
+            continue
+        ours = frame[(frame.task == row.task) & (frame.dataset == row.dataset) & (frame.system == "textshift")]
+        speed = rss = ""
+        if len(ours) and row.system != "textshift":
+            speed = f"{ours.samples_per_second.iloc[0] / row.samples_per_second:.2f}×"
+            rss = f"{ours.peak_rss_mb.iloc[0] / row.peak_rss_mb:.2f}×"
+        gflops = f"{row.gflops:.1f} ({100 * row.gflops / peak:.0f}%)" if pd.notna(row.gflops) else ""
+        lines.append(f"| {row.task} | {row.dataset} | {row.system} | {row.samples_per_second:.1f} | "
+                     f"{row.peak_rss_mb:.0f} | {gflops} | {speed} | {rss} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--train-rows", type=int, default=1024, help="training rows per dataset (default 1024)")
+    parser.add_argument("--predict-rows", type=int, default=2048, help="prediction rows per dataset (default 2048)")
+    parser.add_argument("--full", action="store_true", help="every row of each dataset, for both tasks")
+    parser.add_argument("--fresh", action="store_true", help="delete the results file and measure everything again")
+    parser.add_argument("--out", type=Path, default=OUT, help=f"results CSV (default {OUT})")
+    parser.add_argument("--only", default="", help="comma-separated TASK:DATASET:SYSTEM keys to measure")
+    parser.add_argument("--one", nargs=3, metavar=("TASK", "DATASET", "SYSTEM"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    train_rows = None if args.full else args.train_rows
+    predict_rows = None if args.full else args.predict_rows
+
+    if args.one:
+        result = run_one(*args.one, train_rows=train_rows, predict_rows=predict_rows)
+        print(MARK + json.dumps(result), flush=True)
+        return
+
+    if args.fresh:
+        args.out.unlink(missing_ok=True)
+    done = done_keys(args.out, KEY)
+    wanted = {tuple(key.split(":")) for key in args.only.split(",") if key}
+    for task, dataset, system in plan():
+        if (task, dataset, system) in done or (wanted and (task, dataset, system) not in wanted):
+            continue
+        if task == "predict":
+            ensure_model(dataset)
+        started = time.perf_counter()
+        result = measure(task, dataset, system, args)
+        row = {"task": task, "dataset": dataset, "system": system, **result, "machine": machine()}
+        append_row(args.out, row, COLUMNS)
+        print(f"{task:8} {dataset:6} {system:22} {result['samples_per_second']!s:>9} samples/s  "
+              f"{result['peak_rss_mb']:>7} MB  {result['gflops']!s:>7} GFLOP/s  "
+              f"({time.perf_counter() - started:.0f} s with start-up)", flush=True)
+    if args.out.exists():
+        print()
+        print(table(args.out))
+
+
+if __name__ == "__main__":
+    main()
