@@ -245,6 +245,16 @@ def _encoder_layers(model: nn.Module) -> list[nn.Module]:
     return []
 
 
+def adamw(params, **kwargs) -> torch.optim.Optimizer:
+    """AdamW with the fused kernel where the device supports it: one optimizer step on MiniLM takes ~50 ms
+    instead of ~1 s with the per-tensor loop on a 2-core CPU (bench/speed.py)."""
+    params = list(params)
+    try:
+        return torch.optim.AdamW(params, fused=True, **kwargs)
+    except (RuntimeError, TypeError):  # devices or dtypes without a fused kernel
+        return torch.optim.AdamW(params, foreach=True, **kwargs)
+
+
 def _param_groups(model: nn.Module, config: TrainConfig) -> list[dict]:
     """AdamW groups: layer-wise learning rates, no weight decay on biases and LayerNorm weights."""
     layers = _encoder_layers(model)
@@ -306,7 +316,7 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
     weight = linear.weight.detach().cpu().float().clone().requires_grad_(True)
     bias = (linear.bias.detach().cpu().float().clone().requires_grad_(True) if linear.bias is not None else None)
     params = [weight] + ([bias] if bias is not None else [])
-    optimizer = torch.optim.AdamW(params, lr=learning_rate, weight_decay=weight_decay)
+    optimizer = adamw(params, lr=learning_rate, weight_decay=weight_decay)
     for _ in range(epochs):
         order = torch.randperm(len(y), generator=generator)
         for start in range(0, len(y), batch_size):
@@ -437,7 +447,7 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     epochs = config.epochs_for(len(texts))
     # A prepared scheduler steps once per process per optimizer step, so count steps over all processes.
     total_steps = max(1, epochs * len(loader) * accelerator.num_processes)
-    optimizer = torch.optim.AdamW(_param_groups(model, config))
+    optimizer = adamw(_param_groups(model, config))
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
@@ -683,7 +693,7 @@ def adapt_language_model(classifier: Classifier, texts: list[str], *, config: Ad
     loader = torch.utils.data.DataLoader(items, batch_size=config.batch_size, shuffle=True, collate_fn=collator,
                                          generator=generator)
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    optimizer = torch.optim.AdamW(mlm.parameters(), lr=config.learning_rate, weight_decay=0.01)
+    optimizer = adamw(mlm.parameters(), lr=config.learning_rate, weight_decay=0.01)
     from transformers import get_linear_schedule_with_warmup
 
     total = config.epochs * len(loader)
