@@ -40,7 +40,8 @@ def make_input(rows: int) -> Path:
 
 def measure(model: Path, data: Path, chunk_size: int) -> tuple[float, float]:
     out = data.with_suffix(".pred.csv")
-    out.unlink(missing_ok=True)
+    for stale in (out, out.with_name(f".{out.name}.partial"), out.with_name(f".{out.name}.partial.json")):
+        stale.unlink(missing_ok=True)  # a run killed earlier; this measures a whole run from the first row
     cmd = [sys.executable, "-m", "textshift", "predict", str(model), str(data), "-o", str(out),
            "--chunk-size", str(chunk_size), "-q"]
     started = time.perf_counter()
