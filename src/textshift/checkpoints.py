@@ -251,17 +251,8 @@ def _short(value) -> str:
 
 
 def _fsync_folder(folder: Path, *, files: bool = False) -> None:
+    from textshift.model import _fsync_dir, _fsync_tree
+
     if files:
-        for item in folder.iterdir():
-            with open(item, "rb") as handle:
-                os.fsync(handle.fileno())
-    try:
-        descriptor = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory descriptors
-        return
-    try:
-        os.fsync(descriptor)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(descriptor)
+        _fsync_tree(folder)
+    _fsync_dir(folder)
