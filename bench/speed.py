@@ -13,14 +13,14 @@ Systems
 train / textshift
     ``textshift.training.train`` with ``epochs=1, warmup_epochs=0, val_fraction=0`` (no head warm-up, no
     validation), so the call is the fine-tuning epoch plus tokenizing the rows. Length-grouped batches.
-train / hf-trainer, hf-trainer-grouped
+train / trainer-default, trainer-group-by-length
     ``transformers.Trainer`` on the same rows tokenized beforehand (not timed), ``DataCollatorWithPadding``
     (dynamic padding), ``report_to="none"``, no saving, no evaluation; its defaults otherwise
-    (``hf-trainer``: random batches) and with ``train_sampling_strategy="group_by_length"`` (the
+    (``trainer-default``: random batches) and with ``train_sampling_strategy="group_by_length"`` (the
     ``group_by_length=True`` of transformers 4). Only ``trainer.train()`` is timed.
 predict / textshift
     ``Classifier.load(folder).predict_proba(texts)`` (batch 64, texts sorted by length).
-predict / hf-pipeline
+predict / pipeline
     ``transformers.pipeline("text-classification", model=folder)(texts, batch_size=64, truncation=True)`` on the
     same saved folder (the model the textshift training row saved; an untrained one if that row was skipped).
 predict / sentence-transformers
@@ -72,8 +72,8 @@ OUT = RESULTS / "speed.csv"
 COLUMNS = ["task", "dataset", "system", "samples_per_second", "peak_rss_mb", "gflops", "rows", "seconds", "machine"]
 KEY = ["task", "dataset", "system"]
 DATASETS = ["news", "bills"]
-SYSTEMS = {"train": ["textshift", "hf-trainer", "hf-trainer-grouped"],
-           "predict": ["textshift", "hf-pipeline", "sentence-transformers"]}
+SYSTEMS = {"train": ["textshift", "trainer-default", "trainer-group-by-length"],
+           "predict": ["textshift", "pipeline", "sentence-transformers"]}
 BATCH_SIZE = 32
 PREDICT_BATCH_SIZE = 64
 MAX_LENGTH = 128
@@ -193,7 +193,7 @@ def predict(system: str, dataset: str, texts: list[str]) -> float:
         classifier = Classifier.load(model_folder(dataset))
         run = lambda batch: classifier.predict_proba(batch, batch_size=PREDICT_BATCH_SIZE,  # noqa: E731
                                                      max_length=MAX_LENGTH)
-    elif system == "hf-pipeline":
+    elif system == "pipeline":
         from transformers import pipeline
 
         pipe = pipeline("text-classification", model=str(model_folder(dataset)), device="cpu")
@@ -237,8 +237,8 @@ def run_one(task: str, dataset: str, system: str, *, train_rows: int | None, pre
         texts, labels, classes = sample(dataset, train_rows, seed=0)
         if system == "textshift":
             seconds = train_textshift(dataset, texts, labels, classes)
-        elif system in ("hf-trainer", "hf-trainer-grouped"):
-            seconds = train_hf_trainer(texts, labels, classes, grouped=system == "hf-trainer-grouped")
+        elif system in ("trainer-default", "trainer-group-by-length"):
+            seconds = train_hf_trainer(texts, labels, classes, grouped=system == "trainer-group-by-length")
         else:
             raise SystemExit(f"unknown train system '{system}'; expected one of {', '.join(SYSTEMS['train'])}")
     elif task == "predict":
