@@ -128,6 +128,24 @@ def _env() -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}
 
 
+def _kill_after_first_checkpoint(args: list, checkpoints: Path, *, pause: float = 0.0) -> None:
+    """Run ``textshift ARGS`` and SIGKILL it ``pause`` seconds after its first epoch checkpoint appears."""
+    process = subprocess.Popen([sys.executable, "-m", "textshift", *map(str, args)], env=_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 120
+        while latest_checkpoint(checkpoints) is None:
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "no checkpoint was written"
+            time.sleep(0.02)
+        time.sleep(pause)
+        assert process.poll() is None, "the run finished before it could be interrupted"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+
+
 @pytest.fixture(scope="module")
 def news_val(tmp_path_factory) -> Path:
     """80 news headlines of the small_news topics that small_news does not hold."""
@@ -145,20 +163,7 @@ def test_sigkilled_training_resumes_to_the_same_model(tiny_backbone, small_news,
                "--batch-size", "8", "--lr", "5e-4", "--memory-per-class", "0", "--seed", "3"]
     out = tmp_path / "model"
     checkpoints = checkpoint_dir_for(out)
-    process = subprocess.Popen([sys.executable, "-m", "textshift", "train", small_news, "-o", out, *options, "-q"],
-                               env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    try:
-        deadline = time.monotonic() + 120
-        while latest_checkpoint(checkpoints) is None:
-            assert process.poll() is None, process.communicate()
-            assert time.monotonic() < deadline, "no checkpoint was written"
-            time.sleep(0.02)
-        time.sleep(0.1)  # into the second epoch
-        assert process.poll() is None, "training finished before it could be interrupted"
-        process.send_signal(signal.SIGKILL)
-    finally:
-        process.kill()
-        process.wait()
+    _kill_after_first_checkpoint(["train", small_news, "-o", out, *options, "-q"], checkpoints, pause=0.1)
     assert not out.exists()
     done = read_state(latest_checkpoint(checkpoints))["epoch"]
     assert 1 <= done < 4
@@ -182,6 +187,36 @@ def test_sigkilled_training_resumes_to_the_same_model(tiny_backbone, small_news,
     assert _without_seconds(meta["history"]) == _without_seconds(reference_meta["history"])
     assert _weights_equal(Classifier.load(out).model.state_dict(), Classifier.load(reference).model.state_dict())
     assert {p.name for p in tmp_path.iterdir()} - {"home"} == {"model", "reference"}  # no checkpoint left
+
+
+def test_sigkilled_transfer_resumes_to_the_same_model(tiny_backbone, small_news, small_bills, tmp_path, run_cli):
+    source = tmp_path / "source"
+    assert run_cli("train", small_news, "-o", source, "--backbone", tiny_backbone, "--epochs", "1",
+                   "--memory-per-class", "0", "-q").exit_code == 0
+    # adapt: a masked-LM phase, then fine-tuning with checkpoints; the resumed run skips the finished MLM phase
+    options = ["--strategy", "adapt", "--epochs", "20", "--lr", "5e-4", "--seed", "2"]
+    out = tmp_path / "model"
+    checkpoints = checkpoint_dir_for(out)
+    _kill_after_first_checkpoint(["transfer", source, small_bills, "-o", out, *options, "-q"], checkpoints)
+    assert not out.exists()
+    done = read_state(latest_checkpoint(checkpoints))["epoch"]
+    assert 1 <= done < 20
+
+    refused = run_cli("transfer", source, small_bills, "-o", out, *options)
+    assert refused.exit_code == 2 and "pass --resume to continue it" in refused.stderr
+    other = run_cli("transfer", source, small_bills, "-o", out, *options[2:], "--strategy", "finetune", "--resume")
+    assert other.exit_code == 2 and "its run was" in other.stderr and "'adapt'" in other.stderr
+
+    resumed = run_cli("transfer", source, small_bills, "-o", out, *options, "--resume")
+    assert resumed.exit_code == 0, resumed
+    assert f"resuming after epoch {done}" in resumed.stderr
+    assert not checkpoints.exists()
+    reference = tmp_path / "reference"
+    assert run_cli("transfer", source, small_bills, "-o", reference, *options, "-q").exit_code == 0
+    assert _weights_equal(Classifier.load(out).model.state_dict(), Classifier.load(reference).model.state_dict())
+    meta, reference_meta = (json.loads((folder / "textshift.json").read_text())["metrics"]
+                            for folder in (out, reference))
+    assert _without_seconds(meta["history"]) == _without_seconds(reference_meta["history"])
 
 
 SAVE_FOREVER = """

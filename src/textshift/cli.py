@@ -58,6 +58,24 @@ def _print_json(payload) -> None:
     typer.echo(json.dumps(payload, indent=None, default=str))
 
 
+def _checkpoint_preflight(output: Path, *, resume: bool, overwrite: bool) -> tuple[Path, str]:
+    """OUTPUT.checkpoint/ and a note for the status line; refuses to silently restart an interrupted run."""
+    from textshift.checkpoints import checkpoint_dir_for, latest_checkpoint, read_state
+    from textshift.errors import OutputExistsError
+
+    checkpoint_dir = checkpoint_dir_for(output)
+    interrupted = latest_checkpoint(checkpoint_dir)
+    if interrupted is not None and not resume and not overwrite:
+        raise OutputExistsError(f"{checkpoint_dir} holds an interrupted run (epoch {read_state(interrupted)['epoch']} "
+                                "done); pass --resume to continue it, or --overwrite to start over")
+    note = f", resuming after epoch {read_state(interrupted)['epoch']}" if resume and interrupted else ""
+    return checkpoint_dir, note
+
+
+RESUME_HELP = ("Continue an interrupted run from its last epoch checkpoint in OUTPUT.checkpoint/ (start fresh if "
+               "there is none). Use the interrupted run's data and options.")
+
+
 # train --------------------------------------------------------------------------------------------------------
 @app.command()
 def train(
@@ -82,10 +100,7 @@ def train(
     memory_per_class: Annotated[int, typer.Option(help="Examples per class kept in the model folder as rehearsal "
                                                        "memory for `textshift grow` (0: none).")] = 20,
     seed: Seed = 42,
-    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run from its last epoch "
-                                                          "checkpoint in OUTPUT.checkpoint/ (start fresh if there "
-                                                          "is none). Use the interrupted run's data and options.")
-                      ] = False,
+    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
@@ -98,9 +113,8 @@ def train(
     """
     from accelerate import PartialState
 
-    from textshift.checkpoints import checkpoint_dir_for, latest_checkpoint, read_state, remove_checkpoints
+    from textshift.checkpoints import remove_checkpoints
     from textshift.data import check_trainable, read_labeled
-    from textshift.errors import OutputExistsError
     from textshift.model import prepare_output_dir, resolve_backbone
     from textshift.training import train_classifier
 
@@ -109,11 +123,7 @@ def train(
                            warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
                            gradual_unfreeze=gradual_unfreeze or None, max_length=max_length, seed=seed)
     prepare_output_dir(output, overwrite=overwrite)  # fail before the long part
-    checkpoint_dir = checkpoint_dir_for(output)
-    interrupted = latest_checkpoint(checkpoint_dir)
-    if interrupted is not None and not resume and not overwrite:
-        raise OutputExistsError(f"{checkpoint_dir} holds an interrupted run (epoch {read_state(interrupted)['epoch']} "
-                                "done); pass --resume to continue it, or --overwrite to start over")
+    checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     val = read_labeled(val_data, text_column=text_column, label_column=label_column) if val_data else None
     check_trainable(dataset)
@@ -121,7 +131,6 @@ def train(
     process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
     quiet = quiet or not process.is_main_process
     if not quiet:
-        resuming = f", resuming after epoch {read_state(interrupted)['epoch']}" if resume and interrupted else ""
         err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone {backbone}"
                           + resuming)
     classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,

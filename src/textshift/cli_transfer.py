@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (LabelColumn, Overwrite, Quiet, TextColumn, _print_json, _progress_enabled, app, console,
-                           err_console)
+from textshift.cli import (RESUME_HELP, LabelColumn, Overwrite, Quiet, TextColumn, _checkpoint_preflight, _print_json,
+                           _progress_enabled, app, console, err_console)
 from textshift.errors import ConfigError, TextshiftError
 from textshift.transfer import DEFAULT_STRATEGY, STRATEGIES, STRATEGY_HELP
 
@@ -50,10 +50,15 @@ def transfer(
     epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto].")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate \\[default: 1e-4].")] = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
+    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
     """Carry a source model over to labelled target data with one strategy and save the result.
+
+    A checkpoint is kept in OUTPUT.checkpoint/ after every fine-tuning epoch and removed once the model is saved;
+    after an interruption, rerun the same command with --resume. Runs unchanged under `accelerate launch` /
+    `torchrun`.
 
     Example: textshift transfer news-model embedded:bills-train -o bills-model --strategy finetune
     """
@@ -68,6 +73,7 @@ def transfer(
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{strategy}'; expected one of {', '.join(STRATEGIES)}")
     prepare_output_dir(output, overwrite=overwrite)
+    checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     source = load_source(source_model)
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
     source_rows = read_labeled(source_data) if source_data else None
@@ -77,11 +83,15 @@ def transfer(
     quiet = quiet or not process.is_main_process
     unlabeled_texts = _read_unlabeled(unlabeled, text_column)
     if not quiet:
-        err_console.print(f"{strategy}: {len(target):,} target rows, {len(target.classes)} classes")
+        err_console.print(f"{strategy}: {len(target):,} target rows, {len(target.classes)} classes{resuming}")
     model, result = run_transfer(source, target, config=config, source_data=source_rows,
-                                 unlabeled_texts=unlabeled_texts, progress=_progress_enabled(quiet))
+                                 unlabeled_texts=unlabeled_texts, progress=_progress_enabled(quiet),
+                                 checkpoint_dir=checkpoint_dir, resume=resume)
     if process.is_main_process:  # the others wait until the model is saved
+        from textshift.checkpoints import remove_checkpoints
+
         model.save(output, overwrite=overwrite)
+        remove_checkpoints(checkpoint_dir)
     process.wait_for_everyone()
     if not process.is_main_process:
         return

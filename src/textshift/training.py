@@ -336,7 +336,7 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
           val_texts: list[str] | None = None, val_labels: list[str] | None = None,
           weights: list[float] | None = None, loss_fn: LossFn | None = None,
           progress: bool = False, accelerator=None, checkpoint_dir: str | os.PathLike | None = None,
-          resume: bool = False) -> TrainResult:
+          resume: bool = False, run_tag: dict | None = None) -> TrainResult:
     """Train ``classifier`` in place on ``texts``/``labels`` and return what happened.
 
     Parameters
@@ -369,6 +369,9 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         head warm-up and finished epochs are skipped and the weights, optimizer, schedule, random generators
         and batch order are restored, so the result equals an uninterrupted run's. The data, settings, labels
         and number of processes must be those of the interrupted run (ConfigError otherwise).
+    run_tag : dict, optional
+        Anything else a resumed run must share with the interrupted one (e.g. ``{"strategy": "finetune"}``);
+        it is stored in the checkpoint's fingerprint and compared like the settings.
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -409,7 +412,7 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
             raise ConfigError(f"checkpoints support one process or DDP; this run uses {distributed_type}. Launch "
                               "without FSDP/DeepSpeed, or train without checkpoints")
         fingerprint = _run_fingerprint(classifier, texts, labels, row_weights, val_texts, val_labels, config,
-                                       accelerator.num_processes)
+                                       accelerator.num_processes) | ({"run": run_tag} if run_tag else {})
         found = checkpoints.latest_checkpoint(checkpoint_dir) if resume else None
         if accelerator.num_processes > 1:  # the main process's view decides, so all resume (or not) alike
             from accelerate.utils import broadcast_object_list

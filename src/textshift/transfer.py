@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from textshift.checkpoints import latest_checkpoint
 from textshift.data import TextData, check_trainable, read_labeled
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier
@@ -165,7 +166,8 @@ def prepare_model(source: Classifier, target: TextData, config: TransferConfig) 
 def transfer(source: Classifier, target: TextData, *, strategy: str | None = None,
              config: TransferConfig | None = None, source_data: TextData | None = None,
              unlabeled_texts: list[str] | None = None, val_data: TextData | None = None,
-             progress: bool = False) -> tuple[Classifier, TrainResult]:
+             progress: bool = False, checkpoint_dir: str | os.PathLike | None = None,
+             resume: bool = False) -> tuple[Classifier, TrainResult]:
     """Carry ``source`` over to labelled ``target`` data with one strategy.
 
     Parameters
@@ -184,6 +186,10 @@ def transfer(source: Classifier, target: TextData, *, strategy: str | None = Non
         ``adapt`` only: extra unlabelled target-domain texts for masked-LM pretraining.
     val_data : TextData, optional
         Validation rows for model selection (default: a split of ``target`` when large enough).
+    checkpoint_dir, resume
+        Epoch checkpoints of the fine-tuning phase and resuming from them, as in
+        :func:`textshift.training.train`; the strategy and source model must be the interrupted run's. An
+        ``adapt`` run resumed from a checkpoint skips its masked-LM phase (the checkpoint holds its result).
 
     Returns
     -------
@@ -200,7 +206,10 @@ def transfer(source: Classifier, target: TextData, *, strategy: str | None = Non
     if config.strategy == "zero-shot":
         result = TrainResult(train_rows=0)
     else:
-        if config.strategy == "adapt":
+        resuming = resume and checkpoint_dir is not None and latest_checkpoint(checkpoint_dir) is not None
+        if config.strategy == "adapt" and resuming:
+            extra["adapt"] = {"resumed": "the masked-LM phase finished before the interruption"}
+        elif config.strategy == "adapt":
             corpus = list(dict.fromkeys(target.texts + list(unlabeled_texts or [])))
             extra["adapt"] = adapt_language_model(model, corpus, config=config.adapt, progress=progress)
         if config.strategy == "joint":
@@ -215,7 +224,10 @@ def transfer(source: Classifier, target: TextData, *, strategy: str | None = Non
             extra["joint"] = {"source_rows": len(source_data), "target_weight": round(weight, 3)}
         result = train(model, texts, labels, config=config.train, weights=weights,
                        val_texts=val_data.texts if val_data is not None else None,
-                       val_labels=val_data.labels if val_data is not None else None, progress=progress)
+                       val_labels=val_data.labels if val_data is not None else None, progress=progress,
+                       checkpoint_dir=checkpoint_dir, resume=resume,
+                       run_tag={"strategy": config.strategy, "source_created": source.meta.created,
+                                "adapt": config.adapt.to_dict() if config.strategy == "adapt" else None})
         if config.strategy == "joint" and not config.keep_source_classes:
             model.replace_head(target.classes, keep_rows=True)
     record_training(model, target, config.train, result, strategy=config.strategy, warnings=warnings,
