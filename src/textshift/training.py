@@ -43,6 +43,7 @@ from torch import nn
 
 from textshift.errors import ConfigError, DataError, ModelError
 from textshift.model import Classifier, encoder_module, head_linear
+from textshift.tokens import TokenizedTexts, pad_batch, pad_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +65,8 @@ class TrainConfig:
     learning_rate : float
         Peak learning rate of the full fine-tuning phase (the head's; lower layers get less with decay).
     warmup_epochs : int
-        Head warm-up epochs with the encoder frozen (0 turns warm-up off).
+        Head warm-up epochs with the encoder frozen (0 turns warm-up off), on at most 50,000 rows (a seeded
+        sample of larger data).
     head_learning_rate : float
         Learning rate of the head warm-up.
     layer_lr_decay : float
@@ -132,6 +134,9 @@ class TrainConfig:
         return int(min(20, max(3, math.ceil(self.target_steps / steps_per_epoch))))
 
 
+WARMUP_MAX_ROWS = 50_000  # rows whose features the head warm-up uses (a seeded sample of larger data)
+
+
 @dataclass
 class TrainResult:
     """What happened during training."""
@@ -171,16 +176,29 @@ def score(true: list[str], predicted: list[str]) -> dict:
             "macro_f1": float(f1_score(true, predicted, average="macro", zero_division=0))}
 
 
+class _Rows(torch.utils.data.Dataset):
+    """Training rows as (token ids, label id, weight, row index), read from a :class:`TokenizedTexts`."""
+
+    def __init__(self, tokens: TokenizedTexts, label_ids: np.ndarray, weights: np.ndarray, indices: np.ndarray):
+        self.tokens, self.label_ids, self.weights, self.indices = tokens, label_ids, weights, indices
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int):
+        return self.tokens[i], self.label_ids[i], self.weights[i], self.indices[i]
+
+
 class _Collator:
     def __init__(self, tokenizer):
-        self.tokenizer = tokenizer
+        self.pad_id = pad_id_of(tokenizer)
+        self.padding_side = getattr(tokenizer, "padding_side", "right")
 
     def __call__(self, items):
-        batch = self.tokenizer.pad([{"input_ids": ids, "attention_mask": [1] * len(ids)} for ids, _, _, _ in items],
-                                   return_tensors="pt")
-        batch["labels"] = torch.tensor([label for _, label, _, _ in items], dtype=torch.long)
-        batch["weights"] = torch.tensor([w for _, _, w, _ in items], dtype=torch.float)
-        batch["indices"] = torch.tensor([i for _, _, _, i in items], dtype=torch.long)
+        batch = pad_batch([ids for ids, _, _, _ in items], pad_id=self.pad_id, padding_side=self.padding_side)
+        batch["labels"] = torch.tensor(np.array([label for _, label, _, _ in items]), dtype=torch.long)
+        batch["weights"] = torch.tensor(np.array([w for _, _, w, _ in items]), dtype=torch.float)
+        batch["indices"] = torch.tensor(np.array([i for _, _, _, i in items]), dtype=torch.long)
         return batch
 
 
@@ -432,21 +450,24 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         result.history = list(saved.state["history"])
         started -= saved.state["seconds"]
     elif config.warmup_epochs > 0:
-        features = classifier.features(texts, max_length=config.max_length)
-        warm_up_head(classifier, features, label_ids, epochs=config.warmup_epochs,
+        # A linear head needs no million rows to warm up; a seeded sample keeps the feature matrix bounded.
+        warm = (np.sort(np.random.default_rng(config.seed).choice(len(texts), WARMUP_MAX_ROWS, replace=False))
+                if len(texts) > WARMUP_MAX_ROWS else np.arange(len(texts)))
+        features = classifier.features([texts[i] for i in warm], max_length=config.max_length)
+        warm_up_head(classifier, features, label_ids[warm], epochs=config.warmup_epochs,
                      learning_rate=config.head_learning_rate, batch_size=config.batch_size, seed=config.seed,
-                     weights=row_weights)
+                     weights=row_weights[warm])
         if has_val:
             metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
             result.history.append({"epoch": 0, "phase": "head warm-up", **metrics,
                                    "seconds": round(time.perf_counter() - started, 2)})
 
     # 2. Full fine-tuning. The loader is not passed to accelerator.prepare: the sampler shards itself.
-    encoded = classifier.tokenizer(texts, truncation=True, max_length=config.max_length)["input_ids"]
-    items = list(zip(encoded, label_ids.tolist(), row_weights.tolist(), indices.tolist()))
-    sampler = LengthGroupedBatches([len(ids) for ids in encoded], config.batch_size, seed=config.seed,
+    tokens = TokenizedTexts.build(classifier.tokenizer, texts, max_length=config.max_length)
+    rows = _Rows(tokens, label_ids, row_weights, indices)
+    sampler = LengthGroupedBatches(tokens.lengths, config.batch_size, seed=config.seed,
                                    num_shards=accelerator.num_processes, shard_index=accelerator.process_index)
-    loader = torch.utils.data.DataLoader(items, batch_sampler=sampler, collate_fn=_Collator(classifier.tokenizer))
+    loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler, collate_fn=_Collator(classifier.tokenizer))
     epochs = config.epochs_for(len(texts))
     # A prepared scheduler steps once per process per optimizer step, so count steps over all processes.
     total_steps = max(1, epochs * len(loader) * accelerator.num_processes)
