@@ -163,6 +163,7 @@ def main() -> None:
     parser.add_argument("--seeds-first", type=int, default=1)
     parser.add_argument("--extra-sizes", default="200")
     parser.add_argument("--setfit-sizes", default="50,100,200")
+    parser.add_argument("--setfit-seeds", type=int, default=1, help="seeds of the SetFit peer (default 1)")
     parser.add_argument("--export", action="store_true", help="only rebuild the CSV and the plot")
     args = parser.parse_args()
     sizes = [int(k) for k in args.sizes.split(",")]
@@ -176,7 +177,7 @@ def main() -> None:
             run_extra([int(k) for k in args.extra_sizes.split(",")])
             export()
         if "setfit" in phases:
-            run_setfit([int(k) for k in args.setfit_sizes.split(",")], 1)
+            run_setfit([int(k) for k in args.setfit_sizes.split(",")], args.setfit_seeds)
             export()
         if "ablation" in phases:
             run_ablation([int(k) for k in args.ablation_sizes.split(",")])
