@@ -34,3 +34,18 @@ def append_row(path: Path, row: dict, columns: list[str]) -> None:
 
 def machine() -> str:
     return f"{platform.machine()}, {os.cpu_count()} cores, {platform.python_version()}"
+
+
+def repeated_embedded(name: str, columns: list[str], rows: int) -> Path:
+    """bench/work/NAME_xROWS.csv: the embedded dataset's ``columns``, repeated to ``rows`` rows (made once)."""
+    path = WORK / f"{name}_x{rows}.csv"
+    if not path.exists():
+        import pandas as pd
+
+        from textshift.data import embedded_path
+
+        frame = pd.read_csv(embedded_path(name))[columns]
+        repeated = pd.concat([frame] * (rows // len(frame) + 1), ignore_index=True).head(rows)
+        WORK.mkdir(parents=True, exist_ok=True)
+        repeated.to_csv(path, index=False)
+    return path

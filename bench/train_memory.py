@@ -30,25 +30,11 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, WORK, append_row, done_keys, machine  # noqa: E402
+from common import RESULTS, append_row, done_keys, machine, repeated_embedded  # noqa: E402
 
 OUT = RESULTS / "train_memory.csv"
 COLUMNS = ["rows", "storage", "peak_rss_mb", "token_bytes_mb", "seconds", "machine"]
 MARK = "TRAIN_MEMORY "
-
-
-def make_input(rows: int) -> Path:
-    path = WORK / f"news_x{rows}.csv"
-    if not path.exists():
-        import pandas as pd
-
-        from textshift.data import embedded_path
-
-        news = pd.read_csv(embedded_path("news"))[["text", "topic"]]
-        repeated = pd.concat([news] * (rows // len(news) + 1), ignore_index=True).head(rows)
-        WORK.mkdir(parents=True, exist_ok=True)
-        repeated.to_csv(path, index=False)
-    return path
 
 
 def run_one(path: Path, storage: str) -> dict:
@@ -113,7 +99,7 @@ def main() -> None:
         for storage in args.storage.split(","):
             if (str(rows), storage) in done:
                 continue
-            result = measure(make_input(rows), storage)
+            result = measure(repeated_embedded("news", ["text", "topic"], rows), storage)
             row = {"rows": rows, "storage": storage, **{k: result[k] for k in COLUMNS[2:5]}, "machine": machine()}
             append_row(OUT, row, COLUMNS)
             print(row, flush=True)
