@@ -243,11 +243,12 @@ def summary_table(path: Path) -> str:
                   old_class_accuracy=("old_class_accuracy", "mean"), forgetting=("forgetting", "mean"),
                   train_seconds=("train_seconds", "mean"))
              .reset_index())
-    lines = ["| variant | step | seeds | macro-F1 | old-class accuracy | forgetting (step-1 classes) | train s |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| epochs | variant | step | seeds | macro-F1 | old-class accuracy | forgetting (step-1 classes) | "
+             "train s |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
     for row in table.itertuples(index=False):
         old = "" if pd.isna(row.old_class_accuracy) else f"{row.old_class_accuracy:.3f}"
-        lines.append(f"| {row.variant} | {row.step} | {row.seeds} | {row.macro_f1:.3f} | {old} | "
+        epochs = "auto" if row.epochs == -1 else int(row.epochs)
+        lines.append(f"| {epochs} | {row.variant} | {row.step} | {row.seeds} | {row.macro_f1:.3f} | {old} | "
                      f"{row.forgetting:+.3f} | {row.train_seconds:.0f} |")
     return "\n".join(lines)
 
