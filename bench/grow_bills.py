@@ -14,6 +14,8 @@ memory50    the same with 50 per class
 default     the shipped defaults of ``textshift grow`` (GrowConfig(): rehearsal with 20 per class, class-balanced
             loss, distillation of the old model's outputs)
 align       the defaults with weight aligning instead of the class-balanced loss
+default-lr3e-5   the defaults with fine-tuning learning rate 3e-5 instead of 1e-4 (less encoder drift)
+default-llrd0.5  the defaults with layer-wise learning-rate decay 0.5 (lower layers barely move)
 joint       one model trained from the backbone on all classes seen so far, at once
 
 Output: one row per (variant, step, seed) appended to the CSV as soon as it is finished, so an interrupted run
@@ -66,6 +68,8 @@ VARIANTS = {
     "memory50": dict(memory_per_class=50, distill=False),
     "default": dict(),
     "align": dict(bias_correction="align"),
+    "default-lr3e-5": dict(train={"learning_rate": 3e-5}),
+    "default-llrd0.5": dict(train={"layer_lr_decay": 0.5}),
     "joint": None,
 }
 
@@ -200,7 +204,9 @@ class Runner:
                 self.record(variant, step, seed, score_steps(joint, test, steps[:step]),
                             time.perf_counter() - started, len(seen))
                 continue
-            config = GrowConfig(**settings, seed=seed, train=self.train_config(seed))
+            overrides = settings.get("train", {})
+            train_config = TrainConfig(**{**self.train_config(seed).to_dict(), **overrides})
+            config = GrowConfig(**{k: v for k, v in settings.items() if k != "train"}, seed=seed, train=train_config)
             if step == 2:
                 classifier = first
                 memory = Memory.sample(step_data[0].text.tolist(), step_data[0].label.tolist(),
