@@ -11,6 +11,8 @@ Phases, in order of importance (every finished run is stored at once; rerunning 
   more    the main grid again up to --seeds seeds
   ablation  finetune at --ablation-sizes with one default changed at a time (no head warm-up, layer-wise
           learning-rate decay 0.8, gradual unfreezing): the measurement behind the defaults
+  pool    `adapt` given every `train` bill's text as unlabelled data (masked-LM on 3,000 titles, not only the k
+          sampled ones), at --pool-sizes for --pool-seeds seeds; reported as `adapt+unlabeled`. Not run by default.
 
     python bench/transfer_nyt_to_bills.py                     # everything (hours on a 2-core CPU)
     python bench/transfer_nyt_to_bills.py --phases main --seeds-first 1
@@ -43,6 +45,7 @@ from textshift.training import TrainConfig, train_classifier  # noqa: E402
 SOURCE = WORK / "news-model"
 MAIN_DIR = WORK / "transfer-main"
 EXTRA_DIR = WORK / "transfer-extra"
+POOL_DIR = WORK / "transfer-pool"
 SETFIT_CSV = WORK / "transfer-setfit.csv"
 ABLATION_DIR = WORK / "transfer-ablation"
 ABLATIONS = {"finetune[no-warmup]": {"warmup_epochs": 0}, "finetune[llrd-0.8]": {"layer_lr_decay": 0.8},
@@ -83,6 +86,14 @@ def run_extra(sizes: list[int]) -> None:
                            baselines=[], recommend=False, save_model=False)
     compare(SOURCE, read_labeled("embedded:bills-train"), test=read_labeled("embedded:bills-test"),
             out_dir=EXTRA_DIR, config=config, on_run=on_run)
+
+
+def run_pool(sizes: list[int], seeds: int) -> None:
+    pool = read_labeled("embedded:bills-train")
+    config = CompareConfig(sizes=sizes, seeds=seeds, strategies=["adapt"], baselines=[], recommend=False,
+                           save_model=False)
+    compare(SOURCE, pool, test=read_labeled("embedded:bills-test"), out_dir=POOL_DIR, config=config,
+            unlabeled_texts=pool.texts, on_run=lambda row: on_run(row | {"strategy": "adapt+unlabeled"}))
 
 
 def run_setfit(sizes: list[int], seeds: int) -> None:
@@ -136,6 +147,9 @@ def export() -> pd.DataFrame:
         if (folder / "runs.sqlite").exists():
             store = RunStore(folder / "runs.sqlite")
             frames.append(store.frame(CompareConfig().run_key()))
+    if (POOL_DIR / "runs.sqlite").exists():
+        pool_runs = RunStore(POOL_DIR / "runs.sqlite").frame(CompareConfig().run_key())
+        frames.append(pool_runs.assign(strategy=pool_runs.strategy.replace({"adapt": "adapt+unlabeled"})))
     if SETFIT_CSV.exists():
         frames.append(pd.read_csv(SETFIT_CSV))
     runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
@@ -164,6 +178,8 @@ def main() -> None:
     parser.add_argument("--extra-sizes", default="200")
     parser.add_argument("--setfit-sizes", default="50,100,200")
     parser.add_argument("--setfit-seeds", type=int, default=1, help="seeds of the SetFit peer (default 1)")
+    parser.add_argument("--pool-sizes", default="200")
+    parser.add_argument("--pool-seeds", type=int, default=3)
     parser.add_argument("--export", action="store_true", help="only rebuild the CSV and the plot")
     args = parser.parse_args()
     sizes = [int(k) for k in args.sizes.split(",")]
@@ -184,6 +200,8 @@ def main() -> None:
             export()
         if "more" in phases:
             run_main(sizes, args.seeds)
+        if "pool" in phases:
+            run_pool([int(k) for k in args.pool_sizes.split(",")], args.pool_seeds)
     export()
 
 
