@@ -16,6 +16,8 @@ default     the shipped defaults of ``textshift grow`` (GrowConfig(): rehearsal 
 align       the defaults with weight aligning instead of the class-balanced loss
 default-lr3e-5   the defaults with fine-tuning learning rate 3e-5 instead of 1e-4 (less encoder drift)
 default-llrd0.5  the defaults with layer-wise learning-rate decay 0.5 (lower layers barely move)
+default-refit    the defaults, then 10 epochs of head-only training on a class-balanced set (the new memory)
+default-distill3 the defaults with distillation weight 3 instead of 1
 joint       one model trained from the backbone on all classes seen so far, at once
 
 Output: one row per (variant, step, seed) appended to the CSV as soon as it is finished, so an interrupted run
@@ -70,6 +72,8 @@ VARIANTS = {
     "align": dict(bias_correction="align"),
     "default-lr3e-5": dict(train={"learning_rate": 3e-5}),
     "default-llrd0.5": dict(train={"layer_lr_decay": 0.5}),
+    "default-refit": dict(head_refit_epochs=10),
+    "default-distill3": dict(distill_weight=3.0),
     "joint": None,
 }
 

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from textshift.data import TextData
@@ -114,6 +115,19 @@ def test_grow_options_run(step1, options):
     assert result.classifier.labels == ["Defense", "Health", "Energy"]
 
 
+def test_head_refit_retrains_only_the_head(step1):
+    classifier, data = step1
+    memory = Memory.sample(data.texts, data.labels, per_class=5, seed=0)
+    new = keyword_rows(["Energy"], 8, seed=4)
+    train_config = TrainConfig(epochs=1, batch_size=8, warmup_epochs=1)
+    plain = grow(classifier, new, memory=memory, config=GrowConfig(train=train_config)).classifier
+    refit = grow(classifier, new, memory=memory, config=GrowConfig(train=train_config, head_refit_epochs=3))
+    before, after = plain.model.state_dict(), refit.classifier.model.state_dict()
+    changed = {name for name in before if not torch.equal(before[name], after[name])}
+    assert changed and changed <= {"classifier.weight", "classifier.bias"}
+    assert refit.classifier.meta.extra["grow"]["head_refit_epochs"] == 3
+
+
 def test_old_data_stands_in_for_a_missing_memory(step1):
     classifier, data = step1
     result = grow(classifier, keyword_rows(["Energy"], 8, seed=4), old_data=data,
@@ -162,6 +176,8 @@ def test_config_is_validated():
         GrowConfig(bias_correction="sometimes")
     with pytest.raises(ConfigError, match="memory_per_class"):
         GrowConfig(memory_per_class=-1)
+    with pytest.raises(ConfigError, match="head_refit_epochs"):
+        GrowConfig(head_refit_epochs=-2)
 
 
 # ------------------------------------------------------------------------------------------------------ folders

@@ -53,7 +53,8 @@ from sklearn.metrics import f1_score
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, ModelError
 from textshift.model import META_FILE, Classifier, head_linear, prepare_output_dir
-from textshift.training import TrainConfig, TrainResult, deepcopy_classifier, record_training, train
+from textshift.training import (TrainConfig, TrainResult, deepcopy_classifier, record_training, train,
+                                warm_up_head)
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +95,10 @@ class GrowConfig:
         norm of the old rows after training (weight aligning); ``none`` does neither.
     init_from_mean : bool
         Initialise new head rows from the mean head-input vector of their examples (else at random).
+    head_refit_epochs : int
+        After fine-tuning, retrain only the head for this many epochs on a class-balanced set (the next
+        step's memory: at most ``memory_per_class`` rows of every class, old and new), with the encoder frozen
+        (balanced fine-tuning); 0 turns it off. Needs a memory.
     seed : int
         Seed of the memory sampling (training uses ``train.seed``).
     train : TrainConfig
@@ -106,6 +111,7 @@ class GrowConfig:
     temperature: float = 2.0
     bias_correction: str = "balanced"
     init_from_mean: bool = True
+    head_refit_epochs: int = 0
     seed: int = 42
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -114,6 +120,7 @@ class GrowConfig:
             ("memory_per_class", self.memory_per_class >= 0, ">= 0"),
             ("distill_weight", self.distill_weight > 0, "> 0"),
             ("temperature", self.temperature > 0, "> 0"),
+            ("head_refit_epochs", self.head_refit_epochs >= 0, ">= 0"),
             ("bias_correction", self.bias_correction in BIAS_CORRECTIONS, f"one of {', '.join(BIAS_CORRECTIONS)}"),
         ]
         for name, ok, allowed in checks:
@@ -399,6 +406,15 @@ def _align_new_rows(classifier: Classifier, n_old: int) -> float:
     return factor
 
 
+def _refit_head(classifier: Classifier, balanced: Memory, config: GrowConfig) -> None:
+    """Balanced fine-tuning of the head alone on frozen features of a class-balanced set."""
+    features = classifier.features(balanced.texts, max_length=config.train.max_length)
+    label_ids = np.array([classifier.label2id[label] for label in balanced.labels])
+    warm_up_head(classifier, features, label_ids, epochs=config.head_refit_epochs,
+                 learning_rate=config.train.head_learning_rate, batch_size=config.train.batch_size,
+                 seed=config.train.seed, weights=np.asarray(_class_weights(balanced.labels)))
+
+
 def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = None,
          old_data: TextData | None = None, config: GrowConfig | None = None, progress: bool = False) -> GrowResult:
     """Add the classes of ``new_data`` to a copy of ``classifier`` and train it without forgetting the old ones.
@@ -482,14 +498,16 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
     extra: dict = {"grow": config.to_dict()}
     if config.bias_correction == "align":
         extra["grow"]["align_factor"] = round(_align_new_rows(model, len(old_labels)), 4)
+    next_memory = memory.updated(new_texts, new_labels, per_class=config.memory_per_class, seed=config.seed) \
+        if config.memory_per_class else Memory()
+    if config.head_refit_epochs and len(next_memory):
+        _refit_head(model, next_memory, config)
     history = list(model.meta.class_history) or [
         {"step": 1, "added": old_labels, "data": (classifier.meta.training_data or [None])[-1]}]
     model.meta.class_history = history + [{"step": len(history) + 1, "added": added,
                                            "data": new_data.fingerprint.to_dict()}]
     record_training(model, new_data, config.train, result, strategy="grow", warnings=warnings, extra=extra)
     model.meta.extra.pop("memory", None)
-    next_memory = memory.updated(new_texts, new_labels, per_class=config.memory_per_class, seed=config.seed) \
-        if config.memory_per_class else Memory()
     return GrowResult(classifier=model, memory=next_memory, added=added, train_result=result, warnings=warnings,
                       rehearsal_rows=len(memory), seconds=round(time.perf_counter() - started, 2))
 
