@@ -49,7 +49,7 @@ def transfer() -> None:
     table.columns = [f"k={k}" for k in table.columns]
     print("## transfer_nyt_to_bills.csv: macro-F1 on the 1,449 test bills (mean ± 95% t-interval over seeds)\n")
     print(markdown(table.reset_index()))
-    seconds = runs.groupby(["strategy", "k"]).train_seconds.mean().round(0).unstack("k").fillna("")
+    seconds = runs.groupby(["strategy", "k"]).train_seconds.mean().round(0).unstack("k")
     seconds.columns = [f"k={k}" for k in seconds.columns]
     print("\n### mean training seconds\n")
     print(markdown(seconds.reset_index()))
