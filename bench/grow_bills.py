@@ -12,12 +12,13 @@ memory5     rehearsal with 5 examples per class and the class-balanced loss, no 
 memory20    the same with 20 per class
 memory50    the same with 50 per class
 default     the shipped defaults of ``textshift grow`` (GrowConfig(): rehearsal with 20 per class, class-balanced
-            loss, distillation of the old model's outputs)
-align       the defaults with weight aligning instead of the class-balanced loss
-default-lr3e-5   the defaults with fine-tuning learning rate 3e-5 instead of 1e-4 (less encoder drift)
-default-llrd0.5  the defaults with layer-wise learning-rate decay 0.5 (lower layers barely move)
-default-refit    the defaults, then 10 epochs of head-only training on a class-balanced set (the new memory)
-default-distill3 the defaults with distillation weight 3 instead of 1
+            loss, distillation of the old model's outputs, weight aligning of the new head rows)
+balanced    the defaults without weight aligning (the class-balanced loss alone corrects the bias)
+align       the defaults with weight aligning but without the class-balanced loss
+default-lr3e-5   ``balanced`` with fine-tuning learning rate 3e-5 instead of 1e-4 (less encoder drift)
+default-llrd0.5  ``balanced`` with layer-wise learning-rate decay 0.5 (lower layers barely move)
+default-distill5 ``balanced`` with distillation weight 5
+e2               ``balanced`` with 2 fine-tuning epochs per step, whatever --epochs says
 joint       one model trained from the backbone on all classes seen so far, at once
 
 Output: one row per (variant, step, seed) appended to the CSV as soon as it is finished, so an interrupted run
@@ -65,15 +66,16 @@ COLUMNS = ["variant", "step", "seed", "macro_f1", "old_class_accuracy", "forgett
 SETTINGS = ("epochs", "max_per_class", "test_per_class", "max_length", "backbone")
 VARIANTS = {
     "naive": dict(memory_per_class=0, distill=False, bias_correction="none"),
-    "memory5": dict(memory_per_class=5, distill=False),
-    "memory20": dict(memory_per_class=20, distill=False),
-    "memory50": dict(memory_per_class=50, distill=False),
+    "memory5": dict(memory_per_class=5, distill=False, bias_correction="balanced"),
+    "memory20": dict(memory_per_class=20, distill=False, bias_correction="balanced"),
+    "memory50": dict(memory_per_class=50, distill=False, bias_correction="balanced"),
     "default": dict(),
+    "balanced": dict(bias_correction="balanced"),
     "align": dict(bias_correction="align"),
-    "default-lr3e-5": dict(train={"learning_rate": 3e-5}),
-    "default-llrd0.5": dict(train={"layer_lr_decay": 0.5}),
-    "default-refit": dict(head_refit_epochs=10),
-    "default-distill3": dict(distill_weight=3.0),
+    "default-lr3e-5": dict(bias_correction="balanced", train={"learning_rate": 3e-5}),
+    "default-llrd0.5": dict(bias_correction="balanced", train={"layer_lr_decay": 0.5}),
+    "e2": dict(bias_correction="balanced", train={"epochs": 2}),
+    "default-distill5": dict(bias_correction="balanced", distill_weight=5.0),
     "joint": None,
 }
 

@@ -9,7 +9,6 @@ import random
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from textshift.data import TextData
@@ -17,7 +16,7 @@ from textshift.errors import ConfigError, ModelError
 from textshift.grow import (MEMORY_FILE, GrowConfig, GrowError, Memory, RehearsalMemoryError, StepScores,
                             accuracy_matrix, attach_memory, check_new_data, forgetting, grow, grow_folder,
                             read_memory, save_with_memory, score_steps)
-from textshift.model import Classifier
+from textshift.model import Classifier, head_linear
 from textshift.training import TrainConfig, train_classifier
 
 WORDS = {
@@ -115,17 +114,15 @@ def test_grow_options_run(step1, options):
     assert result.classifier.labels == ["Defense", "Health", "Energy"]
 
 
-def test_head_refit_retrains_only_the_head(step1):
+def test_default_aligns_the_new_head_rows_to_the_old_rows_norm(step1):
     classifier, data = step1
     memory = Memory.sample(data.texts, data.labels, per_class=5, seed=0)
-    new = keyword_rows(["Energy"], 8, seed=4)
-    train_config = TrainConfig(epochs=1, batch_size=8, warmup_epochs=1)
-    plain = grow(classifier, new, memory=memory, config=GrowConfig(train=train_config)).classifier
-    refit = grow(classifier, new, memory=memory, config=GrowConfig(train=train_config, head_refit_epochs=3))
-    before, after = plain.model.state_dict(), refit.classifier.model.state_dict()
-    changed = {name for name in before if not torch.equal(before[name], after[name])}
-    assert changed and changed <= {"classifier.weight", "classifier.bias"}
-    assert refit.classifier.meta.extra["grow"]["head_refit_epochs"] == 3
+    result = grow(classifier, keyword_rows(["Energy", "Education"], 8, seed=4), memory=memory,
+                  config=GrowConfig(train=TrainConfig(epochs=1, batch_size=8, warmup_epochs=1)))
+    norms = head_linear(result.classifier.model).weight.detach().norm(dim=1)
+    assert float(norms[2:].mean()) == pytest.approx(float(norms[:2].mean()), rel=1e-4)
+    assert result.classifier.meta.extra["grow"]["bias_correction"] == "balanced+align"
+    assert result.classifier.meta.extra["grow"]["align_factor"] > 0
 
 
 def test_old_data_stands_in_for_a_missing_memory(step1):
@@ -176,8 +173,6 @@ def test_config_is_validated():
         GrowConfig(bias_correction="sometimes")
     with pytest.raises(ConfigError, match="memory_per_class"):
         GrowConfig(memory_per_class=-1)
-    with pytest.raises(ConfigError, match="head_refit_epochs"):
-        GrowConfig(head_refit_epochs=-2)
 
 
 # ------------------------------------------------------------------------------------------------------ folders

@@ -29,8 +29,9 @@ def grow(
                                           help="Distil the old model's outputs on the old classes (learning "
                                                "without forgetting).")] = True,
     distill_weight: Annotated[float, typer.Option(help="Weight of the distillation loss.")] = 1.0,
-    bias_correction: Annotated[str, typer.Option(help="balanced (class-balanced loss), align (rescale new head "
-                                                      "rows) or none.")] = "balanced",
+    bias_correction: Annotated[str, typer.Option(help="balanced+align (both), balanced (class-balanced loss), "
+                                                      "align (rescale new head rows to the old rows' norm) or "
+                                                      "none.")] = "balanced+align",
     old_data: Annotated[str | None, typer.Option("--old-data", help="Old training data: rehearsal examples when the "
                                                  "model has no memory, and the old half of --compare-joint.")] = None,
     rebuild_memory: Annotated[bool, typer.Option("--rebuild-memory", help="Ignore the stored memory and sample a "

@@ -6,8 +6,9 @@ A model folder may hold a small class-balanced **rehearsal memory** of its own t
 
 1. the head gets one row per new class, initialised from the mean head-input vector of that class's examples;
 2. the model is fine-tuned on the new data plus the memory, with class-balanced loss weights so that the many
-   new examples do not drown the few remembered ones (``bias_correction="balanced"``; ``"align"`` rescales the
-   new head rows to the old rows' norm after training instead);
+   new examples do not drown the few remembered ones, and after training the new classes' head rows are
+   rescaled to the old rows' mean norm (weight aligning), which removes what bias towards the new classes is
+   left (``bias_correction="balanced+align"``; ``"balanced"`` or ``"align"`` alone, or ``"none"``);
 3. the old model's outputs on the old classes are distilled into the new model (learning without forgetting;
    ``distill=False`` turns it off);
 4. the memory is updated with examples of the new classes for the next step.
@@ -53,14 +54,13 @@ from sklearn.metrics import f1_score
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, ModelError
 from textshift.model import META_FILE, Classifier, head_linear, prepare_output_dir
-from textshift.training import (TrainConfig, TrainResult, deepcopy_classifier, record_training, train,
-                                warm_up_head)
+from textshift.training import TrainConfig, TrainResult, deepcopy_classifier, record_training, train
 
 logger = logging.getLogger(__name__)
 
 MEMORY_FILE = "memory.jsonl"
 DEFAULT_MEMORY_PER_CLASS = 20
-BIAS_CORRECTIONS = ("balanced", "align", "none")
+BIAS_CORRECTIONS = ("balanced+align", "balanced", "align", "none")
 FINETUNE_HINT = "`textshift transfer MODEL DATA -o OUT --strategy finetune --keep-source-classes`"
 
 
@@ -89,16 +89,13 @@ class GrowConfig:
         Weight of the distillation loss relative to cross-entropy (> 0).
     temperature : float
         Softmax temperature of the distillation (> 0).
-    bias_correction : {"balanced", "align", "none"}
+    bias_correction : {"balanced+align", "balanced", "align", "none"}
         How new classes are kept from drowning old ones: ``balanced`` weights the loss so that every class
         counts the same whatever its number of rows; ``align`` rescales the new classes' head rows to the mean
-        norm of the old rows after training (weight aligning); ``none`` does neither.
+        norm of the old rows after training (weight aligning); ``balanced+align`` (default) does both; ``none``
+        does neither.
     init_from_mean : bool
         Initialise new head rows from the mean head-input vector of their examples (else at random).
-    head_refit_epochs : int
-        After fine-tuning, retrain only the head for this many epochs on a class-balanced set (the next
-        step's memory: at most ``memory_per_class`` rows of every class, old and new), with the encoder frozen
-        (balanced fine-tuning); 0 turns it off. Needs a memory.
     seed : int
         Seed of the memory sampling (training uses ``train.seed``).
     train : TrainConfig
@@ -109,9 +106,8 @@ class GrowConfig:
     distill: bool = True
     distill_weight: float = 1.0
     temperature: float = 2.0
-    bias_correction: str = "balanced"
+    bias_correction: str = "balanced+align"
     init_from_mean: bool = True
-    head_refit_epochs: int = 0
     seed: int = 42
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -120,7 +116,6 @@ class GrowConfig:
             ("memory_per_class", self.memory_per_class >= 0, ">= 0"),
             ("distill_weight", self.distill_weight > 0, "> 0"),
             ("temperature", self.temperature > 0, "> 0"),
-            ("head_refit_epochs", self.head_refit_epochs >= 0, ">= 0"),
             ("bias_correction", self.bias_correction in BIAS_CORRECTIONS, f"one of {', '.join(BIAS_CORRECTIONS)}"),
         ]
         for name, ok, allowed in checks:
@@ -406,15 +401,6 @@ def _align_new_rows(classifier: Classifier, n_old: int) -> float:
     return factor
 
 
-def _refit_head(classifier: Classifier, balanced: Memory, config: GrowConfig) -> None:
-    """Balanced fine-tuning of the head alone on frozen features of a class-balanced set."""
-    features = classifier.features(balanced.texts, max_length=config.train.max_length)
-    label_ids = np.array([classifier.label2id[label] for label in balanced.labels])
-    warm_up_head(classifier, features, label_ids, epochs=config.head_refit_epochs,
-                 learning_rate=config.train.head_learning_rate, batch_size=config.train.batch_size,
-                 seed=config.train.seed, weights=np.asarray(_class_weights(balanced.labels)))
-
-
 def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = None,
          old_data: TextData | None = None, config: GrowConfig | None = None, progress: bool = False) -> GrowResult:
     """Add the classes of ``new_data`` to a copy of ``classifier`` and train it without forgetting the old ones.
@@ -493,21 +479,19 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
         new_array = np.asarray([new_labels[i] for i in new_positions])
         init_rows = {label: features[new_array == label].mean(axis=0) for label in added}
     model.replace_head(old_labels + added, keep_rows=True, init_rows=init_rows)
-    weights = _class_weights(labels) if config.bias_correction == "balanced" else None
+    weights = _class_weights(labels) if "balanced" in config.bias_correction else None
     result = train(model, texts, labels, config=config.train, weights=weights, loss_fn=loss_fn, progress=progress)
     extra: dict = {"grow": config.to_dict()}
-    if config.bias_correction == "align":
+    if "align" in config.bias_correction:
         extra["grow"]["align_factor"] = round(_align_new_rows(model, len(old_labels)), 4)
-    next_memory = memory.updated(new_texts, new_labels, per_class=config.memory_per_class, seed=config.seed) \
-        if config.memory_per_class else Memory()
-    if config.head_refit_epochs and len(next_memory):
-        _refit_head(model, next_memory, config)
     history = list(model.meta.class_history) or [
         {"step": 1, "added": old_labels, "data": (classifier.meta.training_data or [None])[-1]}]
     model.meta.class_history = history + [{"step": len(history) + 1, "added": added,
                                            "data": new_data.fingerprint.to_dict()}]
     record_training(model, new_data, config.train, result, strategy="grow", warnings=warnings, extra=extra)
     model.meta.extra.pop("memory", None)
+    next_memory = memory.updated(new_texts, new_labels, per_class=config.memory_per_class, seed=config.seed) \
+        if config.memory_per_class else Memory()
     return GrowResult(classifier=model, memory=next_memory, added=added, train_result=result, warnings=warnings,
                       rehearsal_rows=len(memory), seconds=round(time.perf_counter() - started, 2))
 
