@@ -253,15 +253,31 @@ def summary_table(path: Path) -> str:
              .groupby(keys, sort=False)
              .agg(seeds=("seed", "nunique"), macro_f1=("macro_f1", "mean"),
                   old_class_accuracy=("old_class_accuracy", "mean"), forgetting=("forgetting", "mean"),
-                  train_seconds=("train_seconds", "mean"))
-             .reset_index())
-    lines = ["| epochs | variant | step | seeds | macro-F1 | old-class accuracy | forgetting (step-1 classes) | "
-             "train s |", "|---:|---|---:|---:|---:|---:|---:|---:|"]
+                  acc_step1=("acc_step1", "mean"), acc_step2=("acc_step2", "mean"),
+                  acc_step3=("acc_step3", "mean"), train_seconds=("train_seconds", "mean"))
+             .reset_index()
+             .sort_values(["epochs", "max_per_class", "test_per_class", "max_length", "step"], kind="stable"))
+    # Step 1 is one model per seed shared by every variant: one row per setting, over the most seeds.
+    first = table[table.step == 1].sort_values("seeds", ascending=False, kind="stable")
+    first = first.drop_duplicates(SETTINGS[:-1]).assign(variant="(all: the step-1 model)")
+    table = pd.concat([first, table[table.step > 1]]).sort_values(
+        ["epochs", "max_per_class", "test_per_class", "max_length", "step"], kind="stable")
+
+    def setting(value) -> str:
+        return "all" if value == -1 else str(int(value))
+
+    def mean(value) -> str:
+        return "" if pd.isna(value) else f"{value:.3f}"
+
+    lines = ["| epochs | rows/class (train, test) | max length | variant | step | seeds | macro-F1 | old-class accuracy | "
+             "forgetting (step-1 classes) | accuracy on step 1 / 2 / 3 classes | train s |",
+             "|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|"]
     for row in table.itertuples(index=False):
-        old = "" if pd.isna(row.old_class_accuracy) else f"{row.old_class_accuracy:.3f}"
-        epochs = "auto" if row.epochs == -1 else int(row.epochs)
-        lines.append(f"| {epochs} | {row.variant} | {row.step} | {row.seeds} | {row.macro_f1:.3f} | {old} | "
-                     f"{row.forgetting:+.3f} | {row.train_seconds:.0f} |")
+        epochs = "auto" if row.epochs == -1 else setting(row.epochs)
+        per_step = " / ".join(mean(v) for v in (row.acc_step1, row.acc_step2, row.acc_step3)[:int(row.step)])
+        lines.append(f"| {epochs} | {setting(row.max_per_class)}, {setting(row.test_per_class)} | {row.max_length} | "
+                     f"{row.variant} | {row.step} | {row.seeds} | {row.macro_f1:.3f} | {mean(row.old_class_accuracy)} | "
+                     f"{row.forgetting:+.3f} | {per_step} | {row.train_seconds:.0f} |")
     return "\n".join(lines)
 
 
