@@ -7,8 +7,8 @@ A model folder may hold a small class-balanced **rehearsal memory** of its own t
 1. the head gets one row per new class, initialised from the mean head-input vector of that class's examples;
 2. the model is fine-tuned on the new data plus the memory, with class-balanced loss weights so that the many
    new examples do not drown the few remembered ones, and after training the new classes' head rows are
-   rescaled to the old rows' mean norm (weight aligning), which removes what bias towards the new classes is
-   left (``bias_correction="balanced+align"``; ``"balanced"`` or ``"align"`` alone, or ``"none"``);
+   shrunk to the old rows' mean norm if they are longer (weight aligning), which removes what bias towards the
+   new classes is left (``bias_correction="balanced+align"``; ``"balanced"`` or ``"align"`` alone, or ``"none"``);
 3. the old model's outputs on the old classes are distilled into the new model (learning without forgetting;
    ``distill=False`` turns it off);
 4. the memory is updated with examples of the new classes for the next step.
@@ -91,8 +91,8 @@ class GrowConfig:
         Softmax temperature of the distillation (> 0).
     bias_correction : {"balanced+align", "balanced", "align", "none"}
         How new classes are kept from drowning old ones: ``balanced`` weights the loss so that every class
-        counts the same whatever its number of rows; ``align`` rescales the new classes' head rows to the mean
-        norm of the old rows after training (weight aligning); ``balanced+align`` (default) does both; ``none``
+        counts the same whatever its number of rows; ``align`` shrinks the new classes' head rows to the mean
+        norm of the old rows after training when they are longer (weight aligning); ``balanced+align`` (default) does both; ``none``
         does neither.
     init_from_mean : bool
         Initialise new head rows from the mean head-input vector of their examples (else at random).
@@ -392,11 +392,16 @@ def _distillation_loss(teacher_logits: np.ndarray, *, n_old: int, weight: float,
 
 
 def _align_new_rows(classifier: Classifier, n_old: int) -> float:
-    """Weight aligning: scale the new head rows to the old rows' mean norm. Returns the factor used."""
+    """Weight aligning: shrink the new head rows to the old rows' mean norm. Returns the factor used.
+
+    Only longer new rows are shrunk (a factor of at most 1): they are the bias towards the new classes that
+    aligning removes. Shorter new rows mean the new classes are under-trained, and lengthening them makes the
+    model forget more (``bench/grow_bills.py``, 2 epochs a step).
+    """
     linear = head_linear(classifier.model)
     with torch.no_grad():
         norms = linear.weight.norm(dim=1)
-        factor = float(norms[:n_old].mean() / norms[n_old:].mean().clamp_min(1e-8))
+        factor = min(1.0, float(norms[:n_old].mean() / norms[n_old:].mean().clamp_min(1e-8)))
         linear.weight[n_old:] *= factor
     return factor
 
