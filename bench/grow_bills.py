@@ -269,15 +269,15 @@ def summary_table(path: Path) -> str:
     def mean(value) -> str:
         return "" if pd.isna(value) else f"{value:.3f}"
 
-    lines = ["| epochs | rows/class (train, test) | max length | variant | step | seeds | macro-F1 | old-class accuracy | "
-             "forgetting (step-1 classes) | accuracy on step 1 / 2 / 3 classes | train s |",
+    lines = ["| epochs | rows/class (train, test) | max length | variant | step | seeds | macro-F1 | "
+             "old-class accuracy | forgetting (step-1 classes) | accuracy on step 1 / 2 / 3 classes | train s |",
              "|---|---|---:|---|---:|---:|---:|---:|---:|---|---:|"]
     for row in table.itertuples(index=False):
         epochs = "auto" if row.epochs == -1 else setting(row.epochs)
         per_step = " / ".join(mean(v) for v in (row.acc_step1, row.acc_step2, row.acc_step3)[:int(row.step)])
         lines.append(f"| {epochs} | {setting(row.max_per_class)}, {setting(row.test_per_class)} | {row.max_length} | "
-                     f"{row.variant} | {row.step} | {row.seeds} | {row.macro_f1:.3f} | {mean(row.old_class_accuracy)} | "
-                     f"{row.forgetting:+.3f} | {per_step} | {row.train_seconds:.0f} |")
+                     f"{row.variant} | {row.step} | {row.seeds} | {row.macro_f1:.3f} | "
+                     f"{mean(row.old_class_accuracy)} | {row.forgetting:+.3f} | {per_step} | {row.train_seconds:.0f} |")
     return "\n".join(lines)
 
 

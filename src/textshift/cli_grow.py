@@ -30,7 +30,7 @@ def grow(
                                                "without forgetting).")] = True,
     distill_weight: Annotated[float, typer.Option(help="Weight of the distillation loss.")] = 1.0,
     bias_correction: Annotated[str, typer.Option(help="balanced+align (both), balanced (class-balanced loss), "
-                                                      "align (rescale new head rows to the old rows' norm) or "
+                                                      "align (shrink new head rows longer than the old ones) or "
                                                       "none.")] = "balanced+align",
     old_data: Annotated[str | None, typer.Option("--old-data", help="Old training data: rehearsal examples when the "
                                                  "model has no memory, and the old half of --compare-joint.")] = None,

@@ -92,8 +92,8 @@ class GrowConfig:
     bias_correction : {"balanced+align", "balanced", "align", "none"}
         How new classes are kept from drowning old ones: ``balanced`` weights the loss so that every class
         counts the same whatever its number of rows; ``align`` shrinks the new classes' head rows to the mean
-        norm of the old rows after training when they are longer (weight aligning); ``balanced+align`` (default) does both; ``none``
-        does neither.
+        norm of the old rows after training when they are longer (weight aligning); ``balanced+align``
+        (default) does both; ``none`` does neither.
     init_from_mean : bool
         Initialise new head rows from the mean head-input vector of their examples (else at random).
     seed : int
@@ -221,7 +221,8 @@ def _sha256(payload: bytes) -> str:
 def read_memory(folder: str | os.PathLike) -> Memory | None:
     """The rehearsal memory of a model folder, checked against the sha256 in ``textshift.json``.
 
-    Returns None when the model has no memory (for example a model trained elsewhere, or by ``textshift train --memory-per-class 0``).
+    Returns None when the model has no memory (for example a model trained elsewhere, or by
+    ``textshift train --memory-per-class 0``).
     Raises :class:`RehearsalMemoryError` when the recorded memory file is missing or was edited, or when a memory
     file is present that ``textshift.json`` does not record.
     """
