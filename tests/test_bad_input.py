@@ -242,6 +242,8 @@ BAD = [
          "--top-k must be >= 1"),
     Case("predict-chunk-size-0", lambda c: ["predict", c.trained, c.bills, "-o", c.out("p.csv"), "--chunk-size",
                                             "0"], "--chunk-size must be >= 1"),
+    Case("predict-unknown-device", lambda c: ["predict", c.trained, c.bills, "-o", c.out("p.csv"), "--device",
+                                              "gpu0"], "unknown device 'gpu0'"),
     Case("predict-missing-data", lambda c: ["predict", c.trained, c.tmp / "nope.csv", "-o", c.out("p.csv")],
          "not found"),
     Case("predict-unknown-extension", lambda c: ["predict", c.trained, c.file("d.xlsx", GOOD), "-o",

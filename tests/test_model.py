@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from textshift.errors import BackboneNotFoundError, ModelError, OutputExistsError
+from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError
 from textshift.model import Classifier, check_model_folder
 
 
@@ -27,6 +27,39 @@ def test_batching_by_length_keeps_input_order(classifier):
     together = classifier.predict_logits(texts, batch_size=2)
     alone = np.vstack([classifier.predict_logits([t]) for t in texts])
     np.testing.assert_allclose(together, alone, atol=1e-4)
+
+
+def test_batches_pad_like_the_tokenizer(classifier):
+    texts = ["x " * n for n in (9, 1, 5)]
+    _, batch = next(classifier._batches(texts, 3, 128))
+    reference = classifier.tokenizer(sorted(texts, key=len), truncation=True, max_length=128, padding=True,
+                                     return_tensors="pt")
+    assert set(batch) == {"input_ids", "attention_mask"}
+    assert batch["input_ids"].tolist() == reference["input_ids"].tolist()
+    assert batch["attention_mask"].tolist() == reference["attention_mask"].tolist()
+
+
+def test_to_auto_picks_this_machines_device_and_casts(classifier):
+    import torch
+
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    texts = ["health care bill", "defense spending", "the court ruled"]
+    full = classifier.predict_logits(texts)
+    assert classifier.to("auto", torch.bfloat16) is classifier
+    assert classifier.device.type == expected
+    assert next(classifier.model.parameters()).dtype == torch.bfloat16
+    half = classifier.predict_logits(texts)
+    assert half.dtype == np.float32
+    np.testing.assert_allclose(half, full, atol=0.1)
+
+
+@pytest.mark.parametrize("device", ["gpu0", "cuda" if not __import__("torch").cuda.is_available() else "cuda:99"])
+def test_to_refuses_unknown_or_missing_devices(classifier, device):
+    with pytest.raises((ConfigError, RuntimeError)) as raised:
+        classifier.to(device)
+    if device == "gpu0" or device == "cuda":
+        assert raised.type is ConfigError
+        assert "expected" in str(raised.value)
 
 
 def test_save_load_round_trip_gives_same_predictions(classifier, tmp_path):

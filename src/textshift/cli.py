@@ -170,6 +170,8 @@ def predict(
     top_k: Annotated[int, typer.Option("--top-k", help="Also write the k most probable labels.")] = 1,
     chunk_size: Annotated[int, typer.Option(help="Rows read per chunk (bounds memory).")] = 4096,
     batch_size: Annotated[int, typer.Option(help="Texts per forward pass.")] = 64,
+    device: Annotated[str, typer.Option(help="Where to run the model: auto (the GPU if there is one), cpu, cuda "
+                                        "or cuda:N.")] = "auto",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run after its last finished "
                                          "chunk (same input, model and options).")] = False,
     overwrite: Overwrite = False,
@@ -189,7 +191,7 @@ def predict(
 
     for option, value in (("--top-k", top_k), ("--chunk-size", chunk_size), ("--batch-size", batch_size)):
         _require(option, value, value >= 1, ">= 1")
-    classifier = Classifier.load(model)
+    classifier = Classifier.load(model).to(device)
     bar = tqdm(desc="predicting", unit="row", disable=not _progress_enabled(quiet), file=sys.stderr)
     done = [0]
 

@@ -33,7 +33,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from textshift.errors import BackboneNotFoundError, ModelError, OutputExistsError
+from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError
+from textshift.tokens import pad_batch, pad_id_of
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +247,21 @@ class Classifier:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    def to(self, device: str | torch.device | None = None, dtype: torch.dtype | None = None) -> Classifier:
+        """Move the model for inference: ``device`` None or ``"auto"`` is the GPU when there is one, else the CPU;
+        ``dtype`` (e.g. ``torch.bfloat16`` on a GPU) halves memory and speeds prediction up. Returns ``self``."""
+        if device in (None, "auto"):
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        try:
+            device = torch.device(device)
+        except RuntimeError as exc:
+            raise ConfigError(f"unknown device '{device}'; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ConfigError(f"device '{device}' asked for, but PyTorch sees no CUDA GPU here; expected 'cpu' or "
+                              "'auto' on this machine")
+        self.model.to(device=device, dtype=dtype)
+        return self
+
     # ------------------------------------------------------------------ head surgery
     def replace_head(self, labels: list[str], *, keep_rows: bool = True,
                      init_rows: dict[str, np.ndarray] | None = None) -> None:
@@ -294,17 +310,18 @@ class Classifier:
 
         Texts are tokenized once, sorted by token count (characters are a poor proxy: bill titles of the same
         length hold 33 to 111 tokens) and padded per batch — about a quarter faster than sorting by characters.
+        Batches carry ``input_ids`` and ``attention_mask`` only, as in training (:func:`pad_batch`, 5× faster
+        than ``tokenizer.pad``).
         """
         if not texts:
             return
-        encoded = self.tokenizer(list(texts), truncation=True, max_length=max_length)
-        ids = encoded["input_ids"]
+        ids = self.tokenizer(list(texts), truncation=True, max_length=max_length, return_attention_mask=False,
+                             return_token_type_ids=False)["input_ids"]
         order = np.argsort([len(row) for row in ids], kind="stable")
-        columns = list(encoded.keys())
+        pad_id, side = pad_id_of(self.tokenizer), getattr(self.tokenizer, "padding_side", "right")
         for start in range(0, len(order), batch_size):
             positions = order[start:start + batch_size]
-            features = [{name: encoded[name][i] for name in columns} for i in positions]
-            batch = self.tokenizer.pad(features, padding=True, return_tensors="pt")
+            batch = pad_batch([ids[i] for i in positions], pad_id=pad_id, padding_side=side)
             yield positions, {k: v.to(self.device) for k, v in batch.items()}
 
     @torch.inference_mode()
@@ -312,8 +329,12 @@ class Classifier:
         """Logits, shape (n_texts, n_labels), in input order."""
         self.model.eval()
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        where, logits = [], []
         for positions, batch in self._batches(texts, batch_size, max_length):
-            out[positions] = self.model(**batch).logits.float().cpu().numpy()
+            where.append(positions)  # logits stay on the device until the end: no GPU sync per batch
+            logits.append(self.model(**batch).logits.float())
+        if logits:
+            out[np.concatenate(where)] = torch.cat(logits).cpu().numpy()
         return out
 
     def predict_proba(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:

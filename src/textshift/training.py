@@ -496,8 +496,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         if config.gradual_unfreeze and accelerator.num_processes == 1:
             _set_trainable_layers(classifier.model, None if epoch > n_layers else epoch)
         model.train()
-        epoch_loss, seen = 0.0, 0
-        for batch in loader:
+        loss_sum, seen = torch.zeros((), device=accelerator.device), 0
+        for step, batch in enumerate(loader, 1):
             batch = {name: value.to(accelerator.device) for name, value in batch.items()}
             targets, batch_weights, batch_indices = batch.pop("labels"), batch.pop("weights"), batch.pop("indices")
             logits = model(**batch).logits
@@ -512,11 +512,13 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad()
-            epoch_loss += loss.item() * len(targets)  # .item() syncs with the device once per step; cheap here
+            loss_sum += loss.detach() * len(targets)  # summed on the device: no GPU sync per step
             seen += len(targets)
-            postfix["loss"] = f"{epoch_loss / seen:.3f}"
-            bar.set_postfix(postfix, refresh=False)
+            if step % 25 == 0 or step == len(loader):  # .item() waits for the device, so only now and then
+                postfix["loss"] = f"{loss_sum.item() / seen:.3f}"
+                bar.set_postfix(postfix, refresh=False)
             bar.update(1)
+        epoch_loss = loss_sum.item()
         if accelerator.num_processes > 1:  # the loss over every process's rows, the same record everywhere
             totals = accelerator.reduce(torch.tensor([epoch_loss, seen], device=accelerator.device), reduction="sum")
             epoch_loss, seen = totals.tolist()
