@@ -10,7 +10,8 @@ Phases, in order of importance (every finished run is stored at once; rerunning 
   setfit  the SetFit peer (same MiniLM body) at --setfit-sizes
   more    the main grid again up to --seeds seeds
   ablation  finetune at --ablation-sizes with one default changed at a time (no head warm-up, layer-wise
-          learning-rate decay 0.8, gradual unfreezing): the measurement behind the defaults
+          learning-rate decay 0.8, gradual unfreezing, 40 epochs, label smoothing 0.1): the measurement behind
+          the defaults; --ablation-seeds seeds, --ablations to pick some
   pool    `adapt` given every `train` bill's text as unlabelled data (masked-LM on 3,000 titles, not only the k
           sampled ones), at --pool-sizes for --pool-seeds seeds; reported as `adapt+unlabeled`. Not run by default.
 
@@ -49,7 +50,8 @@ POOL_DIR = WORK / "transfer-pool"
 SETFIT_CSV = WORK / "transfer-setfit.csv"
 ABLATION_DIR = WORK / "transfer-ablation"
 ABLATIONS = {"finetune[no-warmup]": {"warmup_epochs": 0}, "finetune[llrd-0.8]": {"layer_lr_decay": 0.8},
-             "finetune[gradual-unfreeze]": {"gradual_unfreeze": True}}
+             "finetune[gradual-unfreeze]": {"gradual_unfreeze": True}, "finetune[epochs-40]": {"epochs": 40},
+             "finetune[label-smoothing-0.1]": {"label_smoothing": 0.1}}
 OUT_CSV = RESULTS / "transfer_nyt_to_bills.csv"
 OUT_PNG = RESULTS / "transfer_nyt_to_bills.png"
 COLUMNS = ["strategy", "k", "seed", "accuracy", "macro_f1", "train_seconds", "chosen"]
@@ -128,9 +130,14 @@ def run_setfit(sizes: list[int], seeds: int) -> None:
             on_run(row)
 
 
-def run_ablation(sizes: list[int]) -> None:
+def run_ablation(sizes: list[int], seeds: int, names: list[str]) -> None:
+    unknown = sorted(set(names) - set(ABLATIONS))
+    if unknown:
+        raise SystemExit(f"unknown ablations {unknown}; expected some of {', '.join(ABLATIONS)}")
     for name, change in ABLATIONS.items():
-        config = CompareConfig(sizes=sizes, seeds=1, strategies=["finetune"], baselines=[], recommend=False,
+        if names and name not in names:
+            continue
+        config = CompareConfig(sizes=sizes, seeds=seeds, strategies=["finetune"], baselines=[], recommend=False,
                                save_model=False, train=TrainConfig(**change))
         compare(SOURCE, read_labeled("embedded:bills-train"), test=read_labeled("embedded:bills-test"),
                 out_dir=ABLATION_DIR / name, config=config, on_run=lambda row, name=name: on_run(row | {
@@ -172,6 +179,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--phases", default="main,extra,setfit,ablation,more")
     parser.add_argument("--ablation-sizes", default="200")
+    parser.add_argument("--ablation-seeds", type=int, default=1, help="seeds of each ablation (default 1)")
+    parser.add_argument("--ablations", default="", help="comma-separated ablation names (default: all)")
     parser.add_argument("--sizes", default="50,100,200,500,1000")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--seeds-first", type=int, default=1)
@@ -196,7 +205,8 @@ def main() -> None:
             run_setfit([int(k) for k in args.setfit_sizes.split(",")], args.setfit_seeds)
             export()
         if "ablation" in phases:
-            run_ablation([int(k) for k in args.ablation_sizes.split(",")])
+            run_ablation([int(k) for k in args.ablation_sizes.split(",")], args.ablation_seeds,
+                         [name for name in args.ablations.split(",") if name])
             export()
         if "more" in phases:
             run_main(sizes, args.seeds)
