@@ -10,7 +10,7 @@ Phases, in order of importance (every finished run is stored at once; rerunning 
   setfit  the SetFit peer (same MiniLM body) at --setfit-sizes
   more    the main grid again up to --seeds seeds
   ablation  finetune at --ablation-sizes with one default changed at a time (no head warm-up, layer-wise
-          learning-rate decay 0.8, gradual unfreezing, 40 epochs, label smoothing 0.1): the measurement behind
+          learning-rate decay 0.8, gradual unfreezing, 40 epochs, label smoothing 0.1, batch 16): the measurement behind
           the defaults; --ablation-seeds seeds, --ablations to pick some
   pool    `adapt` given every `train` bill's text as unlabelled data (masked-LM on 3,000 titles, not only the k
           sampled ones), at --pool-sizes for --pool-seeds seeds; reported as `adapt+unlabeled`. Not run by default.
@@ -51,7 +51,7 @@ SETFIT_CSV = WORK / "transfer-setfit.csv"
 ABLATION_DIR = WORK / "transfer-ablation"
 ABLATIONS = {"finetune[no-warmup]": {"warmup_epochs": 0}, "finetune[llrd-0.8]": {"layer_lr_decay": 0.8},
              "finetune[gradual-unfreeze]": {"gradual_unfreeze": True}, "finetune[epochs-40]": {"epochs": 40},
-             "finetune[label-smoothing-0.1]": {"label_smoothing": 0.1}}
+             "finetune[label-smoothing-0.1]": {"label_smoothing": 0.1}, "finetune[batch-16]": {"batch_size": 16}}
 OUT_CSV = RESULTS / "transfer_nyt_to_bills.csv"
 OUT_PNG = RESULTS / "transfer_nyt_to_bills.png"
 COLUMNS = ["strategy", "k", "seed", "accuracy", "macro_f1", "train_seconds", "chosen"]
