@@ -126,28 +126,6 @@ def test_default_keeps_new_head_rows_no_longer_than_the_old_ones(step1):
     assert 0 < result.classifier.meta.extra["grow"]["align_factor"] <= 1
 
 
-def test_feature_distillation_keeps_the_encoder_nearer_the_old_one(step1):
-    classifier, data = step1
-    memory = Memory.sample(data.texts, data.labels, per_class=5, seed=0)
-    new = keyword_rows(["Energy", "Education"], 12, seed=4)
-    hooks_before = len(head_linear(classifier.model)._forward_hooks)
-    before = classifier.features(data.texts)
-
-    def drift(weight: float) -> float:
-        config = GrowConfig(feature_distill_weight=weight, distill=False,
-                            train=TrainConfig(epochs=4, batch_size=8, learning_rate=2e-3, warmup_epochs=0))
-        grown = grow(classifier, new, memory=memory, config=config).classifier
-        assert not head_linear(grown.model)._forward_hooks  # the training hook is gone
-        after = grown.features(data.texts)
-        cosine = (before * after).sum(1) / (np.linalg.norm(before, axis=1) * np.linalg.norm(after, axis=1))
-        return float(1 - cosine.mean())
-
-    assert drift(20.0) < 0.5 * drift(0.0)
-    assert len(head_linear(classifier.model)._forward_hooks) == hooks_before
-    with pytest.raises(ConfigError, match="feature_distill_weight"):
-        GrowConfig(feature_distill_weight=-1)
-
-
 @pytest.mark.parametrize("scale, expected", [(3.0, 1 / 3), (0.5, 1.0)])
 def test_weight_aligning_only_shrinks_longer_new_rows(step1, scale, expected):
     classifier = deepcopy_classifier(step1[0])

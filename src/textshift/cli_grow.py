@@ -29,9 +29,6 @@ def grow(
                                           help="Distil the old model's outputs on the old classes (learning "
                                                "without forgetting).")] = True,
     distill_weight: Annotated[float, typer.Option(help="Weight of the distillation loss.")] = 1.0,
-    feature_distill_weight: Annotated[float, typer.Option(
-        help="Weight of feature distillation (1 - cosine between the new and old model's head-input vectors on "
-             "every training row); 0 turns it off.")] = 0.0,
     bias_correction: Annotated[str, typer.Option(help="balanced+align (both), balanced (class-balanced loss), "
                                                       "align (shrink new head rows longer than the old ones) or "
                                                       "none.")] = "balanced+align",
@@ -64,7 +61,6 @@ def grow(
     from textshift.model import check_model_folder
 
     config = GrowConfig(memory_per_class=memory_per_class, distill=distill, distill_weight=distill_weight,
-                        feature_distill_weight=feature_distill_weight,
                         bias_correction=bias_correction, seed=seed,
                         train=_train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                             warmup_epochs=warmup_epochs, max_length=max_length, seed=seed))

@@ -89,10 +89,6 @@ class GrowConfig:
         Weight of the distillation loss relative to cross-entropy (> 0).
     temperature : float
         Softmax temperature of the distillation (> 0).
-    feature_distill_weight : float
-        Weight of a second distillation loss (>= 0; 0, the default, turns it off): one minus the cosine similarity
-        between the new and the old model's head-input vectors, on every training row. It holds the encoder
-        itself near the old one, not only the old classes' outputs. Costs one more forward pass.
     bias_correction : {"balanced+align", "balanced", "align", "none"}
         How new classes are kept from drowning old ones: ``balanced`` weights the loss so that every class
         counts the same whatever its number of rows; ``align`` shrinks the new classes' head rows to the mean
@@ -110,7 +106,6 @@ class GrowConfig:
     distill: bool = True
     distill_weight: float = 1.0
     temperature: float = 2.0
-    feature_distill_weight: float = 0.0
     bias_correction: str = "balanced+align"
     init_from_mean: bool = True
     seed: int = 42
@@ -121,7 +116,6 @@ class GrowConfig:
             ("memory_per_class", self.memory_per_class >= 0, ">= 0"),
             ("distill_weight", self.distill_weight > 0, "> 0"),
             ("temperature", self.temperature > 0, "> 0"),
-            ("feature_distill_weight", self.feature_distill_weight >= 0, ">= 0"),
             ("bias_correction", self.bias_correction in BIAS_CORRECTIONS, f"one of {', '.join(BIAS_CORRECTIONS)}"),
         ]
         for name, ok, allowed in checks:
@@ -398,29 +392,6 @@ def _distillation_loss(teacher_logits: np.ndarray, *, n_old: int, weight: float,
     return loss_fn
 
 
-def _feature_distillation(model: Classifier, teacher_features: np.ndarray, *, weight: float):
-    """A ``loss_fn`` term keeping the head-input vectors near the old model's (``1 - cosine``, batch mean), and
-    the forward hook that captures those vectors during training (remove it afterwards)."""
-    teacher = torch.as_tensor(teacher_features, dtype=torch.float32)
-    seen: dict[str, torch.Tensor] = {}
-    handle = head_linear(model.model).register_forward_hook(lambda _m, inputs, _o: seen.update(x=inputs[0]))
-
-    def loss_fn(logits: torch.Tensor, label_ids: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
-        student = seen["x"].float()
-        target = teacher[rows.cpu()].to(student.device)
-        return weight * (1 - torch.nn.functional.cosine_similarity(student, target, dim=-1)).mean()
-
-    return loss_fn, handle
-
-
-def _summed(*terms):
-    """One ``loss_fn`` adding up the given ones (None entries skipped); None if there are none."""
-    terms = [term for term in terms if term is not None]
-    if not terms:
-        return None
-    return lambda logits, label_ids, rows: sum(term(logits, label_ids, rows) for term in terms)
-
-
 def _align_new_rows(classifier: Classifier, n_old: int) -> float:
     """Weight aligning: shrink the new head rows to the old rows' mean norm. Returns the factor used.
 
@@ -501,12 +472,11 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
     texts = list(new_texts) + list(memory.texts)
     labels = list(new_labels) + list(memory.labels)
     max_length = config.train.max_length
-    logit_term = feature_term = hook = None
+    loss_fn = None
     if config.distill:
         teacher = model.predict_logits(texts, max_length=max_length)
-        logit_term = _distillation_loss(teacher, n_old=len(old_labels), weight=config.distill_weight,
-                                        temperature=config.temperature)
-    old_features = model.features(texts, max_length=max_length) if config.feature_distill_weight > 0 else None
+        loss_fn = _distillation_loss(teacher, n_old=len(old_labels), weight=config.distill_weight,
+                                     temperature=config.temperature)
     init_rows = None
     if config.init_from_mean:
         added_set = set(added)
@@ -516,14 +486,7 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
         init_rows = {label: features[new_array == label].mean(axis=0) for label in added}
     model.replace_head(old_labels + added, keep_rows=True, init_rows=init_rows)
     weights = _class_weights(labels) if "balanced" in config.bias_correction else None
-    if old_features is not None:  # after replace_head: the hook goes on the new head
-        feature_term, hook = _feature_distillation(model, old_features, weight=config.feature_distill_weight)
-    try:
-        result = train(model, texts, labels, config=config.train, weights=weights,
-                       loss_fn=_summed(logit_term, feature_term), progress=progress)
-    finally:
-        if hook is not None:
-            hook.remove()
+    result = train(model, texts, labels, config=config.train, weights=weights, loss_fn=loss_fn, progress=progress)
     extra: dict = {"grow": config.to_dict()}
     if "align" in config.bias_correction:
         extra["grow"]["align_factor"] = round(_align_new_rows(model, len(old_labels)), 4)
