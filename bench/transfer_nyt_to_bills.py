@@ -10,8 +10,9 @@ Phases, in order of importance (every finished run is stored at once; rerunning 
   setfit  the SetFit peer (same MiniLM body) at --setfit-sizes
   more    the main grid again up to --seeds seeds
   ablation  finetune at --ablation-sizes with one default changed at a time (no head warm-up, layer-wise
-          learning-rate decay 0.8, gradual unfreezing, 40 epochs, label smoothing 0.1, batch 16): the measurement behind
-          the defaults; --ablation-seeds seeds, --ablations to pick some
+          learning-rate decay 0.8, gradual unfreezing, 40 epochs, label smoothing 0.1, batch 16; and, for finetune and
+          scratch, a 100-row minimum validation set): the measurement behind the defaults; --ablation-seeds
+          seeds, --ablations to pick some
   pool    `adapt` given every `train` bill's text as unlabelled data (masked-LM on 3,000 titles, not only the k
           sampled ones), at --pool-sizes for --pool-seeds seeds; reported as `adapt+unlabeled`. Not run by default.
 
@@ -51,7 +52,8 @@ SETFIT_CSV = WORK / "transfer-setfit.csv"
 ABLATION_DIR = WORK / "transfer-ablation"
 ABLATIONS = {"finetune[no-warmup]": {"warmup_epochs": 0}, "finetune[llrd-0.8]": {"layer_lr_decay": 0.8},
              "finetune[gradual-unfreeze]": {"gradual_unfreeze": True}, "finetune[epochs-40]": {"epochs": 40},
-             "finetune[label-smoothing-0.1]": {"label_smoothing": 0.1}, "finetune[batch-16]": {"batch_size": 16}}
+             "finetune[label-smoothing-0.1]": {"label_smoothing": 0.1}, "finetune[batch-16]": {"batch_size": 16},
+             "finetune[min-val-100]": {"min_val_rows": 100}, "scratch[min-val-100]": {"min_val_rows": 100}}
 OUT_CSV = RESULTS / "transfer_nyt_to_bills.csv"
 OUT_PNG = RESULTS / "transfer_nyt_to_bills.png"
 COLUMNS = ["strategy", "k", "seed", "accuracy", "macro_f1", "train_seconds", "chosen"]
@@ -137,7 +139,7 @@ def run_ablation(sizes: list[int], seeds: int, names: list[str]) -> None:
     for name, change in ABLATIONS.items():
         if names and name not in names:
             continue
-        config = CompareConfig(sizes=sizes, seeds=seeds, strategies=["finetune"], baselines=[], recommend=False,
+        config = CompareConfig(sizes=sizes, seeds=seeds, strategies=[name.split("[")[0]], baselines=[], recommend=False,
                                save_model=False, train=TrainConfig(**change))
         compare(SOURCE, read_labeled("embedded:bills-train"), test=read_labeled("embedded:bills-test"),
                 out_dir=ABLATION_DIR / name, config=config, on_run=lambda row, name=name: on_run(row | {
