@@ -18,6 +18,7 @@ align       the defaults with weight aligning but without the class-balanced los
 default-lr3e-5   ``balanced`` with fine-tuning learning rate 3e-5 instead of 1e-4 (less encoder drift)
 default-llrd0.5  ``balanced`` with layer-wise learning-rate decay 0.5 (lower layers barely move)
 default-distill5 ``balanced`` with distillation weight 5
+default-steps200 ``default`` aiming at 200 optimizer steps a step instead of 400 (less drift, new classes less fitted)
 e2               ``balanced`` with 2 fine-tuning epochs per step, whatever --epochs says
 joint       one model trained from the backbone on all classes seen so far, at once
 
@@ -76,6 +77,7 @@ VARIANTS = {
     "default-llrd0.5": dict(bias_correction="balanced", train={"layer_lr_decay": 0.5}),
     "e2": dict(bias_correction="balanced", train={"epochs": 2}),
     "default-distill5": dict(bias_correction="balanced", distill_weight=5.0),
+    "default-steps200": dict(train={"target_steps": 200}),
     "joint": None,
 }
 
