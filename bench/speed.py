@@ -405,6 +405,14 @@ def main() -> None:
     train_rows = None if args.full else args.train_rows
     predict_rows = None if args.full else args.predict_rows
     setup = Setup(device=args.device, bf16=args.bf16, backbone=args.backbone)
+    if setup.cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {args.device} asked for, but PyTorch sees no CUDA GPU here; expected "
+                             "--device cpu on this machine")
+    elif setup.device != "cpu":
+        raise SystemExit(f"unknown --device '{args.device}'; expected cpu or cuda")
 
     if args.one:
         result = run_one(*args.one, setup, train_rows=train_rows, predict_rows=predict_rows)
