@@ -44,7 +44,7 @@ def run_one(path: Path, storage: str) -> dict:
     from textshift.data import read_labeled
     from textshift.model import DEFAULT_BACKBONE, resolve_backbone
     from textshift.tokens import TokenizedTexts, pad_batch, pad_id_of
-    from textshift.training import LengthGroupedBatches
+    from textshift.tokens import LengthGroupedBatches
 
     started = time.perf_counter()
     data = read_labeled(str(path), label_column="topic")

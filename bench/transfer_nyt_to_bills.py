@@ -11,8 +11,12 @@ Phases, in order of importance (every finished run is stored at once; rerunning 
   more    the main grid again up to --seeds seeds
   ablation  finetune at --ablation-sizes with one default changed at a time (no head warm-up, layer-wise
           learning-rate decay 0.8, gradual unfreezing, 40 epochs, label smoothing 0.1, batch 16; and, for finetune and
-          scratch, a 100-row minimum validation set): the measurement behind the defaults; --ablation-seeds
-          seeds, --ablations to pick some
+          scratch, a 100-row minimum validation set, now the default): the measurement behind the defaults;
+          --ablation-seeds seeds, --ablations to pick some
+
+Runs are stored in SQLite under their settings; after a default changes, a stored run still counts wherever the
+new default trains the same way (see `CompareConfig.same_run`), and the main grid's runs under the earlier
+default are exported as e.g. `finetune[min-val-50]` where it did not.
   pool    `adapt` given every `train` bill's text as unlabelled data (masked-LM on 3,000 titles, not only the k
           sampled ones), at --pool-sizes for --pool-seeds seeds; reported as `adapt+unlabeled`. Not run by default.
 
@@ -54,6 +58,8 @@ ABLATIONS = {"finetune[no-warmup]": {"warmup_epochs": 0}, "finetune[llrd-0.8]": 
              "finetune[gradual-unfreeze]": {"gradual_unfreeze": True}, "finetune[epochs-40]": {"epochs": 40},
              "finetune[label-smoothing-0.1]": {"label_smoothing": 0.1}, "finetune[batch-16]": {"batch_size": 16},
              "finetune[min-val-100]": {"min_val_rows": 100}, "scratch[min-val-100]": {"min_val_rows": 100}}
+# Main-grid runs made under an earlier default, exported where that default trains differently from today's.
+EARLIER_DEFAULTS = {"finetune[min-val-50]": {"min_val_rows": 50}, "scratch[min-val-50]": {"min_val_rows": 50}}
 OUT_CSV = RESULTS / "transfer_nyt_to_bills.csv"
 OUT_PNG = RESULTS / "transfer_nyt_to_bills.png"
 COLUMNS = ["strategy", "k", "seed", "accuracy", "macro_f1", "train_seconds", "chosen"]
@@ -152,6 +158,13 @@ def export() -> pd.DataFrame:
         if (ABLATION_DIR / name / "runs.sqlite").exists():
             key = CompareConfig(train=TrainConfig(**change)).run_key()
             frames.append(RunStore(ABLATION_DIR / name / "runs.sqlite").frame(key).assign(strategy=name))
+    if (MAIN_DIR / "runs.sqlite").exists():
+        store = RunStore(MAIN_DIR / "runs.sqlite")
+        for name, change in EARLIER_DEFAULTS.items():
+            earlier = TrainConfig(**change)
+            runs = store.frame(CompareConfig(train=earlier).run_key())
+            differs = [not earlier.same_run(TrainConfig(), [k]) for k in runs.k]
+            frames.append(runs[(runs.strategy == name.split("[")[0]) & differs].assign(strategy=name))
     for folder in (MAIN_DIR, EXTRA_DIR):
         if (folder / "runs.sqlite").exists():
             store = RunStore(folder / "runs.sqlite")

@@ -158,3 +158,41 @@ def test_library_compare_with_bad_sizes_writes_nothing(news_model, small_bills, 
     with pytest.raises(DataError, match="larger than"):
         compare(news_model, small_bills, out_dir=tmp_path / "c", config=_config(sizes=[20, 5000]))
     assert not (tmp_path / "c").exists()
+
+
+def test_runs_under_settings_that_train_alike_are_reused(news_model, small_bills, tmp_path):
+    """A changed minimum validation size reruns only the sizes whose split it changes."""
+    from textshift.training import TrainConfig
+
+    def run(min_val_rows: int) -> tuple[list, pd.DataFrame]:
+        trained = []
+        config = _config(seeds=1, baselines=["tfidf-svm"], train=TrainConfig(**FAST, min_val_rows=min_val_rows))
+        result = compare(news_model, small_bills, out_dir=tmp_path / "c", config=config,
+                         on_run=lambda row: trained.append((row["strategy"], row["k"])))
+        return trained, result.runs
+
+    first, runs = run(3)  # 10% of 20 rows is 2 (no split), of 40 rows 4 (split)
+    assert ("finetune", 20) in first and ("finetune", 40) in first
+    again, same = run(4)  # the same decisions: nothing is trained again
+    assert again == []
+    cols = ["strategy", "k", "seed", "macro_f1", "chosen"]
+    pd.testing.assert_frame_equal(runs[cols].reset_index(drop=True), same[cols].reset_index(drop=True))
+    changed, _ = run(5)  # now 40 rows are not split either: only k = 40 reruns
+    assert changed and {k for _, k in changed} == {40}
+
+
+def test_rows_stored_before_settings_named_the_selection_are_adopted_by_their_key(tmp_path):
+    from textshift.compare import RunStore
+    from textshift.training import TrainConfig
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    earlier = CompareConfig(train=TrainConfig(min_val_rows=50))
+    legacy = {"train": earlier.train.to_dict(), "sample_rows": 200}  # what older versions stored
+    store.put("finetune", 200, 0, earlier.run_key(), accuracy=0.7, macro_f1=0.6, train_seconds=1.0, settings=legacy)
+    store.put("scratch", 200, 0, "other-select", accuracy=0.5, macro_f1=0.4, train_seconds=1.0, settings=legacy)
+    now = CompareConfig()
+    assert store.adopt(200, 0, now.run_key(), lambda row: now.same_run(row, [500])) == 0  # splits 500 otherwise
+    assert store.adopt(200, 0, now.run_key(), lambda row: now.same_run(row, [200])) == 1
+    assert store.get("finetune", 200, 0, now.run_key())["macro_f1"] == 0.6
+    assert store.get("scratch", 200, 0, now.run_key()) is None  # its key does not match its stored settings
+    assert store.get("finetune", 200, 0, earlier.run_key()) is not None  # the original stays

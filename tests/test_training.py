@@ -63,3 +63,13 @@ def test_stratified_holdout_keeps_every_class_in_train():
     train_pos, held = stratified_holdout(labels, 0.3, 0)
     assert set(np.asarray(labels)[train_pos]) == {"a", "b", "c"}
     assert len(set(train_pos) & set(held)) == 0 and len(train_pos) + len(held) == len(labels)
+
+
+def test_same_run_compares_the_validation_split_by_its_effect():
+    fifty, hundred = TrainConfig(min_val_rows=50), TrainConfig(min_val_rows=100)
+    assert hundred.holds_out(1000) and not hundred.holds_out(999) and fifty.holds_out(500)
+    assert fifty.same_run(hundred, [200, 1000, 3304])  # neither splits 200; both split 1000 and 3304
+    assert not fifty.same_run(hundred, [200, 500])  # only the 50-row minimum splits 500
+    assert not TrainConfig(val_fraction=0.2).same_run(fifty, [3304])  # same decision, different split
+    assert TrainConfig(val_fraction=0.0).same_run(fifty, [200])
+    assert not TrainConfig(learning_rate=5e-5).same_run(fifty, [200])

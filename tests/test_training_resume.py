@@ -22,7 +22,8 @@ import torch
 from textshift.checkpoints import checkpoint_dir_for, latest_checkpoint, read_state, save_checkpoint
 from textshift.errors import ConfigError
 from textshift.model import Classifier, check_model_folder, is_model_folder
-from textshift.training import LengthGroupedBatches, TrainConfig, train
+from textshift.tokens import LengthGroupedBatches
+from textshift.training import TrainConfig, train
 
 TEXTS = ["war army troops missile"] * 20 + ["hospital doctor patients drug"] * 20 + ["army doctor"] * 10
 LABELS = ["Defense"] * 20 + ["Health"] * 20 + ["Defense", "Health"] * 5

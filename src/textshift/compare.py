@@ -116,9 +116,35 @@ class CompareConfig:
 
     def run_key(self) -> str:
         """Hash of the settings that change a run's result (not sizes/seeds/strategy lists)."""
-        payload = json.dumps({"train": self.train.to_dict(), "inner": self.inner_fraction,
-                              "selection": self.selection}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:12]
+        return _settings_key(self.train.to_dict(), self.inner_fraction, self.selection)
+
+    def settings(self, k: int) -> dict:
+        """What a run's row stores about the settings it was made with."""
+        return {"train": self.train.to_dict(), "inner": self.inner_fraction, "selection": self.selection,
+                "sample_rows": k}
+
+    def same_run(self, row: dict, sizes: list[int]) -> bool:
+        """Whether a stored run made under other settings is the run these settings make, when every training
+        set involved has one of ``sizes`` rows (e.g. a changed ``min_val_rows`` that splits those sizes alike)."""
+        stored = json.loads(row.get("settings") or "{}")
+        train = stored.get("train")
+        if not isinstance(train, dict):
+            return False
+        if "selection" in stored:
+            if (stored["inner"], stored["selection"]) != (self.inner_fraction, self.selection):
+                return False
+        elif row["run_key"] != _settings_key(train, self.inner_fraction, self.selection):
+            return False  # a row from before inner/selection were stored: its key must say they match
+        try:
+            stored_train = TrainConfig(**train)
+        except (TypeError, ConfigError):
+            return False
+        return stored_train.same_run(self.train, sizes)
+
+
+def _settings_key(train: dict, inner_fraction: float, selection: str) -> str:
+    payload = json.dumps({"train": train, "inner": inner_fraction, "selection": selection}, sort_keys=True)
+    return hashlib.sha256(payload.encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -204,6 +230,24 @@ class RunStore:
             row = db.execute("SELECT * FROM runs WHERE strategy=? AND k=? AND seed=? AND run_key=?",
                              (strategy, k, seed, run_key)).fetchone()
         return dict(row) if row else None
+
+    def adopt(self, k: int, seed: int, run_key: str, same_run: Callable[[dict], bool]) -> int:
+        """Copy under ``run_key`` the runs of size ``k`` and ``seed`` stored under other keys for which
+        ``same_run(row)`` is True (and missing under ``run_key``); the originals stay. Returns how many."""
+        with closing(self._connect()) as db, db:
+            db.row_factory = sqlite3.Row
+            have = {row[0] for row in db.execute("SELECT strategy FROM runs WHERE k=? AND seed=? AND run_key=?",
+                                                 (k, seed, run_key))}
+            others = db.execute("SELECT * FROM runs WHERE k=? AND seed=? AND run_key!=? ORDER BY finished_at DESC",
+                                (k, seed, run_key)).fetchall()
+            copied = 0
+            for other in map(dict, others):
+                if other["strategy"] not in have and same_run(other):
+                    db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                               tuple((other | {"run_key": run_key}).values()))
+                    have.add(other["strategy"])
+                    copied += 1
+        return copied
 
     def put(self, strategy: str, k: int, seed: int, run_key: str, *, accuracy: float, macro_f1: float,
             train_seconds: float, per_class: dict | None = None, settings: dict | None = None,
@@ -345,8 +389,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     def record(strategy: str, k: int, seed: int, scores: dict, per_class: dict, seconds: float,
                chosen: str | None = None) -> None:
         store.put(strategy, k, seed, key, accuracy=scores["accuracy"], macro_f1=scores["macro_f1"],
-                  train_seconds=seconds, per_class=per_class, chosen=chosen,
-                  settings={"train": config.train.to_dict(), "sample_rows": k})
+                  train_seconds=seconds, per_class=per_class, chosen=chosen, settings=config.settings(k))
         if on_run:
             on_run({"strategy": strategy, "k": k, "seed": seed, **scores, "train_seconds": round(seconds, 1)})
 
@@ -360,6 +403,12 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     for k in config.sizes:
         for seed in range(config.seeds):
             sample = pool.subset(sample_stratified(pool.labels, k, seed))
+            # Runs stored under other settings count when they train every set of this sample's sizes alike.
+            sizes = [k]
+            if config.recommend and config.selection == "holdout":  # the probe trains no split
+                sizes.append(len(stratified_holdout(sample.labels, config.inner_fraction, seed=seed)[0]))
+            sizes += [len(source_data) + n for n in sizes] if source_data is not None else []
+            store.adopt(k, seed, key, lambda row, sizes=sizes: config.same_run(row, sizes))
             # 1. Choose the recommended strategy on the sample alone (inner hold-out).
             chosen = (_choose(store, key, k, seed, sample, config, run_strategy, record, source_model)
                       if config.recommend else None)

@@ -6,11 +6,13 @@ over a gigabyte before training starts. :class:`TokenizedTexts` tokenizes in chu
 temporary file that is memory-mapped, so the operating system pages them in as batches need them and the
 process's own memory stays flat as the corpus grows. The file is deleted when the object is garbage-collected.
 
-Batches are padded here too (:func:`pad_batch`), straight from the arrays to tensors.
+Batches are made here too: :class:`LengthGroupedBatches` draws random batches of similar-length rows and
+:func:`pad_batch` pads them straight from the arrays to tensors.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 import tempfile
 import weakref
@@ -18,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from textshift.errors import ConfigError
 
 CHUNK_ROWS = 8192
 MEMMAP_ROWS = 200_000
@@ -99,3 +103,78 @@ def pad_id_of(tokenizer) -> int:
     """The tokenizer's padding id (0 for tokenizers that define none, which the attention mask hides anyway)."""
     return int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else 0
 
+
+class LabelledRows(torch.utils.data.Dataset):
+    """Training rows as (token ids, label id, weight, row index), read from a :class:`TokenizedTexts`."""
+
+    def __init__(self, tokens: TokenizedTexts, label_ids: np.ndarray, weights: np.ndarray, indices: np.ndarray):
+        self.tokens, self.label_ids, self.weights, self.indices = tokens, label_ids, weights, indices
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitem__(self, i: int):
+        return self.tokens[i], self.label_ids[i], self.weights[i], self.indices[i]
+
+
+class RowCollator:
+    """Pads a list of :class:`LabelledRows` items into one batch: ids, mask, labels, weights, row indices."""
+
+    def __init__(self, tokenizer):
+        self.pad_id = pad_id_of(tokenizer)
+        self.padding_side = getattr(tokenizer, "padding_side", "right")
+
+    def __call__(self, items):
+        batch = pad_batch([ids for ids, _, _, _ in items], pad_id=self.pad_id, padding_side=self.padding_side)
+        batch["labels"] = torch.tensor(np.array([label for _, label, _, _ in items]), dtype=torch.long)
+        batch["weights"] = torch.tensor(np.array([w for _, _, w, _ in items]), dtype=torch.float)
+        batch["indices"] = torch.tensor(np.array([i for _, _, _, i in items]), dtype=torch.long)
+        return batch
+
+
+class LengthGroupedBatches(torch.utils.data.Sampler):
+    """Random batches of similar-length rows: shuffle, sort within windows of 50 batches, shuffle the batches.
+
+    Padding (and so wasted compute) shrinks while every epoch still sees a different random order.
+    Deterministic for a given seed; the epoch counter advances on each iteration.
+
+    With ``num_shards > 1`` (one shard per process of a distributed run) every process draws the same batch
+    order and keeps every ``num_shards``-th batch from ``shard_index`` on. Each shard yields the same number of
+    batches, as DDP needs: the last round is filled up with batches from the start of the epoch, as
+    ``DistributedSampler`` does. (Accelerate's own ``BatchSamplerShard`` assumes only the last batch is short;
+    here the one short batch can be anywhere, and it would silently drop a round of batches.)
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, *, seed: int, window: int = 50, num_shards: int = 1,
+                 shard_index: int = 0):
+        if not 0 <= shard_index < num_shards:
+            raise ConfigError(f"shard_index must be in [0, {num_shards}); got {shard_index}")
+        self.lengths = np.asarray(lengths)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.window = window * batch_size
+        self.num_shards = num_shards
+        self.shard_index = shard_index
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return math.ceil(math.ceil(len(self.lengths) / self.batch_size) / self.num_shards)
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """All batches of ``epoch``, in order, before sharding."""
+        rng = np.random.default_rng((self.seed, epoch))
+        order = rng.permutation(len(self.lengths))
+        batches = []
+        for start in range(0, len(order), self.window):
+            window = order[start:start + self.window]
+            window = window[np.argsort(-self.lengths[window], kind="stable")]
+            batches.extend(window[i:i + self.batch_size].tolist() for i in range(0, len(window), self.batch_size))
+        return [batches[i] for i in rng.permutation(len(batches))]
+
+    def __iter__(self):
+        batches = self.epoch_batches(self.epoch)
+        self.epoch += 1
+        if self.num_shards > 1 and batches:
+            rounds = len(self) * self.num_shards
+            batches = [batches[i % len(batches)] for i in range(rounds)][self.shard_index::self.num_shards]
+        yield from batches
