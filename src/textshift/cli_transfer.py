@@ -157,7 +157,8 @@ def compare(
     quiet: Quiet = False,
 ) -> None:
     """Run strategies and baselines over growing numbers of target labels and seeds; report learning curves,
-    recommend (and save) the best strategy. Re-running resumes: finished runs are skipped.
+    recommend (and save) the best strategy. Re-running resumes: finished runs are skipped, and runs stored under
+    other settings are reused where those settings train the sample the same way.
 
     Example: textshift compare news-model embedded:bills-train --test embedded:bills-test --sizes 100,300 --seeds 1
     """
