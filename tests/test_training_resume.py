@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -22,7 +21,6 @@ import torch
 from textshift.checkpoints import checkpoint_dir_for, latest_checkpoint, read_state, save_checkpoint
 from textshift.errors import ConfigError
 from textshift.model import Classifier, check_model_folder, is_model_folder
-from textshift.tokens import LengthGroupedBatches
 from textshift.training import TrainConfig, train
 
 TEXTS = ["war army troops missile"] * 20 + ["hospital doctor patients drug"] * 20 + ["army doctor"] * 10
@@ -111,17 +109,6 @@ def test_partial_checkpoints_are_ignored(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ConfigError, match="not textshift checkpoints"):
         latest_checkpoint(tmp_path)
-
-
-def test_sampler_shards_cover_every_batch_once_per_round():
-    lengths = np.random.default_rng(0).integers(3, 40, size=103)  # 103 rows: one short batch, somewhere
-    whole = LengthGroupedBatches(lengths, 4, seed=1, window=3)
-    order = whole.epoch_batches(0)
-    assert list(whole) == order and sum(len(b) for b in order) == 103
-    shards = [list(LengthGroupedBatches(lengths, 4, seed=1, window=3, num_shards=3, shard_index=i)) for i in range(3)]
-    assert [len(s) for s in shards] == [9, 9, 9]  # 26 batches in rounds of 3: one repeated to even them out
-    interleaved = [shards[i % 3][i // 3] for i in range(27)]
-    assert interleaved[:26] == order and interleaved[26] == order[0]
 
 
 # ------------------------------------------------------------------------------------------------- processes
