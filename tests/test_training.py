@@ -52,7 +52,7 @@ def test_rejects_labels_outside_the_model(tiny_backbone):
 
 
 @pytest.mark.parametrize("field,value", [("batch_size", 0), ("learning_rate", 2.0), ("layer_lr_decay", 1.5),
-                                         ("val_fraction", 0.7)])
+                                         ("val_fraction", 0.7), ("min_val_rows", 0)])
 def test_config_validation(field, value):
     with pytest.raises(ConfigError, match=field):
         TrainConfig(**{field: value})

@@ -119,6 +119,7 @@ class TrainConfig:
             ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
             ("max_length", 8 <= self.max_length <= 8192, "in [8, 8192]"),
             ("val_fraction", 0 <= self.val_fraction < 0.5, "in [0, 0.5)"),
+            ("min_val_rows", self.min_val_rows >= 1, ">= 1"),
             ("patience", self.patience >= 1, ">= 1"),
         ]
         for name, ok, allowed in checks:
