@@ -429,6 +429,8 @@ def main() -> None:
         print(MARK + json.dumps(result), flush=True)
         return
 
+    if args.repeats < 1:
+        raise SystemExit(f"--repeats must be at least 1; got {args.repeats}. Pass e.g. --repeats 3")
     runs_path = raw_runs_path(args.out)
     if args.fresh:
         args.out.unlink(missing_ok=True)

@@ -196,3 +196,7 @@ def test_rows_stored_before_settings_named_the_selection_are_adopted_by_their_ke
     assert store.get("finetune", 200, 0, now.run_key())["macro_f1"] == 0.6
     assert store.get("scratch", 200, 0, now.run_key()) is None  # its key does not match its stored settings
     assert store.get("finetune", 200, 0, earlier.run_key()) is not None  # the original stays
+    for garbage in ("not json", "[1, 2]", '{"train": "x"}', '{"train": {"epochs": "many"}, "selection": "probe"}'):
+        with sqlite3.connect(tmp_path / "runs.sqlite") as db:
+            db.execute("UPDATE runs SET settings=? WHERE strategy='scratch'", (garbage,))
+        assert store.adopt(200, 0, now.run_key(), lambda row: now.same_run(row, [200])) == 0, garbage

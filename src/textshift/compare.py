@@ -126,12 +126,15 @@ class CompareConfig:
     def same_run(self, row: dict, sizes: list[int]) -> bool:
         """Whether a stored run made under other settings is the run these settings make, when every training
         set involved has one of ``sizes`` rows (e.g. a changed ``min_val_rows`` that splits those sizes alike)."""
-        stored = json.loads(row.get("settings") or "{}")
-        train = stored.get("train")
+        try:
+            stored = json.loads(row.get("settings") or "{}")
+        except json.JSONDecodeError:
+            return False  # an unreadable row is not reused; it stays where it is
+        train = stored.get("train") if isinstance(stored, dict) else None
         if not isinstance(train, dict):
             return False
         if "selection" in stored:
-            if (stored["inner"], stored["selection"]) != (self.inner_fraction, self.selection):
+            if (stored.get("inner"), stored["selection"]) != (self.inner_fraction, self.selection):
                 return False
         elif row["run_key"] != _settings_key(train, self.inner_fraction, self.selection):
             return False  # a row from before inner/selection were stored: its key must say they match
