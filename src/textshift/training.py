@@ -10,7 +10,8 @@ Schedule (defaults chosen by measurement, see BENCHMARKS.md):
    which costs one forward pass over the data. A new head thus starts from a sensible solution instead of
    sending random gradients into the pretrained encoder.
 2. **Full fine-tuning** — every weight trains with AdamW and a linear schedule; optional layer-wise
-   learning-rate decay (``layer_lr_decay < 1``) and gradual unfreezing (top layer first).
+   learning-rate decay (``layer_lr_decay < 1``) and gradual unfreezing (top layer first). On CPU the dropout
+   masks are drawn by :mod:`textshift.dropout` (same distribution, a tenth less time per step).
 3. **Model selection** — with a validation set, the epoch with the best macro-F1 is kept and training stops
    after ``patience`` epochs without improvement.
 4. **Checkpoints** (optional) — after every fine-tuning epoch, so a killed run can resume and end with the same
@@ -41,6 +42,7 @@ import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
 
+from textshift.dropout import cheap_dropout
 from textshift.errors import ConfigError, DataError, ModelError
 from textshift.model import Classifier, encoder_module, head_linear
 from textshift.tokens import LabelledRows, LengthGroupedBatches, RowCollator, TokenizedTexts
@@ -437,60 +439,61 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     bar = tqdm(total=epochs * len(loader), initial=(first_epoch - 1) * len(loader), desc="training", unit="step",
                disable=not progress or not accelerator.is_main_process, leave=False)
     postfix: dict = {}
-    for epoch in range(first_epoch, epochs + 1):
-        if config.gradual_unfreeze and accelerator.num_processes == 1:
-            _set_trainable_layers(classifier.model, None if epoch > n_layers else epoch)
-        model.train()
-        loss_sum, seen = torch.zeros((), device=accelerator.device), 0
-        for step, batch in enumerate(loader, 1):
-            batch = {name: value.to(accelerator.device) for name, value in batch.items()}
-            targets, batch_weights, batch_indices = batch.pop("labels"), batch.pop("weights"), batch.pop("indices")
-            logits = model(**batch).logits
-            losses = nn.functional.cross_entropy(logits, targets, reduction="none",
-                                                 label_smoothing=config.label_smoothing)
-            loss = (losses * batch_weights).sum() / batch_weights.sum()
-            if loss_fn is not None:
-                loss = loss + loss_fn(logits, targets, batch_indices)
-            accelerator.backward(loss)
-            if config.max_grad_norm:
-                accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            loss_sum += loss.detach() * len(targets)  # summed on the device: no GPU sync per step
-            seen += len(targets)
-            if step % 25 == 0 or step == len(loader):  # .item() waits for the device, so only now and then
-                postfix["loss"] = f"{loss_sum.item() / seen:.3f}"
-                bar.set_postfix(postfix, refresh=False)
-            bar.update(1)
-        epoch_loss = loss_sum.item()
-        if accelerator.num_processes > 1:  # the loss over every process's rows, the same record everywhere
-            totals = accelerator.reduce(torch.tensor([epoch_loss, seen], device=accelerator.device), reduction="sum")
-            epoch_loss, seen = totals.tolist()
-        record = {"epoch": epoch, "phase": "fine-tune", "train_loss": round(epoch_loss / max(seen, 1), 4)}
-        if has_val:
-            classifier.model = accelerator.unwrap_model(model)
-            metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
-            record.update(metrics)
-            postfix["val_f1"] = f"{metrics['val_macro_f1']:.3f}"
-            if metrics["val_macro_f1"] > best_score:
-                best_score, stale = metrics["val_macro_f1"], 0
-                best_state = {k: v.detach().cpu().clone() for k, v in classifier.model.state_dict().items()}
-                result.best_epoch = epoch
-            else:
-                stale += 1
-        record["seconds"] = round(time.perf_counter() - started, 2)
-        result.history.append(record)
-        logger.info("epoch %s: %s", epoch, record)
-        if checkpoint_dir is not None:
-            _save_checkpoint(checkpoint_dir, epoch=epoch, model=accelerator.unwrap_model(model), optimizer=optimizer,
-                             scheduler=scheduler, best_state=best_state, accelerator=accelerator,
-                             state={"fingerprint": fingerprint, "history": result.history, "best_score": best_score,
-                                    "best_epoch": result.best_epoch, "stale": stale,
-                                    "seconds": time.perf_counter() - started})
-        if has_val and stale >= config.patience:
-            logger.info("stopping early: no validation improvement for %d epochs", config.patience)
-            break
+    with cheap_dropout(classifier.model):  # cheaper dropout masks on CPU, for the fine-tuning steps only
+        for epoch in range(first_epoch, epochs + 1):
+            if config.gradual_unfreeze and accelerator.num_processes == 1:
+                _set_trainable_layers(classifier.model, None if epoch > n_layers else epoch)
+            model.train()
+            loss_sum, seen = torch.zeros((), device=accelerator.device), 0
+            for step, batch in enumerate(loader, 1):
+                batch = {name: value.to(accelerator.device) for name, value in batch.items()}
+                targets, batch_weights, batch_indices = batch.pop("labels"), batch.pop("weights"), batch.pop("indices")
+                logits = model(**batch).logits
+                losses = nn.functional.cross_entropy(logits, targets, reduction="none",
+                                                     label_smoothing=config.label_smoothing)
+                loss = (losses * batch_weights).sum() / batch_weights.sum()
+                if loss_fn is not None:
+                    loss = loss + loss_fn(logits, targets, batch_indices)
+                accelerator.backward(loss)
+                if config.max_grad_norm:
+                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                loss_sum += loss.detach() * len(targets)  # summed on the device: no GPU sync per step
+                seen += len(targets)
+                if step % 25 == 0 or step == len(loader):  # .item() waits for the device, so only now and then
+                    postfix["loss"] = f"{loss_sum.item() / seen:.3f}"
+                    bar.set_postfix(postfix, refresh=False)
+                bar.update(1)
+            epoch_loss = loss_sum.item()
+            if accelerator.num_processes > 1:  # the loss over every process's rows, the same record everywhere
+                totals = accelerator.reduce(torch.tensor([epoch_loss, seen], device=accelerator.device), reduction="sum")
+                epoch_loss, seen = totals.tolist()
+            record = {"epoch": epoch, "phase": "fine-tune", "train_loss": round(epoch_loss / max(seen, 1), 4)}
+            if has_val:
+                classifier.model = accelerator.unwrap_model(model)
+                metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
+                record.update(metrics)
+                postfix["val_f1"] = f"{metrics['val_macro_f1']:.3f}"
+                if metrics["val_macro_f1"] > best_score:
+                    best_score, stale = metrics["val_macro_f1"], 0
+                    best_state = {k: v.detach().cpu().clone() for k, v in classifier.model.state_dict().items()}
+                    result.best_epoch = epoch
+                else:
+                    stale += 1
+            record["seconds"] = round(time.perf_counter() - started, 2)
+            result.history.append(record)
+            logger.info("epoch %s: %s", epoch, record)
+            if checkpoint_dir is not None:
+                _save_checkpoint(checkpoint_dir, epoch=epoch, model=accelerator.unwrap_model(model), optimizer=optimizer,
+                                 scheduler=scheduler, best_state=best_state, accelerator=accelerator,
+                                 state={"fingerprint": fingerprint, "history": result.history, "best_score": best_score,
+                                        "best_epoch": result.best_epoch, "stale": stale,
+                                        "seconds": time.perf_counter() - started})
+            if has_val and stale >= config.patience:
+                logger.info("stopping early: no validation improvement for %d epochs", config.patience)
+                break
     bar.close()
     if config.gradual_unfreeze:
         _set_trainable_layers(classifier.model, None)
@@ -673,21 +676,22 @@ def adapt_language_model(classifier: Classifier, texts: list[str], *, config: Ad
     losses = []
     bar = tqdm(total=len(loader) * config.epochs, desc="adapting LM", unit="step",
                disable=not progress or not accelerator.is_main_process, leave=False)
-    for _ in range(config.epochs):
-        mlm.train()
-        running, steps = 0.0, 0
-        for batch in loader:
-            loss = mlm(**batch).loss
-            accelerator.backward(loss)
-            accelerator.clip_grad_norm_(mlm.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad()
-            running += loss.item()
-            steps += 1
-            bar.set_postfix(mlm_loss=f"{running / steps:.3f}", refresh=False)
-            bar.update(1)
-        losses.append(running / max(steps, 1))
+    with cheap_dropout(accelerator.unwrap_model(mlm)):
+        for _ in range(config.epochs):
+            mlm.train()
+            running, steps = 0.0, 0
+            for batch in loader:
+                loss = mlm(**batch).loss
+                accelerator.backward(loss)
+                accelerator.clip_grad_norm_(mlm.parameters(), 1.0)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+                running += loss.item()
+                steps += 1
+                bar.set_postfix(mlm_loss=f"{running / steps:.3f}", refresh=False)
+                bar.update(1)
+            losses.append(running / max(steps, 1))
     bar.close()
     mlm_body = encoder_module(accelerator.unwrap_model(mlm))
     missing, unexpected = body.load_state_dict(mlm_body.state_dict(), strict=False)
