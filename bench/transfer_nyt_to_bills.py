@@ -17,6 +17,10 @@ Phases, in order of importance (every finished run is stored at once; rerunning 
 Runs are stored in SQLite under their settings; after a default changes, a stored run still counts wherever the
 new default trains the same way (see `CompareConfig.same_run`), and the main grid's runs under the earlier
 default are exported as e.g. `finetune[min-val-50]` where it did not.
+  rerun   scratch and finetune at --rerun-sizes for --rerun-seeds seeds, trained again with today's code into a
+          store of their own; exported as `scratch[rerun]` and `finetune[rerun]`. Stored runs are never retrained,
+          so this is how to check that runs made by earlier code (for example before the CPU dropout masks
+          changed) still stand. Not run by default.
   pool    `adapt` given every `train` bill's text as unlabelled data (masked-LM on 3,000 titles, not only the k
           sampled ones), at --pool-sizes for --pool-seeds seeds; reported as `adapt+unlabeled`. Not run by default.
 
@@ -52,6 +56,7 @@ SOURCE = WORK / "news-model"
 MAIN_DIR = WORK / "transfer-main"
 EXTRA_DIR = WORK / "transfer-extra"
 POOL_DIR = WORK / "transfer-pool"
+RERUN_DIR = WORK / "transfer-rerun"
 SETFIT_CSV = WORK / "transfer-setfit.csv"
 ABLATION_DIR = WORK / "transfer-ablation"
 ABLATIONS = {"finetune[no-warmup]": {"warmup_epochs": 0}, "finetune[llrd-0.8]": {"layer_lr_decay": 0.8},
@@ -105,6 +110,14 @@ def run_pool(sizes: list[int], seeds: int) -> None:
                            save_model=False)
     compare(SOURCE, pool, test=read_labeled("embedded:bills-test"), out_dir=POOL_DIR, config=config,
             unlabeled_texts=pool.texts, on_run=lambda row: on_run(row | {"strategy": "adapt+unlabeled"}))
+
+
+def run_rerun(sizes: list[int], seeds: int) -> None:
+    config = CompareConfig(sizes=sizes, seeds=seeds, strategies=["scratch", "finetune"], baselines=[],
+                           recommend=False, save_model=False)
+    compare(SOURCE, read_labeled("embedded:bills-train"), test=read_labeled("embedded:bills-test"),
+            out_dir=RERUN_DIR, config=config,
+            on_run=lambda row: on_run(row | {"strategy": f"{row['strategy']}[rerun]"}))
 
 
 def run_setfit(sizes: list[int], seeds: int) -> None:
@@ -173,6 +186,9 @@ def export() -> pd.DataFrame:
     if (POOL_DIR / "runs.sqlite").exists():
         pool_runs = RunStore(POOL_DIR / "runs.sqlite").frame(CompareConfig().run_key())
         frames.append(pool_runs.assign(strategy=pool_runs.strategy.replace({"adapt": "adapt+unlabeled"})))
+    if (RERUN_DIR / "runs.sqlite").exists():
+        reruns = RunStore(RERUN_DIR / "runs.sqlite").frame(CompareConfig().run_key())
+        frames.append(reruns.assign(strategy=reruns.strategy + "[rerun]"))
     if SETFIT_CSV.exists():
         frames.append(pd.read_csv(SETFIT_CSV))
     runs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
@@ -206,6 +222,8 @@ def main() -> None:
     parser.add_argument("--setfit-seeds", type=int, default=1, help="seeds of the SetFit peer (default 1)")
     parser.add_argument("--pool-sizes", default="200")
     parser.add_argument("--pool-seeds", type=int, default=3)
+    parser.add_argument("--rerun-sizes", default="200")
+    parser.add_argument("--rerun-seeds", type=int, default=3)
     parser.add_argument("--export", action="store_true", help="only rebuild the CSV and the plot")
     args = parser.parse_args()
     sizes = [int(k) for k in args.sizes.split(",")]
@@ -229,6 +247,8 @@ def main() -> None:
             run_main(sizes, args.seeds)
         if "pool" in phases:
             run_pool([int(k) for k in args.pool_sizes.split(",")], args.pool_seeds)
+        if "rerun" in phases:
+            run_rerun([int(k) for k in args.rerun_sizes.split(",")], args.rerun_seeds)
     export()
 
 

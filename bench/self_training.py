@@ -1,0 +1,115 @@
+"""Probe: does one round of self-training on unlabelled bills lift `finetune` at small k?
+
+For each k and seed, on the same stratified sample of `train` bills that `compare` draws:
+
+1. teacher  `finetune` from the news model on the k labelled bills (today's defaults);
+2. pseudo-labels  the teacher labels the other `train` bills (their labels are hidden from it); a bill is kept
+   when the teacher's probability is at least --threshold, at most --per-class bills per predicted class, the
+   most confident first;
+3. student  `finetune` from the news model again, on the k labelled bills plus the pseudo-labelled ones
+   (fixed epochs: no validation split, which would be made of pseudo-labels).
+
+Both are scored on the 1,449 `test` bills. The pseudo-labels' accuracy against the hidden true labels is
+recorded too. This is a measurement, not a textshift strategy: it tells whether the unlabelled texts a user
+usually has could close the gap to `scratch` with more labels (BENCHMARKS.md §2, criterion 2).
+
+    python bench/self_training.py                 # k = 200, 3 seeds (~10 min per seed on 2 cores)
+    python bench/self_training.py --sizes 100,200 --seeds 5
+
+Writes bench/results/self_training.csv (variant,k,seed,accuracy,macro_f1,train_seconds,pseudo_rows,
+pseudo_accuracy); rerunning skips finished rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+from common import RESULTS, WORK, append_row, done_keys  # noqa: E402
+
+from textshift.compare import sample_stratified  # noqa: E402
+from textshift.data import TextData, read_labeled  # noqa: E402
+from textshift.evaluate import evaluate_predictions  # noqa: E402
+from textshift.model import Classifier  # noqa: E402
+from textshift.training import TrainConfig  # noqa: E402
+from textshift.transfer import TransferConfig, transfer  # noqa: E402
+
+SOURCE = WORK / "news-model"
+OUT_CSV = RESULTS / "self_training.csv"
+COLUMNS = ["variant", "k", "seed", "accuracy", "macro_f1", "train_seconds", "pseudo_rows", "pseudo_accuracy"]
+
+
+def pseudo_label(teacher: Classifier, pool: TextData, exclude: set[int], *, threshold: float,
+                 per_class: int) -> np.ndarray:
+    """Positions in ``pool`` (outside ``exclude``) the teacher is sure of, and their predicted labels."""
+    candidates = np.array([i for i in range(len(pool)) if i not in exclude])
+    probs = teacher.predict_proba([pool.texts[i] for i in candidates])
+    best, confidence = probs.argmax(1), probs.max(1)
+    chosen = []
+    for label_id in range(probs.shape[1]):
+        sure = np.flatnonzero((best == label_id) & (confidence >= threshold))
+        chosen.extend(sure[np.argsort(-confidence[sure])][:per_class])
+    chosen = np.sort(np.array(chosen, dtype=int))
+    return np.stack([candidates[chosen], best[chosen]], axis=1) if len(chosen) else np.zeros((0, 2), int)
+
+
+def score(model: Classifier, test: TextData, classes: list[str]) -> dict:
+    predicted = [model.labels[j] for j in model.predict_proba(test.texts).argmax(1)]
+    report = evaluate_predictions(test.labels, predicted, model_labels=classes)
+    return {"accuracy": round(report.accuracy, 4), "macro_f1": round(report.macro_f1, 4)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="200")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--threshold", type=float, default=0.7, help="least teacher probability kept")
+    parser.add_argument("--per-class", type=int, default=150, help="most pseudo-labelled bills per class")
+    args = parser.parse_args()
+    if not (SOURCE / "textshift.json").exists():
+        raise SystemExit(f"no news model at {SOURCE}; run `python bench/transfer_nyt_to_bills.py --phases main` "
+                         "first (it trains and caches it)")
+    source = Classifier.load(SOURCE)
+    pool, test = read_labeled("embedded:bills-train"), read_labeled("embedded:bills-test")
+    done = done_keys(OUT_CSV, ["variant", "k", "seed"])
+    for k in [int(size) for size in args.sizes.split(",")]:
+        for seed in range(args.seeds):
+            if ("student", str(k), str(seed)) in done:
+                continue
+            positions = sample_stratified(pool.labels, k, seed)
+            sample = pool.subset(positions)
+            config = TransferConfig(strategy="finetune", train=TrainConfig(seed=seed))
+            started = time.perf_counter()
+            teacher, _ = transfer(source, sample, config=config)
+            teacher_seconds = time.perf_counter() - started
+            row = {"variant": "teacher", "k": k, "seed": seed, "train_seconds": round(teacher_seconds, 1)}
+            if ("teacher", str(k), str(seed)) not in done:
+                append_row(OUT_CSV, row | score(teacher, test, sample.classes), COLUMNS)
+            picked = pseudo_label(teacher, pool, set(positions.tolist()), threshold=args.threshold,
+                                  per_class=args.per_class)
+            pseudo_texts = [pool.texts[i] for i in picked[:, 0]]
+            pseudo_labels = [teacher.labels[j] for j in picked[:, 1]]
+            truth = [pool.labels[i] for i in picked[:, 0]]
+            pseudo_accuracy = float(np.mean([a == b for a, b in zip(pseudo_labels, truth)])) if truth else 0.0
+            combined = TextData.from_lists(sample.texts + pseudo_texts, sample.labels + pseudo_labels)
+            student_config = TransferConfig(strategy="finetune", train=TrainConfig(seed=seed, val_fraction=0))
+            student, _ = transfer(source, combined, config=student_config)
+            seconds = time.perf_counter() - started
+            result = score(student, test, sample.classes)
+            append_row(OUT_CSV, {"variant": "student", "k": k, "seed": seed, "train_seconds": round(seconds, 1),
+                                 "pseudo_rows": len(picked), "pseudo_accuracy": round(pseudo_accuracy, 4)} | result,
+                       COLUMNS)
+            print(f"k={k} seed={seed}: student macro-F1 {result['macro_f1']} with {len(picked)} pseudo-labels "
+                  f"({pseudo_accuracy:.1%} right), {seconds:.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
