@@ -17,7 +17,8 @@ usually has could close the gap to `scratch` with more labels (BENCHMARKS.md §2
     python bench/self_training.py --sizes 100,200 --seeds 5
 
 Writes bench/results/self_training.csv (variant,k,seed,accuracy,macro_f1,train_seconds,pseudo_rows,
-pseudo_accuracy); rerunning skips finished rows.
+pseudo_accuracy; the student's variant names its threshold and cap, e.g. `student[p>=0.7,<=150/class]`);
+rerunning skips finished rows.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def main() -> None:
     done = done_keys(OUT_CSV, ["variant", "k", "seed"])
     for k in [int(size) for size in args.sizes.split(",")]:
         for seed in range(args.seeds):
-            if ("student", str(k), str(seed)) in done:
+            variant = f"student[p>={args.threshold:g},<={args.per_class}/class]"
+            if (variant, str(k), str(seed)) in done:
                 continue
             positions = sample_stratified(pool.labels, k, seed)
             sample = pool.subset(positions)
@@ -104,10 +106,10 @@ def main() -> None:
             student, _ = transfer(source, combined, config=student_config)
             seconds = time.perf_counter() - started
             result = score(student, test, sample.classes)
-            append_row(OUT_CSV, {"variant": "student", "k": k, "seed": seed, "train_seconds": round(seconds, 1),
+            append_row(OUT_CSV, {"variant": variant, "k": k, "seed": seed, "train_seconds": round(seconds, 1),
                                  "pseudo_rows": len(picked), "pseudo_accuracy": round(pseudo_accuracy, 4)} | result,
                        COLUMNS)
-            print(f"k={k} seed={seed}: student macro-F1 {result['macro_f1']} with {len(picked)} pseudo-labels "
+            print(f"k={k} seed={seed}: {variant} macro-F1 {result['macro_f1']} with {len(picked)} pseudo-labels "
                   f"({pseudo_accuracy:.1%} right), {seconds:.0f}s", flush=True)
 
 
