@@ -1,4 +1,4 @@
-"""Probe: does one round of self-training on unlabelled bills lift `finetune` at small k?
+"""Probe: does self-training on unlabelled bills lift `finetune` at small k?
 
 For each k and seed, on the same stratified sample of `train` bills that `compare` draws:
 
@@ -7,18 +7,20 @@ For each k and seed, on the same stratified sample of `train` bills that `compar
    when the teacher's probability is at least --threshold, at most --per-class bills per predicted class, the
    most confident first;
 3. student  `finetune` from the news model again, on the k labelled bills plus the pseudo-labelled ones
-   (fixed epochs: no validation split, which would be made of pseudo-labels).
+   (fixed epochs: no validation split, which would be made of pseudo-labels);
+4. with --rounds N, the student is the next round's teacher (new pseudo-labels, a new student from the news
+   model), N times.
 
-Both are scored on the 1,449 `test` bills. The pseudo-labels' accuracy against the hidden true labels is
+Teacher and students are scored on the 1,449 `test` bills. The pseudo-labels' accuracy against the hidden true labels is
 recorded too. This is a measurement, not a textshift strategy: it tells whether the unlabelled texts a user
 usually has could close the gap to `scratch` with more labels (BENCHMARKS.md §2, criterion 2).
 
-    python bench/self_training.py                 # k = 200, 3 seeds (~10 min per seed on 2 cores)
-    python bench/self_training.py --sizes 100,200 --seeds 5
+    python bench/self_training.py                 # k = 200, 3 seeds (~9 min per seed on 2 cores)
+    python bench/self_training.py --seeds 3 --threshold 0.9 --per-class 60 --rounds 2
 
 Writes bench/results/self_training.csv (variant,k,seed,accuracy,macro_f1,train_seconds,pseudo_rows,
-pseudo_accuracy; the student's variant names its threshold and cap, e.g. `student[p>=0.7,<=150/class]`);
-rerunning skips finished rows.
+pseudo_accuracy; the student's variant names its threshold and cap, e.g. `student[p>=0.7,<=150/class]`, and
+from round 2 on its round); rerunning skips finished rows.
 """
 
 from __future__ import annotations
@@ -74,6 +76,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--threshold", type=float, default=0.7, help="least teacher probability kept")
     parser.add_argument("--per-class", type=int, default=150, help="most pseudo-labelled bills per class")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds; each student teaches the next (default 1)")
     args = parser.parse_args()
     if not (SOURCE / "textshift.json").exists():
         raise SystemExit(f"no news model at {SOURCE}; run `python bench/transfer_nyt_to_bills.py --phases main` "
@@ -83,8 +86,9 @@ def main() -> None:
     done = done_keys(OUT_CSV, ["variant", "k", "seed"])
     for k in [int(size) for size in args.sizes.split(",")]:
         for seed in range(args.seeds):
-            variant = f"student[p>={args.threshold:g},<={args.per_class}/class]"
-            if (variant, str(k), str(seed)) in done:
+            base = f"p>={args.threshold:g},<={args.per_class}/class"
+            variants = [f"student[{base}]"] + [f"student[{base},round {r}]" for r in range(2, args.rounds + 1)]
+            if (variants[-1], str(k), str(seed)) in done:
                 continue
             positions = sample_stratified(pool.labels, k, seed)
             sample = pool.subset(positions)
@@ -95,23 +99,25 @@ def main() -> None:
             row = {"variant": "teacher", "k": k, "seed": seed, "train_seconds": round(teacher_seconds, 1)}
             if ("teacher", str(k), str(seed)) not in done:
                 append_row(OUT_CSV, row | score(teacher, test, sample.classes), COLUMNS)
-            picked = pseudo_label(teacher, pool, set(positions.tolist()), threshold=args.threshold,
-                                  per_class=args.per_class)
-            pseudo_texts = [pool.texts[i] for i in picked[:, 0]]
-            pseudo_labels = [teacher.labels[j] for j in picked[:, 1]]
-            truth = [pool.labels[i] for i in picked[:, 0]]
-            pseudo_accuracy = float(np.mean([a == b for a, b in zip(pseudo_labels, truth)])) if truth else 0.0
-            combined = TextData.from_lists(sample.texts + pseudo_texts, sample.labels + pseudo_labels)
-            student_config = TransferConfig(strategy="finetune", train=TrainConfig(seed=seed, val_fraction=0))
-            student, _ = transfer(source, combined, config=student_config)
-            seconds = time.perf_counter() - started
-            result = score(student, test, sample.classes)
-            append_row(OUT_CSV, {"variant": variant, "k": k, "seed": seed, "train_seconds": round(seconds, 1),
-                                 "pseudo_rows": len(picked), "pseudo_accuracy": round(pseudo_accuracy, 4)} | result,
-                       COLUMNS)
-            print(f"k={k} seed={seed}: {variant} macro-F1 {result['macro_f1']} with {len(picked)} pseudo-labels "
-                  f"({pseudo_accuracy:.1%} right), {seconds:.0f}s", flush=True)
-
+            for variant in variants:  # each round's student is the next round's teacher
+                picked = pseudo_label(teacher, pool, set(positions.tolist()), threshold=args.threshold,
+                                      per_class=args.per_class)
+                pseudo_texts = [pool.texts[i] for i in picked[:, 0]]
+                pseudo_labels = [teacher.labels[j] for j in picked[:, 1]]
+                truth = [pool.labels[i] for i in picked[:, 0]]
+                pseudo_accuracy = float(np.mean([a == b for a, b in zip(pseudo_labels, truth)])) if truth else 0.0
+                combined = TextData.from_lists(sample.texts + pseudo_texts, sample.labels + pseudo_labels)
+                student_config = TransferConfig(strategy="finetune", train=TrainConfig(seed=seed, val_fraction=0))
+                student, _ = transfer(source, combined, config=student_config)
+                seconds = time.perf_counter() - started
+                result = score(student, test, sample.classes)
+                if (variant, str(k), str(seed)) not in done:
+                    append_row(OUT_CSV, {"variant": variant, "k": k, "seed": seed, "train_seconds": round(seconds, 1),
+                                         "pseudo_rows": len(picked), "pseudo_accuracy": round(pseudo_accuracy, 4)}
+                               | result, COLUMNS)
+                print(f"k={k} seed={seed}: {variant} macro-F1 {result['macro_f1']} with {len(picked)} "
+                      f"pseudo-labels ({pseudo_accuracy:.1%} right), {seconds:.0f}s", flush=True)
+                teacher = student
 
 if __name__ == "__main__":
     main()
