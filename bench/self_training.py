@@ -78,6 +78,10 @@ def main() -> None:
     parser.add_argument("--per-class", type=int, default=150, help="most pseudo-labelled bills per class")
     parser.add_argument("--rounds", type=int, default=1, help="rounds; each student teaches the next (default 1)")
     args = parser.parse_args()
+    if not 0.0 <= args.threshold <= 1.0 or args.per_class < 1 or args.rounds < 1 or args.seeds < 1:
+        raise SystemExit(f"expected --threshold in [0, 1] and --per-class, --rounds, --seeds >= 1; got "
+                         f"{args.threshold}, {args.per_class}, {args.rounds}, {args.seeds}. Pass e.g. "
+                         "--threshold 0.9 --per-class 60 --rounds 1 --seeds 3")
     if not (SOURCE / "textshift.json").exists():
         raise SystemExit(f"no news model at {SOURCE}; run `python bench/transfer_nyt_to_bills.py --phases main` "
                          "first (it trains and caches it)")

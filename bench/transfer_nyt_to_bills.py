@@ -227,6 +227,10 @@ def main() -> None:
     parser.add_argument("--export", action="store_true", help="only rebuild the CSV and the plot")
     args = parser.parse_args()
     sizes = [int(k) for k in args.sizes.split(",")]
+    for flag in ("seeds", "seeds_first", "ablation_seeds", "setfit_seeds", "pool_seeds", "rerun_seeds"):
+        if getattr(args, flag) < 1:
+            raise SystemExit(f"--{flag.replace('_', '-')} must be at least 1; got {getattr(args, flag)}. "
+                             "Pass e.g. 3")
     if not args.export:
         ensure_source()
         phases = args.phases.split(",")
