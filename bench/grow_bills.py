@@ -20,6 +20,8 @@ default-llrd0.5  ``balanced`` with layer-wise learning-rate decay 0.5 (lower lay
 default-distill5 ``balanced`` with distillation weight 5
 default-steps200 ``default`` aiming at 200 optimizer steps a step instead of 400 (less drift, new classes less fitted)
 e2               ``balanced`` with 2 fine-tuning epochs per step, whatever --epochs says
+ace              ``default`` with the asymmetric loss: rows of new classes scored against the new classes only
+ace-none         ``ace`` without the class-balanced loss and without weight aligning
 joint       one model trained from the backbone on all classes seen so far, at once
 
 Output: one row per (variant, step, seed) appended to the CSV as soon as it is finished, so an interrupted run
@@ -78,6 +80,8 @@ VARIANTS = {
     "e2": dict(bias_correction="balanced", train={"epochs": 2}),
     "default-distill5": dict(bias_correction="balanced", distill_weight=5.0),
     "default-steps200": dict(train={"target_steps": 200}),
+    "ace": dict(asymmetric_loss=True),
+    "ace-none": dict(asymmetric_loss=True, bias_correction="none"),
     "joint": None,
 }
 

@@ -106,13 +106,29 @@ def test_rehearsal_keeps_old_classes_that_naive_finetuning_forgets(step1):
     assert any("naive fine-tuning" in w for w in naive.warnings)
 
 
-@pytest.mark.parametrize("options", [{"distill": False}, {"bias_correction": "align"}, {"init_from_mean": False}])
+@pytest.mark.parametrize("options", [{"distill": False}, {"bias_correction": "align"}, {"init_from_mean": False},
+                                     {"asymmetric_loss": True}])
 def test_grow_options_run(step1, options):
     classifier, data = step1
     memory = Memory.sample(data.texts, data.labels, per_class=5, seed=0)
     result = grow(classifier, keyword_rows(["Energy"], 8, seed=4), memory=memory,
                   config=GrowConfig(train=TrainConfig(epochs=1, batch_size=8, warmup_epochs=1), **options))
     assert result.classifier.labels == ["Defense", "Health", "Energy"]
+
+
+def test_asymmetric_loss_keeps_new_rows_from_pushing_old_classes_down(step1):
+    """Without memory or distillation, the new rows are all there is: scored against the new classes only, they
+    leave the old classes' head rows exactly as they were (the plain loss moves them)."""
+    classifier, _ = step1
+    new = keyword_rows(["Energy", "Education"], 8, seed=4)
+    quiet = TrainConfig(epochs=1, batch_size=8, warmup_epochs=1, weight_decay=0.0)
+    options = dict(memory_per_class=0, distill=False, bias_correction="none", train=quiet)
+    old_rows = head_linear(classifier.model).weight.detach()[:2].clone()
+    asymmetric = grow(classifier, new, config=GrowConfig(asymmetric_loss=True, **options)).classifier
+    plain = grow(classifier, new, config=GrowConfig(**options)).classifier
+    assert torch.equal(head_linear(asymmetric.model).weight.detach()[:2], old_rows)
+    assert not torch.equal(head_linear(plain.model).weight.detach()[:2], old_rows)
+    assert asymmetric.meta.extra["grow"]["asymmetric_loss"] is True
 
 
 def test_default_keeps_new_head_rows_no_longer_than_the_old_ones(step1):
@@ -290,8 +306,10 @@ def test_cli_grow_reports_the_matrix_and_info_shows_history(step1_folder, csvs, 
 
 def test_cli_compare_joint_quiet_json(step1_folder, csvs, tmp_path):
     result = invoke("grow", step1_folder, csvs["new"], "-o", tmp_path / "grown", "--eval-data", csvs["test"],
-                    "--old-data", csvs["old"], "--compare-joint", "--epochs", "1", "--warmup-epochs", "1", "-q")
+                    "--old-data", csvs["old"], "--compare-joint", "--epochs", "1", "--warmup-epochs", "1", "-q",
+                    "--asymmetric-loss")
     assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "grown" / "textshift.json").read_text())["extra"]["grow"]["asymmetric_loss"]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["added"] == ["Education", "Energy"] and summary["step"] == 2
     assert len(summary["accuracy_matrix"]) == 2 and set(summary["joint"]["step_accuracy"]) == {"1", "2"}

@@ -73,3 +73,41 @@ def test_same_run_compares_the_validation_split_by_its_effect():
     assert not TrainConfig(val_fraction=0.2).same_run(fifty, [3304])  # same decision, different split
     assert TrainConfig(val_fraction=0.0).same_run(fifty, [200])
     assert not TrainConfig(learning_rate=5e-5).same_run(fifty, [200])
+
+
+def test_row_classes_leave_the_excluded_classes_untouched(tiny_backbone):
+    """A class left out of every row's cross-entropy gets no gradient: its head row ends as it started."""
+    from textshift.model import head_linear
+
+    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health", "Energy"], seed=3)
+    before = head_linear(clf.model).weight.detach().clone()
+    allowed = np.ones((len(TEXTS), 3), dtype=bool)
+    allowed[:, 2] = False  # no row is scored against Energy
+    train(clf, TEXTS, LABELS, config=TrainConfig(epochs=2, batch_size=8, weight_decay=0.0), row_classes=allowed)
+    after = head_linear(clf.model).weight.detach()
+    assert torch_equal(after[2], before[2])
+    assert not torch_equal(after[:2], before[:2])  # the scored classes did learn
+    unmasked = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health", "Energy"], seed=3)
+    train(unmasked, TEXTS, LABELS, config=TrainConfig(epochs=2, batch_size=8, weight_decay=0.0))
+    assert not torch_equal(head_linear(unmasked.model).weight.detach()[2], before[2])  # it would have moved
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
+
+
+@pytest.mark.parametrize("change, message", [("shape", "expected \\(rows, classes\\)"),
+                                             ("own", "leaves out row 0's own label 'Defense'"),
+                                             ("smoothing", "label_smoothing")])
+def test_row_classes_are_validated(tiny_backbone, change, message):
+    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"])
+    allowed = np.ones((len(TEXTS), 2), dtype=bool)
+    config = TrainConfig(epochs=1)
+    if change == "shape":
+        allowed = allowed[:, :1]
+    elif change == "own":
+        allowed[0, 0] = False
+    else:
+        config = TrainConfig(epochs=1, label_smoothing=0.1)
+    with pytest.raises(ConfigError, match=message):
+        train(clf, TEXTS, LABELS, config=config, row_classes=allowed)

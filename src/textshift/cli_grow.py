@@ -32,6 +32,9 @@ def grow(
     bias_correction: Annotated[str, typer.Option(help="balanced+align (both), balanced (class-balanced loss), "
                                                       "align (shrink new head rows longer than the old ones) or "
                                                       "none.")] = "balanced+align",
+    asymmetric_loss: Annotated[bool, typer.Option("--asymmetric-loss/--no-asymmetric-loss",
+                                                  help="Score rows of new classes against the new classes only, "
+                                                       "remembered rows against all (ER-ACE).")] = False,
     old_data: Annotated[str | None, typer.Option("--old-data", help="Old training data: rehearsal examples when the "
                                                  "model has no memory, and the old half of --compare-joint.")] = None,
     rebuild_memory: Annotated[bool, typer.Option("--rebuild-memory", help="Ignore the stored memory and sample a "
@@ -61,7 +64,7 @@ def grow(
     from textshift.model import check_model_folder
 
     config = GrowConfig(memory_per_class=memory_per_class, distill=distill, distill_weight=distill_weight,
-                        bias_correction=bias_correction, seed=seed,
+                        bias_correction=bias_correction, asymmetric_loss=asymmetric_loss, seed=seed,
                         train=_train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                             warmup_epochs=warmup_epochs, max_length=max_length, seed=seed))
 

@@ -94,6 +94,10 @@ class GrowConfig:
         counts the same whatever its number of rows; ``align`` shrinks the new classes' head rows to the mean
         norm of the old rows after training when they are longer (weight aligning); ``balanced+align``
         (default) does both; ``none`` does neither.
+    asymmetric_loss : bool
+        Asymmetric cross-entropy (as in ER-ACE): a row of a new class is scored against the new classes only,
+        so the many new rows do not push the old classes' logits down; remembered rows (and rows of old classes
+        in the new data) are scored against every class, which is where old and new are told apart.
     init_from_mean : bool
         Initialise new head rows from the mean head-input vector of their examples (else at random).
     seed : int
@@ -107,6 +111,7 @@ class GrowConfig:
     distill_weight: float = 1.0
     temperature: float = 2.0
     bias_correction: str = "balanced+align"
+    asymmetric_loss: bool = False
     init_from_mean: bool = True
     seed: int = 42
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -486,7 +491,12 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
         init_rows = {label: features[new_array == label].mean(axis=0) for label in added}
     model.replace_head(old_labels + added, keep_rows=True, init_rows=init_rows)
     weights = _class_weights(labels) if "balanced" in config.bias_correction else None
-    result = train(model, texts, labels, config=config.train, weights=weights, loss_fn=loss_fn, progress=progress)
+    row_classes = None
+    if config.asymmetric_loss:  # new-class rows compete with the new classes only
+        row_classes = np.ones((len(labels), len(model.labels)), dtype=bool)
+        row_classes[np.isin(labels, added), :len(old_labels)] = False
+    result = train(model, texts, labels, config=config.train, weights=weights, loss_fn=loss_fn,
+                   row_classes=row_classes, progress=progress)
     extra: dict = {"grow": config.to_dict()}
     if "align" in config.bias_correction:
         extra["grow"]["align_factor"] = round(_align_new_rows(model, len(old_labels)), 4)

@@ -269,8 +269,11 @@ def _set_trainable_layers(model: nn.Module, n_top_layers: int | None) -> None:
 
 def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.ndarray, *, epochs: int,
                  learning_rate: float, batch_size: int, seed: int, weights: np.ndarray | None = None,
-                 weight_decay: float = 0.0) -> None:
-    """Train only the last linear layer on precomputed head features (the encoder stays frozen)."""
+                 weight_decay: float = 0.0, row_classes: np.ndarray | None = None) -> None:
+    """Train only the last linear layer on precomputed head features (the encoder stays frozen).
+
+    ``row_classes`` (rows x classes, bool), when given, limits each row's cross-entropy to its True classes.
+    """
     if epochs <= 0 or len(features) == 0:
         return
     linear = head_linear(classifier.model)
@@ -278,6 +281,7 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
     x = torch.as_tensor(features, dtype=torch.float32)
     y = torch.as_tensor(label_ids, dtype=torch.long)
     w = torch.as_tensor(weights if weights is not None else np.ones(len(y)), dtype=torch.float32)
+    allowed = torch.as_tensor(row_classes, dtype=torch.bool) if row_classes is not None else None
     weight = linear.weight.detach().cpu().float().clone().requires_grad_(True)
     bias = (linear.bias.detach().cpu().float().clone().requires_grad_(True) if linear.bias is not None else None)
     params = [weight] + ([bias] if bias is not None else [])
@@ -287,6 +291,8 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
         for start in range(0, len(y), batch_size):
             idx = order[start:start + batch_size]
             logits = x[idx] @ weight.T + (bias if bias is not None else 0)
+            if allowed is not None:
+                logits = logits.masked_fill(~allowed[idx], float("-inf"))
             loss = (nn.functional.cross_entropy(logits, y[idx], reduction="none") * w[idx]).sum() / w[idx].sum()
             optimizer.zero_grad()
             loss.backward()
@@ -300,7 +306,7 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
 def train(classifier: Classifier, texts: list[str], labels: list[str], *, config: TrainConfig | None = None,
           val_texts: list[str] | None = None, val_labels: list[str] | None = None,
           weights: list[float] | None = None, loss_fn: LossFn | None = None,
-          progress: bool = False, accelerator=None, checkpoint_dir: str | os.PathLike | None = None,
+          row_classes: np.ndarray | None = None, progress: bool = False, accelerator=None, checkpoint_dir: str | os.PathLike | None = None,
           resume: bool = False, run_tag: dict | None = None) -> TrainResult:
     """Train ``classifier`` in place on ``texts``/``labels`` and return what happened.
 
@@ -319,6 +325,11 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         Per-row loss weights (e.g. to up-weight target rows in joint training).
     loss_fn : callable, optional
         ``loss_fn(logits, label_ids, row_indices) -> scalar`` added to the cross-entropy loss (e.g. distillation).
+    row_classes : array of bool, optional
+        Shape (rows, classes of the model): the classes each row's cross-entropy is taken over; the other
+        classes' logits are left out of that row's softmax (e.g. rows of new classes scored against the new
+        classes only, as :func:`textshift.grow.grow` does). Every row's own label must be among its classes.
+        Default: every class for every row. Not combined with label smoothing.
     progress : bool
         Show a progress bar with loss and validation score.
     accelerator : accelerate.Accelerator, optional
@@ -358,6 +369,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     texts, labels = list(texts), list(labels)
     row_weights = np.asarray(weights if weights is not None else np.ones(len(texts)), dtype=np.float32)
     indices = np.arange(len(texts))
+    if row_classes is not None:
+        row_classes = _check_row_classes(row_classes, labels, label2id, config)
     if val_texts is None and config.holds_out(len(texts)):
         train_pos, val_pos = stratified_holdout(labels, config.val_fraction, config.seed)
         val_texts, val_labels = [texts[i] for i in val_pos], [labels[i] for i in val_pos]
@@ -377,7 +390,7 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
             raise ConfigError(f"checkpoints support one process or DDP; this run uses {distributed_type}. Launch "
                               "without FSDP/DeepSpeed, or train without checkpoints")
         fingerprint = _run_fingerprint(classifier, texts, labels, row_weights, val_texts, val_labels, config,
-                                       accelerator.num_processes) | ({"run": run_tag} if run_tag else {})
+                                       accelerator.num_processes, row_classes) | ({"run": run_tag} if run_tag else {})
         found = checkpoints.latest_checkpoint(checkpoint_dir) if resume else None
         if accelerator.num_processes > 1:  # the main process's view decides, so all resume (or not) alike
             from accelerate.utils import broadcast_object_list
@@ -403,7 +416,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         features = classifier.features([texts[i] for i in warm], max_length=config.max_length)
         warm_up_head(classifier, features, label_ids[warm], epochs=config.warmup_epochs,
                      learning_rate=config.head_learning_rate, batch_size=config.batch_size, seed=config.seed,
-                     weights=row_weights[warm])
+                     weights=row_weights[warm],
+                     row_classes=row_classes[indices[warm]] if row_classes is not None else None)
         if has_val:
             metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
             result.history.append({"epoch": 0, "phase": "head warm-up", **metrics,
@@ -439,6 +453,7 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     bar = tqdm(total=epochs * len(loader), initial=(first_epoch - 1) * len(loader), desc="training", unit="step",
                disable=not progress or not accelerator.is_main_process, leave=False)
     postfix: dict = {}
+    allowed = torch.as_tensor(row_classes, device=accelerator.device) if row_classes is not None else None
     with cheap_dropout(classifier.model):  # cheaper dropout masks on CPU, for the fine-tuning steps only
         for epoch in range(first_epoch, epochs + 1):
             if config.gradual_unfreeze and accelerator.num_processes == 1:
@@ -449,7 +464,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
                 batch = {name: value.to(accelerator.device) for name, value in batch.items()}
                 targets, batch_weights, batch_indices = batch.pop("labels"), batch.pop("weights"), batch.pop("indices")
                 logits = model(**batch).logits
-                losses = nn.functional.cross_entropy(logits, targets, reduction="none",
+                scored = logits if allowed is None else logits.masked_fill(~allowed[batch_indices], float("-inf"))
+                losses = nn.functional.cross_entropy(scored, targets, reduction="none",
                                                      label_smoothing=config.label_smoothing)
                 loss = (losses * batch_weights).sum() / batch_weights.sum()
                 if loss_fn is not None:
@@ -509,14 +525,33 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     return result
 
 
+def _check_row_classes(row_classes, labels: list[str], label2id: dict, config: TrainConfig) -> np.ndarray:
+    """``row_classes`` as a (rows, classes) bool array that holds every row's own label, or a ConfigError."""
+    allowed = np.asarray(row_classes, dtype=bool)
+    if allowed.shape != (len(labels), len(label2id)):
+        raise ConfigError(f"row_classes has shape {allowed.shape}; expected (rows, classes) = "
+                          f"({len(labels)}, {len(label2id)}), one row of class flags per training text")
+    own = allowed[np.arange(len(labels)), [label2id[label] for label in labels]]
+    if not own.all():
+        first = int(np.flatnonzero(~own)[0])
+        raise ConfigError(f"row_classes leaves out row {first}'s own label {labels[first]!r}; expected every "
+                          "row's label among its classes")
+    if config.label_smoothing:
+        raise ConfigError("row_classes cannot be combined with label_smoothing (the smoothing would spread over "
+                          "classes left out); set label_smoothing=0")
+    return allowed
+
+
 def _run_fingerprint(classifier: Classifier, texts: list[str], labels: list[str], row_weights: np.ndarray,
                      val_texts: list[str] | None, val_labels: list[str] | None, config: TrainConfig,
-                     processes: int) -> dict:
+                     processes: int, row_classes: np.ndarray | None = None) -> dict:
     """What must not change between an interrupted run and its resumption."""
     digest = hashlib.sha256()
     for part in (texts, labels, val_texts or [], val_labels or []):
         digest.update(json.dumps(part).encode())
     digest.update(np.ascontiguousarray(row_weights, dtype=np.float32).tobytes())
+    if row_classes is not None:
+        digest.update(np.packbits(row_classes).tobytes())
     return {"settings": config.to_dict(), "labels": classifier.labels, "backbone": classifier.meta.backbone,
             "train_rows": len(texts), "val_rows": len(val_texts or []), "data_sha256": digest.hexdigest(),
             "processes": processes}
