@@ -306,8 +306,9 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
 def train(classifier: Classifier, texts: list[str], labels: list[str], *, config: TrainConfig | None = None,
           val_texts: list[str] | None = None, val_labels: list[str] | None = None,
           weights: list[float] | None = None, loss_fn: LossFn | None = None,
-          row_classes: np.ndarray | None = None, progress: bool = False, accelerator=None, checkpoint_dir: str | os.PathLike | None = None,
-          resume: bool = False, run_tag: dict | None = None) -> TrainResult:
+          row_classes: np.ndarray | None = None, progress: bool = False, accelerator=None,
+          checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
+          run_tag: dict | None = None) -> TrainResult:
     """Train ``classifier`` in place on ``texts``/``labels`` and return what happened.
 
     Parameters
