@@ -63,7 +63,8 @@ ABLATIONS = {"finetune[no-warmup]": {"warmup_epochs": 0}, "finetune[llrd-0.8]": 
              "finetune[gradual-unfreeze]": {"gradual_unfreeze": True}, "finetune[epochs-40]": {"epochs": 40},
              "finetune[label-smoothing-0.1]": {"label_smoothing": 0.1}, "finetune[batch-16]": {"batch_size": 16},
              "finetune[lr-5e-5]": {"learning_rate": 5e-5}, "finetune[lr-2e-4]": {"learning_rate": 2e-4},
-             "finetune[min-val-100]": {"min_val_rows": 100}, "scratch[min-val-100]": {"min_val_rows": 100}}
+             "finetune[min-val-100]": {"min_val_rows": 100}, "scratch[min-val-100]": {"min_val_rows": 100},
+             "finetune[logit-adjust-1]": {"logit_adjust": 1.0}, "scratch[logit-adjust-1]": {"logit_adjust": 1.0}}
 # Main-grid runs made under an earlier default, exported where that default trains differently from today's.
 EARLIER_DEFAULTS = {"finetune[min-val-50]": {"min_val_rows": 50}, "scratch[min-val-50]": {"min_val_rows": 50}}
 OUT_CSV = RESULTS / "transfer_nyt_to_bills.csv"

@@ -20,7 +20,8 @@ def trained(tiny_backbone, small_news, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("models") / "news-model"
     argv = sys.argv
-    sys.argv = ["textshift", "train", str(small_news), "-o", str(out), "--backbone", tiny_backbone, *FAST, "-q"]
+    sys.argv = ["textshift", "train", str(small_news), "-o", str(out), "--backbone", tiny_backbone, *FAST,
+                "--logit-adjust", "1", "-q"]
     try:
         main()
     except SystemExit as exc:
@@ -36,7 +37,7 @@ def test_train_writes_a_standard_model_folder(trained, small_news):
     meta = json.loads((trained / "textshift.json").read_text())
     assert meta["labels"] == sorted(set(pd.read_csv(small_news).label))
     assert meta["training_data"][0]["rows"] == 240 and len(meta["training_data"][0]["sha256"]) == 64
-    assert meta["settings"]["epochs"] == 2
+    assert meta["settings"]["epochs"] == 2 and meta["settings"]["logit_adjust"] == 1
 
 
 def test_predict_streams_and_matches_pipeline(trained, small_bills, tmp_path, run_cli):

@@ -36,6 +36,9 @@ LabelColumn = Annotated[str | None, typer.Option("--label-column",
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only the essential result (pipeable JSON).")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed (sampling, initialisation, shuffling).")]
+LogitAdjust = Annotated[float | None, typer.Option(
+    "--logit-adjust", help="Add this times log(rows of the class) to each logit in the training loss only "
+                           "(1: balanced softmax, for macro-F1 on imbalanced classes) \\[default: 0, off].")]
 
 
 def _progress_enabled(quiet: bool) -> bool:
@@ -97,6 +100,7 @@ def train(
     gradual_unfreeze: Annotated[bool, typer.Option(help="Unfreeze encoder layers one per epoch, top first.")
                                 ] = False,
     max_length: Annotated[int | None, typer.Option(help="Max tokens per text \\[default: 128].")] = None,
+    logit_adjust: LogitAdjust = None,
     memory_per_class: Annotated[int, typer.Option(help="Examples per class kept in the model folder as rehearsal "
                                                        "memory for `textshift grow` (0: none).")] = 20,
     seed: Seed = 42,
@@ -121,7 +125,8 @@ def train(
     _require("--memory-per-class", memory_per_class, memory_per_class >= 0, ">= 0")
     config = _train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                            warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
-                           gradual_unfreeze=gradual_unfreeze or None, max_length=max_length, seed=seed)
+                           gradual_unfreeze=gradual_unfreeze or None, max_length=max_length,
+                           logit_adjust=logit_adjust, seed=seed)
     prepare_output_dir(output, overwrite=overwrite)  # fail before the long part
     checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (RESUME_HELP, LabelColumn, Overwrite, Quiet, TextColumn, _checkpoint_preflight, _print_json,
-                           _progress_enabled, app, console, err_console)
+from textshift.cli import (RESUME_HELP, LabelColumn, LogitAdjust, Overwrite, Quiet, TextColumn, _checkpoint_preflight,
+                           _print_json, _progress_enabled, app, console, err_console)
 from textshift.errors import ConfigError, TextshiftError
 from textshift.transfer import DEFAULT_STRATEGY, STRATEGIES, STRATEGY_HELP
 
@@ -49,6 +49,7 @@ def transfer(
     keep_source_classes: Annotated[bool, typer.Option(help="Keep source classes absent from the target.")] = False,
     epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto].")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate \\[default: 1e-4].")] = None,
+    logit_adjust: LogitAdjust = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
     overwrite: Overwrite = False,
@@ -78,7 +79,8 @@ def transfer(
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
     source_rows = read_labeled(source_data) if source_data else None
     config = TransferConfig(strategy=strategy, keep_source_classes=keep_source_classes,
-                            train=_train_config(epochs=epochs, learning_rate=learning_rate, seed=seed))
+                            train=_train_config(epochs=epochs, learning_rate=learning_rate,
+                                                logit_adjust=logit_adjust, seed=seed))
     process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
     quiet = quiet or not process.is_main_process
     unlabeled_texts = _read_unlabeled(unlabeled, text_column)
@@ -154,6 +156,7 @@ def compare(
     source_data: Annotated[str | None, typer.Option(help="joint: the source's labelled data.")] = None,
     unlabeled: Annotated[str | None, typer.Option(help="adapt: extra unlabelled target texts.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto].")] = None,
+    logit_adjust: LogitAdjust = None,
     quiet: Quiet = False,
 ) -> None:
     """Run strategies and baselines over growing numbers of target labels and seeds; report learning curves,
@@ -171,7 +174,7 @@ def compare(
                            strategies=_split_list(strategies),
                            baselines=[] if baselines == "none" else _split_list(baselines),
                            candidates=_split_list(candidates) if candidates else None,
-                           train=_train_config(epochs=epochs))
+                           train=_train_config(epochs=epochs, logit_adjust=logit_adjust))
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
     test_rows = read_labeled(test, text_column=text_column, label_column=label_column) if test else None
     source = load_source(source_model)  # before the output folder is created

@@ -34,6 +34,7 @@ import logging
 import math
 import os
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
@@ -50,6 +51,11 @@ from textshift.tokens import LabelledRows, LengthGroupedBatches, RowCollator, To
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+# Settings added after runs were first stored: left out of to_dict() at their default value, so the stored
+# runs' settings (and the run keys of `textshift compare`) stay those of the same training.
+ADDED_SETTINGS = {"logit_adjust": 0.0}
 
 
 @dataclass
@@ -76,6 +82,10 @@ class TrainConfig:
     gradual_unfreeze : bool
         Unfreeze one more encoder layer (top first) each epoch instead of all at once.
     weight_decay, warmup_ratio, label_smoothing, max_grad_norm : float
+    logit_adjust : float
+        Logit-adjusted loss (Menon et al., 2021): ``logit_adjust * log(training rows of the class)`` is added to
+        each class's logit inside the training loss only. 1 is the balanced softmax: rare classes must win by a
+        wider margin, so the trained model does not favour the frequent ones. 0 (default) turns it off.
     max_length : int
         Tokens per text; longer texts are truncated.
     val_fraction : float
@@ -101,6 +111,7 @@ class TrainConfig:
     warmup_ratio: float = 0.06
     label_smoothing: float = 0.0
     max_grad_norm: float = 1.0
+    logit_adjust: float = 0.0
     max_length: int = 128
     val_fraction: float = 0.1
     min_val_rows: int = 100
@@ -119,6 +130,7 @@ class TrainConfig:
             ("weight_decay", self.weight_decay >= 0, ">= 0"),
             ("warmup_ratio", 0 <= self.warmup_ratio < 1, "in [0, 1)"),
             ("label_smoothing", 0 <= self.label_smoothing < 1, "in [0, 1)"),
+            ("logit_adjust", 0 <= self.logit_adjust <= 10, "in [0, 10]"),
             ("max_length", 8 <= self.max_length <= 8192, "in [8, 8192]"),
             ("val_fraction", 0 <= self.val_fraction < 0.5, "in [0, 0.5)"),
             ("min_val_rows", self.min_val_rows >= 1, ">= 1"),
@@ -129,7 +141,11 @@ class TrainConfig:
                 raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        values = asdict(self)
+        for name, default in ADDED_SETTINGS.items():  # so runs stored before a setting existed keep their key
+            if values[name] == default:
+                del values[name]
+        return values
 
     def holds_out(self, n_rows: int) -> bool:
         """Whether training on ``n_rows`` rows (no validation data passed) holds some out for validation."""
@@ -269,10 +285,12 @@ def _set_trainable_layers(model: nn.Module, n_top_layers: int | None) -> None:
 
 def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.ndarray, *, epochs: int,
                  learning_rate: float, batch_size: int, seed: int, weights: np.ndarray | None = None,
-                 weight_decay: float = 0.0, row_classes: np.ndarray | None = None) -> None:
+                 weight_decay: float = 0.0, row_classes: np.ndarray | None = None,
+                 class_offsets: np.ndarray | None = None) -> None:
     """Train only the last linear layer on precomputed head features (the encoder stays frozen).
 
-    ``row_classes`` (rows x classes, bool), when given, limits each row's cross-entropy to its True classes.
+    ``row_classes`` (rows x classes, bool), when given, limits each row's cross-entropy to its True classes;
+    ``class_offsets`` (classes,) are added to the logits inside the loss only (see :func:`train`).
     """
     if epochs <= 0 or len(features) == 0:
         return
@@ -282,6 +300,7 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
     y = torch.as_tensor(label_ids, dtype=torch.long)
     w = torch.as_tensor(weights if weights is not None else np.ones(len(y)), dtype=torch.float32)
     allowed = torch.as_tensor(row_classes, dtype=torch.bool) if row_classes is not None else None
+    offsets = torch.as_tensor(class_offsets, dtype=torch.float32) if class_offsets is not None else 0
     weight = linear.weight.detach().cpu().float().clone().requires_grad_(True)
     bias = (linear.bias.detach().cpu().float().clone().requires_grad_(True) if linear.bias is not None else None)
     params = [weight] + ([bias] if bias is not None else [])
@@ -290,7 +309,7 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
         order = torch.randperm(len(y), generator=generator)
         for start in range(0, len(y), batch_size):
             idx = order[start:start + batch_size]
-            logits = x[idx] @ weight.T + (bias if bias is not None else 0)
+            logits = x[idx] @ weight.T + (bias if bias is not None else 0) + offsets
             if allowed is not None:
                 logits = logits.masked_fill(~allowed[idx], float("-inf"))
             loss = (nn.functional.cross_entropy(logits, y[idx], reduction="none") * w[idx]).sum() / w[idx].sum()
@@ -306,7 +325,8 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
 def train(classifier: Classifier, texts: list[str], labels: list[str], *, config: TrainConfig | None = None,
           val_texts: list[str] | None = None, val_labels: list[str] | None = None,
           weights: list[float] | None = None, loss_fn: LossFn | None = None,
-          row_classes: np.ndarray | None = None, progress: bool = False, accelerator=None,
+          row_classes: np.ndarray | None = None, class_offsets: np.ndarray | None = None,
+          progress: bool = False, accelerator=None,
           checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
           run_tag: dict | None = None) -> TrainResult:
     """Train ``classifier`` in place on ``texts``/``labels`` and return what happened.
@@ -331,6 +351,11 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         classes' logits are left out of that row's softmax (e.g. rows of new classes scored against the new
         classes only, as :func:`textshift.grow.grow` does). Every row's own label must be among its classes.
         Default: every class for every row. Not combined with label smoothing.
+    class_offsets : array of float, optional
+        Shape (classes of the model,): added to the logits inside the training loss only, never at prediction
+        (a logit-adjusted loss). With ``log(rows of the class)`` this is the balanced softmax: a class with few
+        rows must win by a wider margin in training, so the trained model does not favour the classes with many
+        rows (:func:`textshift.grow.grow` uses it against the bias towards new classes).
     progress : bool
         Show a progress bar with loss and validation score.
     accelerator : accelerate.Accelerator, optional
@@ -372,11 +397,16 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     indices = np.arange(len(texts))
     if row_classes is not None:
         row_classes = _check_row_classes(row_classes, labels, label2id, config)
+    if class_offsets is not None:
+        class_offsets = _check_class_offsets(class_offsets, len(label2id))
     if val_texts is None and config.holds_out(len(texts)):
         train_pos, val_pos = stratified_holdout(labels, config.val_fraction, config.seed)
         val_texts, val_labels = [texts[i] for i in val_pos], [labels[i] for i in val_pos]
         texts, labels = [texts[i] for i in train_pos], [labels[i] for i in train_pos]
         row_weights, indices = row_weights[train_pos], indices[train_pos]
+    if config.logit_adjust:
+        adjust = config.logit_adjust * log_class_counts(labels, classifier.labels)
+        class_offsets = adjust if class_offsets is None else class_offsets + adjust
     has_val = bool(val_texts)
     result = TrainResult(train_rows=len(texts), val_rows=len(val_texts or []))
 
@@ -391,7 +421,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
             raise ConfigError(f"checkpoints support one process or DDP; this run uses {distributed_type}. Launch "
                               "without FSDP/DeepSpeed, or train without checkpoints")
         fingerprint = _run_fingerprint(classifier, texts, labels, row_weights, val_texts, val_labels, config,
-                                       accelerator.num_processes, row_classes) | ({"run": run_tag} if run_tag else {})
+                                       accelerator.num_processes, row_classes, class_offsets)
+        fingerprint |= {"run": run_tag} if run_tag else {}
         found = checkpoints.latest_checkpoint(checkpoint_dir) if resume else None
         if accelerator.num_processes > 1:  # the main process's view decides, so all resume (or not) alike
             from accelerate.utils import broadcast_object_list
@@ -418,7 +449,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         warm_up_head(classifier, features, label_ids[warm], epochs=config.warmup_epochs,
                      learning_rate=config.head_learning_rate, batch_size=config.batch_size, seed=config.seed,
                      weights=row_weights[warm],
-                     row_classes=row_classes[indices[warm]] if row_classes is not None else None)
+                     row_classes=row_classes[indices[warm]] if row_classes is not None else None,
+                     class_offsets=class_offsets)
         if has_val:
             metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
             result.history.append({"epoch": 0, "phase": "head warm-up", **metrics,
@@ -455,6 +487,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
                disable=not progress or not accelerator.is_main_process, leave=False)
     postfix: dict = {}
     allowed = torch.as_tensor(row_classes, device=accelerator.device) if row_classes is not None else None
+    offsets = (torch.as_tensor(class_offsets, dtype=torch.float32, device=accelerator.device)
+               if class_offsets is not None else None)
     with cheap_dropout(classifier.model):  # cheaper dropout masks on CPU, for the fine-tuning steps only
         for epoch in range(first_epoch, epochs + 1):
             if config.gradual_unfreeze and accelerator.num_processes == 1:
@@ -465,7 +499,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
                 batch = {name: value.to(accelerator.device) for name, value in batch.items()}
                 targets, batch_weights, batch_indices = batch.pop("labels"), batch.pop("weights"), batch.pop("indices")
                 logits = model(**batch).logits
-                scored = logits if allowed is None else logits.masked_fill(~allowed[batch_indices], float("-inf"))
+                scored = logits if offsets is None else logits + offsets
+                scored = scored if allowed is None else scored.masked_fill(~allowed[batch_indices], float("-inf"))
                 losses = nn.functional.cross_entropy(scored, targets, reduction="none",
                                                      label_smoothing=config.label_smoothing)
                 loss = (losses * batch_weights).sum() / batch_weights.sum()
@@ -543,9 +578,28 @@ def _check_row_classes(row_classes, labels: list[str], label2id: dict, config: T
     return allowed
 
 
+def log_class_counts(labels: list[str], classes: list[str]) -> np.ndarray:
+    """log(rows of each class), a class without rows counted as one: the balanced-softmax logit offsets."""
+    counts = Counter(labels)
+    return np.log(np.array([max(counts.get(label, 0), 1) for label in classes], dtype=np.float32))
+
+
+def _check_class_offsets(class_offsets, n_classes: int) -> np.ndarray:
+    """``class_offsets`` as a finite float array of one value per class, or a ConfigError."""
+    offsets = np.asarray(class_offsets, dtype=np.float32)
+    if offsets.shape != (n_classes,):
+        raise ConfigError(f"class_offsets has shape {offsets.shape}; expected ({n_classes},), one offset per class "
+                          "of the model")
+    if not np.isfinite(offsets).all():
+        raise ConfigError("class_offsets holds inf or NaN; expected finite numbers (to leave classes out of a "
+                          "row's loss, use row_classes)")
+    return offsets
+
+
 def _run_fingerprint(classifier: Classifier, texts: list[str], labels: list[str], row_weights: np.ndarray,
                      val_texts: list[str] | None, val_labels: list[str] | None, config: TrainConfig,
-                     processes: int, row_classes: np.ndarray | None = None) -> dict:
+                     processes: int, row_classes: np.ndarray | None = None,
+                     class_offsets: np.ndarray | None = None) -> dict:
     """What must not change between an interrupted run and its resumption."""
     digest = hashlib.sha256()
     for part in (texts, labels, val_texts or [], val_labels or []):
@@ -553,6 +607,8 @@ def _run_fingerprint(classifier: Classifier, texts: list[str], labels: list[str]
     digest.update(np.ascontiguousarray(row_weights, dtype=np.float32).tobytes())
     if row_classes is not None:
         digest.update(np.packbits(row_classes).tobytes())
+    if class_offsets is not None:
+        digest.update(b"offsets" + np.ascontiguousarray(class_offsets, dtype=np.float32).tobytes())
     return {"settings": config.to_dict(), "labels": classifier.labels, "backbone": classifier.meta.backbone,
             "train_rows": len(texts), "val_rows": len(val_texts or []), "data_sha256": digest.hexdigest(),
             "processes": processes}
