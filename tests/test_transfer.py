@@ -89,7 +89,7 @@ def test_unknown_strategy():
 
 
 def test_adapt_changes_the_encoder(source):
-    from textshift.training import AdaptConfig
+    from textshift.adapt import AdaptConfig
 
     model, _ = transfer(source, TARGET, strategy="adapt",
                         config=TransferConfig(train=TrainConfig(epochs=1, warmup_epochs=0, learning_rate=1e-9),

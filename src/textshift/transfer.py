@@ -38,12 +38,12 @@ from pathlib import Path
 
 import numpy as np
 
+from textshift.adapt import AdaptConfig, adapt_language_model
 from textshift.checkpoints import latest_checkpoint
 from textshift.data import TextData, check_trainable, read_labeled
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier
-from textshift.training import (AdaptConfig, TrainConfig, TrainResult, adapt_language_model, deepcopy_classifier,
-                                record_training, train)
+from textshift.training import TrainConfig, TrainResult, deepcopy_classifier, record_training, train
 
 logger = logging.getLogger(__name__)
 
