@@ -22,6 +22,12 @@ default-steps200 ``default`` aiming at 200 optimizer steps a step instead of 400
 e2               ``balanced`` with 2 fine-tuning epochs per step, whatever --epochs says
 ace              ``default`` with the asymmetric loss: rows of new classes scored against the new classes only
 ace-none         ``ace`` without the class-balanced loss and without weight aligning
+la               ``default`` with the balanced softmax (log class counts added to the logits in the loss)
+                 instead of the class-balanced loss weights, no weight aligning
+la-align         ``la`` with weight aligning
+bic              ``default`` with calibration (as in BiC): 4 rows per class held out of training, then one scale
+                 and one shift of the new classes' logits fitted on them
+la-align-bic     ``la-align`` with that calibration
 joint       one model trained from the backbone on all classes seen so far, at once
 
 Output: one row per (variant, step, seed) appended to the CSV as soon as it is finished, so an interrupted run
@@ -82,6 +88,10 @@ VARIANTS = {
     "default-steps200": dict(train={"target_steps": 200}),
     "ace": dict(asymmetric_loss=True),
     "ace-none": dict(asymmetric_loss=True, bias_correction="none"),
+    "la": dict(bias_correction="logit-adjust"),
+    "la-align": dict(bias_correction="logit-adjust+align"),
+    "bic": dict(calibrate_holdout=4),
+    "la-align-bic": dict(bias_correction="logit-adjust+align", calibrate_holdout=4),
     "joint": None,
 }
 

@@ -107,13 +107,38 @@ def test_rehearsal_keeps_old_classes_that_naive_finetuning_forgets(step1):
 
 
 @pytest.mark.parametrize("options", [{"distill": False}, {"bias_correction": "align"}, {"init_from_mean": False},
-                                     {"asymmetric_loss": True}])
+                                     {"asymmetric_loss": True}, {"bias_correction": "logit-adjust+align"},
+                                     {"calibrate_holdout": 2}])
 def test_grow_options_run(step1, options):
     classifier, data = step1
     memory = Memory.sample(data.texts, data.labels, per_class=5, seed=0)
     result = grow(classifier, keyword_rows(["Energy"], 8, seed=4), memory=memory,
                   config=GrowConfig(train=TrainConfig(epochs=1, batch_size=8, warmup_epochs=1), **options))
     assert result.classifier.labels == ["Defense", "Health", "Energy"]
+
+
+def test_calibration_holds_rows_out_and_folds_a_fitted_correction_into_the_head(step1):
+    """4 remembered rows per old class and 4 rows of the new class are held out; the fit is folded into the head,
+    so the saved model's logits on the new class are scale * before + shift."""
+    from textshift.grow import _calibrate_new_rows, _calibration_rows
+
+    labels = ["Energy"] * 10 + ["Defense"] * 10 + ["Health"] * 6
+    held = _calibration_rows(labels, ["Energy"], memory_start=10, per_class=4, seed=0)
+    assert held[:10].sum() == 4 and held[10:20].sum() == 4 and held[20:].sum() == 0  # Health: too few to spare
+
+    classifier, data = step1
+    memory = Memory.sample(data.texts, data.labels, per_class=10, seed=0)
+    result = grow(classifier, keyword_rows(["Energy"], 12, seed=4), memory=memory,
+                  config=GrowConfig(calibrate_holdout=4, train=TrainConfig(epochs=1, batch_size=8, warmup_epochs=1)))
+    calibration = result.classifier.meta.extra["grow"]["calibration"]
+    assert calibration["rows"] == 12 and result.train_result.train_rows == 12 + 20 - 12
+    model = result.classifier
+    texts = ["army war", "doctor drug", "power oil"]
+    before = model.predict_logits(texts)
+    scale, shift = _calibrate_new_rows(model, ["army war", "power oil"], ["Defense", "Energy"], n_old=2, max_length=32)
+    after = model.predict_logits(texts)
+    np.testing.assert_allclose(after[:, :2], before[:, :2], atol=1e-5)
+    np.testing.assert_allclose(after[:, 2], before[:, 2] * scale + shift, atol=1e-4)
 
 
 def test_asymmetric_loss_keeps_new_rows_from_pushing_old_classes_down(step1):
@@ -307,9 +332,10 @@ def test_cli_grow_reports_the_matrix_and_info_shows_history(step1_folder, csvs, 
 def test_cli_compare_joint_quiet_json(step1_folder, csvs, tmp_path):
     result = invoke("grow", step1_folder, csvs["new"], "-o", tmp_path / "grown", "--eval-data", csvs["test"],
                     "--old-data", csvs["old"], "--compare-joint", "--epochs", "1", "--warmup-epochs", "1", "-q",
-                    "--asymmetric-loss")
+                    "--asymmetric-loss", "--calibrate-holdout", "2")
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "grown" / "textshift.json").read_text())["extra"]["grow"]["asymmetric_loss"]
+    settings = json.loads((tmp_path / "grown" / "textshift.json").read_text())["extra"]["grow"]
+    assert settings["asymmetric_loss"] and settings["calibrate_holdout"] == 2 and settings["calibration"]["rows"] > 0
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["added"] == ["Education", "Energy"] and summary["step"] == 2
     assert len(summary["accuracy_matrix"]) == 2 and set(summary["joint"]["step_accuracy"]) == {"1", "2"}

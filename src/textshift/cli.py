@@ -147,7 +147,7 @@ def train(
     for warning in classifier.meta.extra.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {warning}")
     if memory_per_class > 0:
-        from textshift.grow import Memory, save_with_memory
+        from textshift.memory import Memory, save_with_memory
 
         memory = Memory.sample(dataset.texts, dataset.labels, per_class=memory_per_class, seed=seed)
         save_with_memory(classifier, output, memory, overwrite=overwrite, per_class=memory_per_class)

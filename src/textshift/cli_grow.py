@@ -14,7 +14,7 @@ from rich.table import Table
 
 from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _print_json, _progress_enabled,
                            _train_config, app, console, err_console)
-from textshift.grow import DEFAULT_MEMORY_PER_CLASS
+from textshift.memory import DEFAULT_MEMORY_PER_CLASS
 
 
 @app.command()
@@ -30,11 +30,16 @@ def grow(
                                                "without forgetting).")] = True,
     distill_weight: Annotated[float, typer.Option(help="Weight of the distillation loss.")] = 1.0,
     bias_correction: Annotated[str, typer.Option(help="balanced+align (both), balanced (class-balanced loss), "
-                                                      "align (shrink new head rows longer than the old ones) or "
+                                                      "align (shrink new head rows longer than the old ones), "
+                                                      "logit-adjust (balanced softmax: log class counts added "
+                                                      "to the logits in the loss), logit-adjust+align, or "
                                                       "none.")] = "balanced+align",
     asymmetric_loss: Annotated[bool, typer.Option("--asymmetric-loss/--no-asymmetric-loss",
                                                   help="Score rows of new classes against the new classes only, "
                                                        "remembered rows against all (ER-ACE).")] = False,
+    calibrate_holdout: Annotated[int, typer.Option(help="Rows per class held out of training to fit a scale and "
+                                                        "shift of the new classes' logits afterwards (BiC); "
+                                                        "0: off.")] = 0,
     old_data: Annotated[str | None, typer.Option("--old-data", help="Old training data: rehearsal examples when the "
                                                  "model has no memory, and the old half of --compare-joint.")] = None,
     rebuild_memory: Annotated[bool, typer.Option("--rebuild-memory", help="Ignore the stored memory and sample a "
@@ -64,7 +69,8 @@ def grow(
     from textshift.model import check_model_folder
 
     config = GrowConfig(memory_per_class=memory_per_class, distill=distill, distill_weight=distill_weight,
-                        bias_correction=bias_correction, asymmetric_loss=asymmetric_loss, seed=seed,
+                        bias_correction=bias_correction, asymmetric_loss=asymmetric_loss,
+                        calibrate_holdout=calibrate_holdout, seed=seed,
                         train=_train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                             warmup_epochs=warmup_epochs, max_length=max_length, seed=seed))
 

@@ -8,7 +8,8 @@ A model folder may hold a small class-balanced **rehearsal memory** of its own t
 2. the model is fine-tuned on the new data plus the memory, with class-balanced loss weights so that the many
    new examples do not drown the few remembered ones, and after training the new classes' head rows are
    shrunk to the old rows' mean norm if they are longer (weight aligning), which removes what bias towards the
-   new classes is left (``bias_correction="balanced+align"``; ``"balanced"`` or ``"align"`` alone, or ``"none"``);
+   new classes is left (``bias_correction="balanced+align"``; ``"balanced"`` or ``"align"`` alone, the balanced
+   softmax ``"logit-adjust"`` with or without ``"+align"``, or ``"none"``);
 3. the old model's outputs on the old classes are distilled into the new model (learning without forgetting;
    ``distill=False`` turns it off);
 4. the memory is updated with examples of the new classes for the next step.
@@ -37,8 +38,6 @@ Example
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import time
@@ -53,23 +52,27 @@ from sklearn.metrics import f1_score
 
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, ModelError
-from textshift.model import META_FILE, Classifier, head_linear, prepare_output_dir
-from textshift.training import TrainConfig, TrainResult, deepcopy_classifier, record_training, train
+from textshift.memory import (DEFAULT_MEMORY_PER_CLASS, MEMORY_FILE, Memory, RehearsalMemoryError, attach_memory,
+                               read_memory, save_with_memory)
+from textshift.model import Classifier, head_linear, prepare_output_dir
+from textshift.training import (TrainConfig, TrainResult, deepcopy_classifier, log_class_counts, record_training,
+                                 train)
 
 logger = logging.getLogger(__name__)
 
-MEMORY_FILE = "memory.jsonl"
-DEFAULT_MEMORY_PER_CLASS = 20
-BIAS_CORRECTIONS = ("balanced+align", "balanced", "align", "none")
+# The memory's names are part of this module's interface too (``from textshift.grow import Memory``).
+__all__ = ["BIAS_CORRECTIONS", "DEFAULT_MEMORY_PER_CLASS", "FINETUNE_HINT", "MEMORY_FILE", "GrowConfig", "GrowError",
+           "GrowReport", "GrowResult", "Memory", "RehearsalMemoryError", "StepScores", "accuracy_matrix",
+           "attach_memory", "check_new_data", "class_steps", "forgetting", "grow", "grow_folder", "no_rehearsal_warning",
+           "read_memory",
+           "record_scores", "recorded_scores", "save_with_memory", "score_steps", "train_joint"]
+
+BIAS_CORRECTIONS = ("balanced+align", "balanced", "align", "logit-adjust", "logit-adjust+align", "none")
 FINETUNE_HINT = "`textshift transfer MODEL DATA -o OUT --strategy finetune --keep-source-classes`"
 
 
 class GrowError(DataError):
     """New data cannot grow the model (e.g. it brings no new class)."""
-
-
-class RehearsalMemoryError(ModelError):
-    """A model folder's rehearsal memory is missing, edited by hand or unreadable."""
 
 
 # ---------------------------------------------------------------------------------------------------- settings
@@ -89,15 +92,22 @@ class GrowConfig:
         Weight of the distillation loss relative to cross-entropy (> 0).
     temperature : float
         Softmax temperature of the distillation (> 0).
-    bias_correction : {"balanced+align", "balanced", "align", "none"}
+    bias_correction : {"balanced+align", "balanced", "align", "logit-adjust", "logit-adjust+align", "none"}
         How new classes are kept from drowning old ones: ``balanced`` weights the loss so that every class
         counts the same whatever its number of rows; ``align`` shrinks the new classes' head rows to the mean
         norm of the old rows after training when they are longer (weight aligning); ``balanced+align``
-        (default) does both; ``none`` does neither.
+        (default) does both; ``logit-adjust`` adds log(rows of the class) to the logits inside the loss instead
+        of weighting it (the balanced softmax: a class with few rows, such as a remembered one, must win by a
+        wider margin); ``logit-adjust+align`` adds weight aligning to that; ``none`` does nothing.
     asymmetric_loss : bool
         Asymmetric cross-entropy (as in ER-ACE): a row of a new class is scored against the new classes only,
         so the many new rows do not push the old classes' logits down; remembered rows (and rows of old classes
         in the new data) are scored against every class, which is where old and new are told apart.
+    calibrate_holdout : int
+        Examples per class held out of training to calibrate old against new afterwards (as in BiC): that many
+        remembered rows of every old class and rows of every new class are set aside, and after training one
+        scale and one shift of the new classes' logits are fitted on them (cross-entropy) and folded into the
+        head. 0 (default) turns it off. Classes with too few rows to spare keep all of them for training.
     init_from_mean : bool
         Initialise new head rows from the mean head-input vector of their examples (else at random).
     seed : int
@@ -112,6 +122,7 @@ class GrowConfig:
     temperature: float = 2.0
     bias_correction: str = "balanced+align"
     asymmetric_loss: bool = False
+    calibrate_holdout: int = 0
     init_from_mean: bool = True
     seed: int = 42
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -119,6 +130,7 @@ class GrowConfig:
     def __post_init__(self) -> None:
         checks = [
             ("memory_per_class", self.memory_per_class >= 0, ">= 0"),
+            ("calibrate_holdout", self.calibrate_holdout >= 0, ">= 0"),
             ("distill_weight", self.distill_weight > 0, "> 0"),
             ("temperature", self.temperature > 0, "> 0"),
             ("bias_correction", self.bias_correction in BIAS_CORRECTIONS, f"one of {', '.join(BIAS_CORRECTIONS)}"),
@@ -131,176 +143,6 @@ class GrowConfig:
         values = asdict(self)
         values.pop("train")
         return values
-
-
-# ------------------------------------------------------------------------------------------------------ memory
-@dataclass
-class Memory:
-    """A class-balanced sample of training examples, kept with the model for rehearsal.
-
-    Attributes
-    ----------
-    texts, labels : list of str
-        The remembered rows, grouped by class in first-seen order.
-    """
-
-    texts: list[str] = field(default_factory=list)
-    labels: list[str] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.texts)
-
-    @property
-    def classes(self) -> list[str]:
-        return list(dict.fromkeys(self.labels))
-
-    def counts(self) -> dict[str, int]:
-        return dict(Counter(self.labels))
-
-    @classmethod
-    def sample(cls, texts: list[str], labels: list[str], *, per_class: int, seed: int = 42) -> Memory:
-        """At most ``per_class`` rows of each class, drawn at random (seeded), classes in first-seen order."""
-        return cls().updated(texts, labels, per_class=per_class, seed=seed)
-
-    def updated(self, texts: list[str], labels: list[str], *, per_class: int, seed: int = 42) -> Memory:
-        """A new memory: this one's rows, topped up to ``per_class`` per class from ``texts``/``labels``.
-
-        Remembered rows are kept (up to ``per_class``); classes seen for the first time get a seeded random
-        sample. Duplicated texts of a class are remembered once.
-        """
-        rng = np.random.default_rng(seed)
-        kept: dict[str, list[str]] = {}
-        for text, label in zip(self.texts, self.labels):
-            rows = kept.setdefault(label, [])
-            if len(rows) < per_class and text not in rows:
-                rows.append(text)
-        by_class: dict[str, list[str]] = {}
-        for text, label in zip(texts, labels):
-            by_class.setdefault(label, []).append(text)
-        for label, candidates in by_class.items():
-            rows = kept.setdefault(label, [])
-            missing = per_class - len(rows)
-            if missing <= 0:
-                continue
-            seen = set(rows)
-            pool = list(dict.fromkeys(t for t in candidates if t not in seen))
-            order = rng.permutation(len(pool))[:missing]
-            rows.extend(pool[i] for i in sorted(order))
-        out = type(self)()
-        for label, rows in kept.items():
-            out.texts.extend(rows)
-            out.labels.extend([label] * len(rows))
-        return out
-
-    def restricted_to(self, classes: list[str]) -> Memory:
-        keep = set(classes)
-        pairs = [(t, lab) for t, lab in zip(self.texts, self.labels) if lab in keep]
-        return Memory([t for t, _ in pairs], [lab for _, lab in pairs])
-
-    def to_bytes(self) -> bytes:
-        """JSON Lines, one ``{"text", "label"}`` object per row (the ``memory.jsonl`` format)."""
-        return "".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n"
-                       for t, lab in zip(self.texts, self.labels)).encode("utf-8")
-
-    @classmethod
-    def from_bytes(cls, payload: bytes, *, source: str = MEMORY_FILE) -> Memory:
-        memory = cls()
-        for number, line in enumerate(payload.decode("utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                text, label = row["text"], row["label"]
-            except (json.JSONDecodeError, KeyError, TypeError) as exc:
-                raise RehearsalMemoryError(f"{source} line {number} is not a {{\"text\", \"label\"}} JSON object "
-                                           f"({type(exc).__name__}); expected the file textshift wrote") from exc
-            memory.texts.append(str(text))
-            memory.labels.append(str(label))
-        return memory
-
-
-def _sha256(payload: bytes) -> str:
-    return hashlib.sha256(payload).hexdigest()
-
-
-def read_memory(folder: str | os.PathLike) -> Memory | None:
-    """The rehearsal memory of a model folder, checked against the sha256 in ``textshift.json``.
-
-    Returns None when the model has no memory (for example a model trained elsewhere, or by
-    ``textshift train --memory-per-class 0``).
-    Raises :class:`RehearsalMemoryError` when the recorded memory file is missing or was edited, or when a memory
-    file is present that ``textshift.json`` does not record.
-    """
-    folder = Path(folder)
-    meta_path = folder / META_FILE
-    record = None
-    if meta_path.exists():
-        try:
-            record = json.loads(meta_path.read_text()).get("extra", {}).get("memory")
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{meta_path} is not valid JSON ({exc}); expected the metadata textshift wrote. "
-                             "Restore it or retrain") from exc
-    path = folder / (record.get("file", MEMORY_FILE) if record else MEMORY_FILE)
-    rebuild = "Restore the folder from a backup, or pass --old-data OLD_TRAINING_DATA --rebuild-memory"
-    if record is None:
-        if path.exists():
-            raise RehearsalMemoryError(f"{path} exists but {META_FILE} records no rehearsal memory; expected a "
-                                       f"memory written by textshift with its sha256. {rebuild}")
-        return None
-    if not path.exists():
-        raise RehearsalMemoryError(f"the rehearsal memory {path} is missing ({META_FILE} records {record.get('rows')} "
-                                   f"rows); expected the file textshift wrote. {rebuild}")
-    payload = path.read_bytes()
-    if _sha256(payload) != record.get("sha256"):
-        raise RehearsalMemoryError(f"the rehearsal memory {path} was changed after textshift wrote it (sha256 "
-                                   f"{_sha256(payload)[:12]}… instead of {str(record.get('sha256'))[:12]}…); "
-                                   f"expected the file as saved. {rebuild}")
-    return Memory.from_bytes(payload, source=str(path))
-
-
-def save_with_memory(classifier: Classifier, folder: str | os.PathLike, memory: Memory | None, *,
-                     overwrite: bool = False, per_class: int | None = None) -> Path:
-    """Save ``classifier`` and its memory into ``folder`` as one atomic swap.
-
-    The model and ``memory.jsonl`` are written to a temporary sibling folder which then replaces ``folder``, so
-    a crash never leaves a model whose memory does not match its ``textshift.json``. ``memory=None`` (or an empty
-    memory) saves the model without one.
-    """
-    target = Path(folder)
-    prepare_output_dir(target, overwrite=overwrite)
-    payload = memory.to_bytes() if memory else b""
-    # The record lives only in the saved textshift.json: a later plain save() of this classifier must not claim
-    # a memory file it does not write.
-    previous = classifier.meta.extra.pop("memory", None)
-    if memory:
-        counts = memory.counts()
-        classifier.meta.extra["memory"] = {
-            "file": MEMORY_FILE, "sha256": _sha256(payload), "rows": len(memory), "classes": len(counts),
-            "per_class": per_class if per_class is not None else max(counts.values())}
-    try:
-        return classifier.save(target, overwrite=overwrite,
-                               extra_files={MEMORY_FILE: payload} if memory else None)
-    finally:
-        classifier.meta.extra.pop("memory", None)
-        if previous is not None:
-            classifier.meta.extra["memory"] = previous
-
-
-def attach_memory(folder: str | os.PathLike, data: TextData, *, per_class: int = DEFAULT_MEMORY_PER_CLASS,
-                  seed: int = 42) -> Memory:
-    """Give an existing model folder (e.g. one trained elsewhere) a memory sampled from its training data.
-
-    Only rows of the model's classes are remembered. The folder is rewritten atomically.
-    """
-    classifier = Classifier.load(folder)
-    known = set(classifier.labels)
-    pairs = [(t, lab) for t, lab in zip(data.texts, data.labels) if lab in known]
-    if not pairs:
-        raise DataError(f"{data.fingerprint.path} has no rows of the model's classes ({', '.join(sorted(known)[:5])}"
-                        "…); expected the data the model was trained on")
-    memory = Memory.sample([t for t, _ in pairs], [lab for _, lab in pairs], per_class=per_class, seed=seed)
-    save_with_memory(classifier, folder, memory, per_class=per_class)
-    return memory
 
 
 # ------------------------------------------------------------------------------------------------------ checks
@@ -412,6 +254,55 @@ def _align_new_rows(classifier: Classifier, n_old: int) -> float:
     return factor
 
 
+def _calibration_rows(labels: list[str], added: list[str], *, memory_start: int, per_class: int,
+                      seed: int) -> np.ndarray:
+    """Rows held out for calibration: ``per_class`` remembered rows of each old class (rows from
+    ``memory_start`` on) and ``per_class`` rows of each new class, where the class keeps at least as many to
+    train on."""
+    rng = np.random.default_rng(seed)
+    labels_array = np.asarray(labels)
+    positions = np.arange(len(labels))
+    held = np.zeros(len(labels), dtype=bool)
+    new_set = set(added)
+    for label in sorted(set(labels)):
+        pool = positions[(labels_array == label) & ((positions >= memory_start) != (label in new_set))]
+        if len(pool) >= 2 * per_class:
+            held[rng.choice(pool, per_class, replace=False)] = True
+    return held
+
+
+def _calibrate_new_rows(classifier: Classifier, texts: list[str], labels: list[str], *, n_old: int,
+                        max_length: int) -> tuple[float, float]:
+    """Fit one scale and one shift of the new classes' logits on held-out rows (BiC) and fold them into the
+    head. Returns (scale, shift)."""
+    logits = torch.as_tensor(classifier.predict_logits(texts, max_length=max_length))
+    targets = torch.as_tensor([classifier.label2id[label] for label in labels])
+    params = torch.tensor([1.0, 0.0], requires_grad=True)
+    optimizer = torch.optim.LBFGS([params], lr=0.1, max_iter=200)
+
+    def corrected() -> torch.Tensor:
+        return torch.cat([logits[:, :n_old], logits[:, n_old:] * params[0] + params[1]], dim=1)
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(corrected(), targets)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    scale, shift = (float(value) for value in params.detach())
+    if not (np.isfinite(scale) and np.isfinite(shift) and scale > 0):
+        return 1.0, 0.0  # a degenerate fit changes nothing
+    linear = head_linear(classifier.model)
+    with torch.no_grad():
+        linear.weight[n_old:] *= scale
+        if linear.bias is not None:
+            linear.bias[n_old:] = linear.bias[n_old:] * scale + shift
+        else:
+            shift = 0.0
+    return scale, shift
+
+
 def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = None,
          old_data: TextData | None = None, config: GrowConfig | None = None, progress: bool = False) -> GrowResult:
     """Add the classes of ``new_data`` to a copy of ``classifier`` and train it without forgetting the old ones.
@@ -476,6 +367,13 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
     model = deepcopy_classifier(classifier)
     texts = list(new_texts) + list(memory.texts)
     labels = list(new_labels) + list(memory.labels)
+    held = np.zeros(len(texts), dtype=bool)
+    if config.calibrate_holdout:
+        held = _calibration_rows(labels, added, memory_start=len(new_texts), per_class=config.calibrate_holdout,
+                                 seed=config.seed)
+        calibration = ([t for t, h in zip(texts, held) if h], [lab for lab, h in zip(labels, held) if h])
+        texts = [t for t, h in zip(texts, held) if not h]
+        labels = [lab for lab, h in zip(labels, held) if not h]
     max_length = config.train.max_length
     loss_fn = None
     if config.distill:
@@ -485,21 +383,25 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
     init_rows = None
     if config.init_from_mean:
         added_set = set(added)
-        new_positions = [i for i, label in enumerate(new_labels) if label in added_set]
+        new_positions = [i for i, label in enumerate(new_labels) if label in added_set and not held[i]]
         features = model.features([new_texts[i] for i in new_positions], max_length=max_length)
         new_array = np.asarray([new_labels[i] for i in new_positions])
         init_rows = {label: features[new_array == label].mean(axis=0) for label in added}
     model.replace_head(old_labels + added, keep_rows=True, init_rows=init_rows)
     weights = _class_weights(labels) if "balanced" in config.bias_correction else None
+    offsets = log_class_counts(labels, model.labels) if "logit-adjust" in config.bias_correction else None
     row_classes = None
     if config.asymmetric_loss:  # new-class rows compete with the new classes only
         row_classes = np.ones((len(labels), len(model.labels)), dtype=bool)
         row_classes[np.isin(labels, added), :len(old_labels)] = False
     result = train(model, texts, labels, config=config.train, weights=weights, loss_fn=loss_fn,
-                   row_classes=row_classes, progress=progress)
+                   row_classes=row_classes, class_offsets=offsets, progress=progress)
     extra: dict = {"grow": config.to_dict()}
     if "align" in config.bias_correction:
         extra["grow"]["align_factor"] = round(_align_new_rows(model, len(old_labels)), 4)
+    if held.any():
+        scale, shift = _calibrate_new_rows(model, *calibration, n_old=len(old_labels), max_length=max_length)
+        extra["grow"]["calibration"] = {"rows": int(held.sum()), "scale": round(scale, 4), "shift": round(shift, 4)}
     history = list(model.meta.class_history) or [
         {"step": 1, "added": old_labels, "data": (classifier.meta.training_data or [None])[-1]}]
     model.meta.class_history = history + [{"step": len(history) + 1, "added": added,
