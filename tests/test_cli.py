@@ -115,6 +115,15 @@ def test_train_missing_file(tmp_path, run_cli):
     assert result.exit_code == 2 and "not found" in result.stderr
 
 
+@pytest.mark.parametrize("command", ["train", "compare"])
+def test_negative_logit_adjust_is_one_line(tmp_path, small_news, command, run_cli):
+    args = (["train", small_news, "-o", tmp_path / "m"] if command == "train" else
+            ["compare", tmp_path / "no-model", small_news, "-o", tmp_path / "c"])
+    result = run_cli(*args, "--logit-adjust", "-1")
+    assert result.exit_code == 2 and "'logit_adjust' setting must be in [0, 10]; got -1" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "m").exists()
+
+
 def test_train_refuses_foreign_output_folder(tmp_path, tiny_backbone, small_news, run_cli):
     out = tmp_path / "precious"
     out.mkdir()

@@ -141,6 +141,15 @@ def test_calibration_holds_rows_out_and_folds_a_fitted_correction_into_the_head(
     np.testing.assert_allclose(after[:, 2], before[:, 2] * scale + shift, atol=1e-4)
 
 
+def test_calibration_without_rows_to_spare_warns(step1):
+    classifier, data = step1
+    memory = Memory.sample(data.texts, data.labels, per_class=5, seed=0)
+    result = grow(classifier, keyword_rows(["Energy"], 8, seed=4), memory=memory,
+                  config=GrowConfig(calibrate_holdout=10, train=TrainConfig(epochs=1, batch_size=8, warmup_epochs=1)))
+    assert any("no class has 20 rows to spare" in w for w in result.warnings)
+    assert "calibration" not in result.classifier.meta.extra["grow"] and result.train_result.train_rows == 18
+
+
 def test_asymmetric_loss_keeps_new_rows_from_pushing_old_classes_down(step1):
     """Without memory or distillation, the new rows are all there is: scored against the new classes only, they
     leave the old classes' head rows exactly as they were (the plain loss moves them)."""
@@ -347,6 +356,9 @@ def test_cli_errors_are_one_line_with_a_fix(step1_folder, csvs, tmp_path, run_cl
     assert "already classes of the model" in result.stderr and "textshift transfer" in result.stderr
     result = run_cli("grow", step1_folder, csvs["new"], "-o", tmp_path / "out", "--bias-correction", "maybe")
     assert result.exit_code == 2 and "bias_correction" in result.stderr
+    result = run_cli("grow", step1_folder, csvs["new"], "-o", tmp_path / "out", "--calibrate-holdout", "-2")
+    assert result.exit_code == 2 and "'calibrate_holdout' setting must be >= 0; got -2" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
 
 
 def test_cli_warns_loudly_without_memory(step1, csvs, tmp_path):

@@ -92,35 +92,17 @@ def test_row_classes_leave_the_excluded_classes_untouched(tiny_backbone):
     assert not torch_equal(head_linear(unmasked.model).weight.detach()[2], before[2])  # it would have moved
 
 
-def test_class_offsets_shift_the_trained_model_against_the_offset_class(tiny_backbone):
-    """A logit offset added in the loss only: the class it favours in training is favoured less at prediction."""
+def test_logit_adjust_shifts_the_model_against_the_frequent_class(tiny_backbone):
+    """The balanced softmax adds log(rows) in the loss only: the frequent class is favoured less at prediction."""
+    texts, labels = TEXTS[:20] + TEXTS[20:25], LABELS[:20] + LABELS[20:25]  # 20 Defense, 5 Health
     margins = []
-    for offsets in (None, np.array([2.0, 0.0])):
+    for adjust in (0.0, 2.0):
         clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"], seed=3)
-        train(clf, TEXTS, LABELS, config=TrainConfig(epochs=2, batch_size=8, seed=3), class_offsets=offsets)
+        train(clf, texts, labels, config=TrainConfig(epochs=2, batch_size=8, seed=3, logit_adjust=adjust))
         logits = clf.predict_logits(TEXTS)
         margins.append(float((logits[:, 0] - logits[:, 1]).mean()))
     plain, adjusted = margins
     assert adjusted < plain - 0.5
-
-
-@pytest.mark.parametrize("offsets, message", [([1.0], "expected \\(2,\\)"), ([0.0, float("inf")], "inf or NaN")])
-def test_class_offsets_are_validated(tiny_backbone, offsets, message):
-    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"])
-    with pytest.raises(ConfigError, match=message):
-        train(clf, TEXTS, LABELS, config=TrainConfig(epochs=1), class_offsets=offsets)
-
-
-def test_logit_adjust_adds_log_class_counts(tiny_backbone):
-    """logit_adjust=1 trains exactly as class_offsets = log(rows per class) does (the balanced softmax)."""
-    texts, labels = TEXTS[:20] + TEXTS[20:25], LABELS[:20] + LABELS[20:25]  # 20 Defense, 5 Health
-    runs = []
-    for config, offsets in ((TrainConfig(epochs=1, seed=3, logit_adjust=1.0), None),
-                            (TrainConfig(epochs=1, seed=3), np.log([20.0, 5.0]))):
-        clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"], seed=3)
-        train(clf, texts, labels, config=config, class_offsets=offsets)
-        runs.append(clf.predict_logits(TEXTS))
-    np.testing.assert_allclose(runs[0], runs[1], atol=1e-5)
 
 
 def test_settings_added_later_stay_out_of_the_stored_settings_at_their_default():

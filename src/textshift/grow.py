@@ -42,7 +42,7 @@ import logging
 import os
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,17 +55,16 @@ from textshift.errors import ConfigError, DataError, ModelError
 from textshift.memory import (DEFAULT_MEMORY_PER_CLASS, MEMORY_FILE, Memory, RehearsalMemoryError, attach_memory,
                                read_memory, save_with_memory)
 from textshift.model import Classifier, head_linear, prepare_output_dir
-from textshift.training import (TrainConfig, TrainResult, deepcopy_classifier, log_class_counts, record_training,
-                                 train)
+from textshift.training import TrainConfig, TrainResult, deepcopy_classifier, record_training, train
 
 logger = logging.getLogger(__name__)
 
 # The memory's names are part of this module's interface too (``from textshift.grow import Memory``).
 __all__ = ["BIAS_CORRECTIONS", "DEFAULT_MEMORY_PER_CLASS", "FINETUNE_HINT", "MEMORY_FILE", "GrowConfig", "GrowError",
            "GrowReport", "GrowResult", "Memory", "RehearsalMemoryError", "StepScores", "accuracy_matrix",
-           "attach_memory", "check_new_data", "class_steps", "forgetting", "grow", "grow_folder", "no_rehearsal_warning",
-           "read_memory",
-           "record_scores", "recorded_scores", "save_with_memory", "score_steps", "train_joint"]
+           "attach_memory", "check_new_data", "class_steps", "forgetting", "grow", "grow_folder",
+           "no_rehearsal_warning", "read_memory", "record_scores", "recorded_scores", "save_with_memory", "score_steps",
+           "train_joint"]
 
 BIAS_CORRECTIONS = ("balanced+align", "balanced", "align", "logit-adjust", "logit-adjust+align", "none")
 FINETUNE_HINT = "`textshift transfer MODEL DATA -o OUT --strategy finetune --keep-source-classes`"
@@ -371,6 +370,11 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
     if config.calibrate_holdout:
         held = _calibration_rows(labels, added, memory_start=len(new_texts), per_class=config.calibrate_holdout,
                                  seed=config.seed)
+        if not held.any():
+            needed = 2 * config.calibrate_holdout
+            warnings.append(f"calibrate_holdout={config.calibrate_holdout}: no class has {needed} rows to spare, so "
+                            "nothing is held out and no calibration is fitted; pass a smaller --calibrate-holdout")
+            logger.warning(warnings[-1])
         calibration = ([t for t, h in zip(texts, held) if h], [lab for lab, h in zip(labels, held) if h])
         texts = [t for t, h in zip(texts, held) if not h]
         labels = [lab for lab, h in zip(labels, held) if not h]
@@ -389,13 +393,13 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
         init_rows = {label: features[new_array == label].mean(axis=0) for label in added}
     model.replace_head(old_labels + added, keep_rows=True, init_rows=init_rows)
     weights = _class_weights(labels) if "balanced" in config.bias_correction else None
-    offsets = log_class_counts(labels, model.labels) if "logit-adjust" in config.bias_correction else None
+    train_config = replace(config.train, logit_adjust=1.0) if "logit-adjust" in config.bias_correction else config.train
     row_classes = None
     if config.asymmetric_loss:  # new-class rows compete with the new classes only
         row_classes = np.ones((len(labels), len(model.labels)), dtype=bool)
         row_classes[np.isin(labels, added), :len(old_labels)] = False
-    result = train(model, texts, labels, config=config.train, weights=weights, loss_fn=loss_fn,
-                   row_classes=row_classes, class_offsets=offsets, progress=progress)
+    result = train(model, texts, labels, config=train_config, weights=weights, loss_fn=loss_fn,
+                   row_classes=row_classes, progress=progress)
     extra: dict = {"grow": config.to_dict()}
     if "align" in config.bias_correction:
         extra["grow"]["align_factor"] = round(_align_new_rows(model, len(old_labels)), 4)
@@ -406,7 +410,7 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
         {"step": 1, "added": old_labels, "data": (classifier.meta.training_data or [None])[-1]}]
     model.meta.class_history = history + [{"step": len(history) + 1, "added": added,
                                            "data": new_data.fingerprint.to_dict()}]
-    record_training(model, new_data, config.train, result, strategy="grow", warnings=warnings, extra=extra)
+    record_training(model, new_data, train_config, result, strategy="grow", warnings=warnings, extra=extra)
     model.meta.extra.pop("memory", None)
     next_memory = memory.updated(new_texts, new_labels, per_class=config.memory_per_class, seed=config.seed) \
         if config.memory_per_class else Memory()

@@ -290,7 +290,7 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
     """Train only the last linear layer on precomputed head features (the encoder stays frozen).
 
     ``row_classes`` (rows x classes, bool), when given, limits each row's cross-entropy to its True classes;
-    ``class_offsets`` (classes,) are added to the logits inside the loss only (see :func:`train`).
+    ``class_offsets`` (classes,) are added to the logits inside the loss only (``TrainConfig.logit_adjust``).
     """
     if epochs <= 0 or len(features) == 0:
         return
@@ -325,8 +325,7 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
 def train(classifier: Classifier, texts: list[str], labels: list[str], *, config: TrainConfig | None = None,
           val_texts: list[str] | None = None, val_labels: list[str] | None = None,
           weights: list[float] | None = None, loss_fn: LossFn | None = None,
-          row_classes: np.ndarray | None = None, class_offsets: np.ndarray | None = None,
-          progress: bool = False, accelerator=None,
+          row_classes: np.ndarray | None = None, progress: bool = False, accelerator=None,
           checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
           run_tag: dict | None = None) -> TrainResult:
     """Train ``classifier`` in place on ``texts``/``labels`` and return what happened.
@@ -351,11 +350,6 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         classes' logits are left out of that row's softmax (e.g. rows of new classes scored against the new
         classes only, as :func:`textshift.grow.grow` does). Every row's own label must be among its classes.
         Default: every class for every row. Not combined with label smoothing.
-    class_offsets : array of float, optional
-        Shape (classes of the model,): added to the logits inside the training loss only, never at prediction
-        (a logit-adjusted loss). With ``log(rows of the class)`` this is the balanced softmax: a class with few
-        rows must win by a wider margin in training, so the trained model does not favour the classes with many
-        rows (:func:`textshift.grow.grow` uses it against the bias towards new classes).
     progress : bool
         Show a progress bar with loss and validation score.
     accelerator : accelerate.Accelerator, optional
@@ -397,16 +391,13 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     indices = np.arange(len(texts))
     if row_classes is not None:
         row_classes = _check_row_classes(row_classes, labels, label2id, config)
-    if class_offsets is not None:
-        class_offsets = _check_class_offsets(class_offsets, len(label2id))
     if val_texts is None and config.holds_out(len(texts)):
         train_pos, val_pos = stratified_holdout(labels, config.val_fraction, config.seed)
         val_texts, val_labels = [texts[i] for i in val_pos], [labels[i] for i in val_pos]
         texts, labels = [texts[i] for i in train_pos], [labels[i] for i in train_pos]
         row_weights, indices = row_weights[train_pos], indices[train_pos]
-    if config.logit_adjust:
-        adjust = config.logit_adjust * log_class_counts(labels, classifier.labels)
-        class_offsets = adjust if class_offsets is None else class_offsets + adjust
+    # Logit adjustment: offsets added to the logits in the loss only, from the rows actually trained on.
+    class_offsets = config.logit_adjust * log_class_counts(labels, classifier.labels) if config.logit_adjust else None
     has_val = bool(val_texts)
     result = TrainResult(train_rows=len(texts), val_rows=len(val_texts or []))
 
@@ -421,7 +412,7 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
             raise ConfigError(f"checkpoints support one process or DDP; this run uses {distributed_type}. Launch "
                               "without FSDP/DeepSpeed, or train without checkpoints")
         fingerprint = _run_fingerprint(classifier, texts, labels, row_weights, val_texts, val_labels, config,
-                                       accelerator.num_processes, row_classes, class_offsets)
+                                       accelerator.num_processes, row_classes)
         fingerprint |= {"run": run_tag} if run_tag else {}
         found = checkpoints.latest_checkpoint(checkpoint_dir) if resume else None
         if accelerator.num_processes > 1:  # the main process's view decides, so all resume (or not) alike
@@ -584,22 +575,9 @@ def log_class_counts(labels: list[str], classes: list[str]) -> np.ndarray:
     return np.log(np.array([max(counts.get(label, 0), 1) for label in classes], dtype=np.float32))
 
 
-def _check_class_offsets(class_offsets, n_classes: int) -> np.ndarray:
-    """``class_offsets`` as a finite float array of one value per class, or a ConfigError."""
-    offsets = np.asarray(class_offsets, dtype=np.float32)
-    if offsets.shape != (n_classes,):
-        raise ConfigError(f"class_offsets has shape {offsets.shape}; expected ({n_classes},), one offset per class "
-                          "of the model")
-    if not np.isfinite(offsets).all():
-        raise ConfigError("class_offsets holds inf or NaN; expected finite numbers (to leave classes out of a "
-                          "row's loss, use row_classes)")
-    return offsets
-
-
 def _run_fingerprint(classifier: Classifier, texts: list[str], labels: list[str], row_weights: np.ndarray,
                      val_texts: list[str] | None, val_labels: list[str] | None, config: TrainConfig,
-                     processes: int, row_classes: np.ndarray | None = None,
-                     class_offsets: np.ndarray | None = None) -> dict:
+                     processes: int, row_classes: np.ndarray | None = None) -> dict:
     """What must not change between an interrupted run and its resumption."""
     digest = hashlib.sha256()
     for part in (texts, labels, val_texts or [], val_labels or []):
@@ -607,8 +585,6 @@ def _run_fingerprint(classifier: Classifier, texts: list[str], labels: list[str]
     digest.update(np.ascontiguousarray(row_weights, dtype=np.float32).tobytes())
     if row_classes is not None:
         digest.update(np.packbits(row_classes).tobytes())
-    if class_offsets is not None:
-        digest.update(b"offsets" + np.ascontiguousarray(class_offsets, dtype=np.float32).tobytes())
     return {"settings": config.to_dict(), "labels": classifier.labels, "backbone": classifier.meta.backbone,
             "train_rows": len(texts), "val_rows": len(val_texts or []), "data_sha256": digest.hexdigest(),
             "processes": processes}
