@@ -159,9 +159,10 @@ def compare(
     logit_adjust: LogitAdjust = None,
     quiet: Quiet = False,
 ) -> None:
-    """Run strategies and baselines over growing numbers of target labels and seeds; report learning curves,
-    recommend (and save) the best strategy. Re-running resumes: finished runs are skipped, and runs stored under
-    other settings are reused where those settings train the sample the same way.
+    """Run strategies and baselines over growing numbers of target labels and seeds, and recommend the best.
+
+    Reports learning curves and saves the recommended model. Re-running resumes: finished runs are skipped, and
+    runs stored under other settings are reused where those settings train the sample the same way.
 
     Example: textshift compare news-model embedded:bills-train --test embedded:bills-test --sizes 100,300 --seeds 1
     """
@@ -207,8 +208,10 @@ def demo(
                                                     "the comparison].")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """The news → legislation demo on the embedded data: train (or reuse) a news-topic model, then compare
-    fine-tuning it on a few labelled bills against training on the bills alone; print the table, write the report.
+    """The news → legislation demo on the embedded data, with its table and report.
+
+    Trains (or reuses) a news-topic model, then compares fine-tuning it on a few labelled bills against training
+    on the bills alone; prints the table and writes the report.
 
     Example: textshift demo
     """
