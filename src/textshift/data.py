@@ -17,14 +17,19 @@ Example
 
 from __future__ import annotations
 
+import bz2
 import csv
+import gzip
 import hashlib
+import io
 import json
 import logging
+import lzma
 import math
 import numbers
 import os
 import re
+import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 SUPPORTED_FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".jsonl": "jsonl", ".ndjson": "jsonl",
                      ".json": "jsonl", ".parquet": "parquet", ".pq": "parquet"}
+COMPRESSIONS = {".gz": "gzip", ".bz2": "bz2", ".xz": "xz", ".zst": "zstd"}
+_DECOMPRESSION_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
 EMBEDDED_PREFIX = "embedded:"
 
 
@@ -196,13 +203,41 @@ def _resolve(path: str | os.PathLike) -> tuple[Path, EmbeddedDataset | None]:
 
 
 def detect_format(path: Path) -> str:
+    """The format named by the file's extension; CSV, TSV and JSONL may also end in .gz, .bz2 or .xz."""
     suffixes = [s.lower() for s in path.suffixes]
-    if suffixes and suffixes[-1] in (".gz", ".bz2", ".zst", ".xz") and len(suffixes) > 1:
+    compression = _compression(path)
+    if compression:
         suffixes = suffixes[:-1]
     if not suffixes or suffixes[-1] not in SUPPORTED_FORMATS:
         raise DataError(f"cannot tell the format of {path}: expected a file ending in .csv, .tsv, .jsonl or "
                         f".parquet, found '{''.join(path.suffixes) or 'no extension'}'. Rename the file")
-    return SUPPORTED_FORMATS[suffixes[-1]]
+    fmt = SUPPORTED_FORMATS[suffixes[-1]]
+    if compression == "zstd":
+        raise DataError(f"{path.name} is zstd-compressed, which textshift does not read or write; expected a plain, "
+                        f".gz, .bz2 or .xz file. Use `zstd -d {path.name}` or gzip instead")
+    if compression and fmt == "parquet":
+        raise DataError(f"{path.name}: Parquet files are compressed inside, so expected a plain .parquet file, found "
+                        f"{compression} on top. Decompress it, or drop '{path.suffix}' from the name")
+    return fmt
+
+
+def _compression(path: Path) -> str | None:
+    """``gzip``, ``bz2``, ``xz`` or ``zstd`` when the name ends in that after a format's extension, else None."""
+    return COMPRESSIONS.get(path.suffix.lower()) if len(path.suffixes) > 1 else None
+
+
+def _open_binary(path: Path):
+    """The file's bytes, decompressed when its name says it is compressed."""
+    opener = {"gzip": gzip.open, "bz2": bz2.open, "xz": lzma.open}.get(_compression(path) or "", open)
+    return opener(path, "rb")
+
+
+def _compression_error(path: Path, exc: Exception) -> DataError:
+    reason = " ".join(str(exc).split()) or type(exc).__name__
+    method = _compression(path)
+    return DataError(f"{path.name} is not valid {method} data ({reason[:200]}); expected a complete {method} file, "
+                     f"as its '{path.suffix}' ending says. Compress it again, or drop '{path.suffix}' from the name "
+                     "if it is not compressed")
 
 
 def file_sha256(path: Path) -> str:
@@ -230,8 +265,11 @@ def _check_file(path: Path) -> None:
 
 def _sniff_text_encoding(path: Path) -> None:
     """Refuse UTF-16/UTF-32 and binary files early: their NUL bytes would otherwise parse as odd column names."""
-    with open(path, "rb") as handle:
-        head = handle.read(4096)
+    try:
+        with _open_binary(path) as handle:
+            head = handle.read(4096)
+    except _DECOMPRESSION_ERRORS as exc:
+        raise _compression_error(path, exc) from exc
     if head.startswith((b"\xff\xfe", b"\xfe\xff")) or b"\x00" in head:
         kind = "UTF-16 or UTF-32 text (it has a byte-order mark or NUL bytes)" if (
             head.startswith((b"\xff\xfe", b"\xfe\xff")) or head[1:2] == b"\x00" or head[:1] == b"\x00") \
@@ -243,6 +281,8 @@ def _sniff_text_encoding(path: Path) -> None:
 def _parse_error(path: Path, fmt: str, exc: Exception) -> DataError:
     """A one-line DataError for a parser exception, naming the line where pandas/pyarrow says it is."""
     text = " ".join(str(exc).split()) or type(exc).__name__
+    if _compression(path) and isinstance(exc, _DECOMPRESSION_ERRORS):
+        return _compression_error(path, exc)
     if isinstance(exc, UnicodeDecodeError):
         return DataError(f"{path} is not valid UTF-8 (byte {exc.start}); expected UTF-8 text. Re-save it as UTF-8, "
                          "e.g. `iconv -f latin1 -t utf-8`")
@@ -254,35 +294,113 @@ def _parse_error(path: Path, fmt: str, exc: Exception) -> DataError:
                          "or pyarrow `to_parquet`. Re-export it, or rename it if it is in another format")
     ragged = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", text)
     if ragged:
-        expected, line, found = ragged.groups()
-        separator = "commas" if fmt == "csv" else "tabs"
-        return DataError(f"{path.name}: line {line} has {found} fields but the header has {expected}; expected one "
-                         f"value per column. Put texts that contain {separator} in double quotes (\"...\")")
+        expected, row, found = (int(n) for n in ragged.groups())
+        return _ragged_error(path, fmt, _file_line(path, fmt, row), found, expected)
     unclosed = re.search(r"EOF inside string starting at row (\d+)", text)
     if unclosed:
         return DataError(f"cannot parse {path.name} as {fmt.upper()}: the quote (\") opened on line "
-                         f"{int(unclosed.group(1)) + 1} is never closed; expected balanced quotes. Close it, or write "
-                         "a quote inside a quoted text as \"\"")
+                         f"{_file_line(path, fmt, int(unclosed.group(1)) + 1)} is never closed; expected balanced "
+                         "quotes. Close it, or write a quote inside a quoted text as \"\"")
     return DataError(f"cannot parse {path} as {fmt.upper()}: {text[:200]}; check the file's format")
+
+
+def _ragged_error(path: Path, fmt: str, line: int, found: int, expected: int) -> DataError:
+    fix = ('Put texts that contain commas in double quotes ("...")' if fmt == "csv"
+           else "TSV has no quoting, so replace tabs inside texts with spaces (or use CSV)")
+    return DataError(f"{path.name}: line {line} has {found} fields but the header has {expected}; expected one "
+                     f"value per column. {fix}")
+
+
+def _csv_options(fmt: str) -> dict:
+    """How the csv module splits CSV/TSV like our pandas reader does: TSV has no quoting convention."""
+    return {"delimiter": ","} if fmt == "csv" else {"delimiter": "\t", "quoting": csv.QUOTE_NONE}
+
+
+def _open_text(path: Path) -> io.TextIOWrapper:
+    return io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", newline="")
+
+
+def _file_line(path: Path, fmt: str, row: int) -> int:
+    """The file line where pandas' 1-based ``row`` (the header and blank lines count) starts.
+
+    They differ when a quoted text spans lines. Only used for messages, so on any trouble ``row`` is returned.
+    """
+    try:
+        with _open_text(path) as handle:
+            reader = csv.reader(handle, **_csv_options(fmt))
+            for count, _ in enumerate(reader, 1):
+                if count == row - 1:
+                    return reader.line_num + 1
+    except Exception:  # noqa: BLE001 - the caller is already reporting a parse error
+        pass
+    return row
+
+
+def _check_header(path: Path, fmt: str) -> None:
+    """Refuse duplicate column names and a first data row longer than the header.
+
+    pandas would silently rename a duplicate to ``label.1``, and take the first field of every row as the index
+    when the first data row has one field more than the header.
+    """
+    header = first = None
+    line = 0
+    try:
+        with _open_text(path) as handle:
+            reader = csv.reader(handle, **_csv_options(fmt))
+            for row in reader:
+                if row and header is None:
+                    header = row
+                elif row:
+                    first = row
+                    break
+                line = reader.line_num
+    except Exception:  # noqa: BLE001 - pandas reads the file next and reports what is wrong with it
+        first = None  # e.g. a first text over the csv module's field size limit: check the header alone
+    if header is not None:
+        _check_columns(path, header)
+    if header is not None and first is not None and len(first) > len(header):
+        raise _ragged_error(path, fmt, line + 1, len(first), len(header))
+
+
+def _json_float(text: str) -> float | str:
+    """A JSON number too large for a float (1e400) keeps its spelling instead of becoming 'inf'."""
+    number = float(text)
+    return number if math.isfinite(number) else text
+
+
+def _json_constant(name: str) -> float | str:
+    """JSON's non-standard NaN stays a missing value; Infinity and -Infinity keep their spelling."""
+    return math.nan if name == "NaN" else name
+
+
+def _json_array_error(path: Path) -> DataError:
+    return DataError(f"{path.name} holds a JSON array; expected JSON Lines (one object per line). Convert it with "
+                     f"`jq -c '.[]' {path.name} > {path.name.split('.')[0]}.jsonl`")
 
 
 def _jsonl_records(path: Path, *, chunksize: int | None = None) -> Iterator[pd.DataFrame]:
     """Parse JSON Lines ourselves, so a bad line is reported by its number; yields frames of ``chunksize`` rows."""
     records: list[dict] = []
     number = 0
+    started = False
     try:
-        with open(path, encoding="utf-8-sig", errors="strict", newline=None) as handle:
+        with io.TextIOWrapper(_open_binary(path), encoding="utf-8-sig", errors="strict", newline=None) as handle:
             for number, line in enumerate(handle, 1):
                 if not line.strip():
                     continue
+                first, started = not started, True
                 try:
-                    value = json.loads(line)
+                    value = json.loads(line, parse_float=_json_float, parse_constant=_json_constant)
                 except (ValueError, RecursionError) as exc:  # JSONDecodeError, too-long integers, deep nesting
+                    if first and line.lstrip().startswith("["):
+                        raise _json_array_error(path) from exc
                     reason = (exc.msg if isinstance(exc, json.JSONDecodeError)
                               else "nested too deeply" if isinstance(exc, RecursionError) else str(exc).split(";")[0])
                     raise DataError(f"line {number} of {path.name} is not valid JSON ({reason}); expected one JSON "
                                     "object per line (JSON Lines). Fix or remove that line") from exc
                 if not isinstance(value, dict):
+                    if first and isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+                        raise _json_array_error(path)
                     kind = {list: "a list", str: "a string", type(None): "null", bool: "a boolean"}.get(
                         type(value), "a number")
                     raise DataError(f"line {number} of {path.name} is {kind}; expected one JSON object per line, "
@@ -325,8 +443,11 @@ def _read_frame(path: Path, fmt: str, *, chunksize: int | None = None):
         _sniff_text_encoding(path)
     try:
         if fmt in ("csv", "tsv"):
+            _check_header(path, fmt)
+            # index_col=False: a row with an extra field is an error, never a silent index column.
             return pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype=str, keep_default_na=False,
-                               na_values=[""], encoding="utf-8-sig", chunksize=chunksize, engine="c")
+                               na_values=[""], encoding="utf-8-sig", chunksize=chunksize, engine="c",
+                               index_col=False, quoting=csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE)
         if fmt == "jsonl":
             frames = _jsonl_records(path, chunksize=chunksize)
             return frames if chunksize else next(frames)
@@ -359,7 +480,8 @@ def read_labeled(path: str | os.PathLike, *, text_column: str | None = None, lab
     text_column, label_column : str, optional
         Column names; default ``text`` and ``label`` (for embedded data: that dataset's columns).
     require_labels : bool
-        When False, a file without the label column loads as unlabelled.
+        When False, a file without the label column loads as unlabelled (unless ``label_column`` is
+        given: a label column asked for by name must exist).
 
     Returns
     -------
@@ -369,19 +491,25 @@ def read_labeled(path: str | os.PathLike, *, text_column: str | None = None, lab
     file_path, spec = _resolve(path)
     _check_file(file_path)
     fmt = detect_format(file_path)
+    named_label = label_column is not None
     text_column = text_column or (spec.text_column if spec else "text")
     label_column = label_column or (spec.label_column if spec and spec.label_column else "label")
+    if label_column == text_column:
+        if require_labels or named_label:
+            raise DataError(f"the text and label columns must differ; got '{text_column}' for both. Pass "
+                            "--text-column and --label-column naming two different columns")
+        label_column = None  # texts from the column that labels would default to: read unlabelled
     frame = _read_frame(file_path, fmt)
     if spec and spec.split:
         frame = frame[frame["split"] == spec.split].reset_index(drop=True)
     fp = Fingerprint(str(path), len(frame), file_sha256(file_path))
-    _check_columns(file_path, frame)
+    _check_columns(file_path, frame.columns)
     if text_column not in frame.columns:
         if len(frame.columns) == 0:
             raise DataError(f"{file_path} has no columns; expected a header row with a '{text_column}' column")
         raise _missing_column(file_path, "text", text_column, list(frame.columns), "--text-column")
-    if label_column not in frame.columns:
-        if require_labels:
+    if label_column is not None and label_column not in frame.columns:
+        if require_labels or named_label:
             raise _missing_column(file_path, "label", label_column, list(frame.columns), "--label-column")
         label_column = None
     return _validate(frame, fp, text_column=text_column, label_column=label_column, **_numbering(fmt))
@@ -399,11 +527,13 @@ def _numbering(fmt: str, start: int = 0) -> dict:
     return {"first": (2 if fmt in ("csv", "tsv") else 1) + start, "unit": "line"}
 
 
-def _check_columns(path: Path, frame: pd.DataFrame) -> None:
-    duplicated = sorted({str(c) for c in frame.columns[frame.columns.duplicated()]})
+def _check_columns(path: Path, columns) -> None:
+    """Refuse duplicate column names (empty header cells are left to pandas, which names them 'Unnamed: N')."""
+    names = [str(c) for c in columns]
+    duplicated = sorted({n for n in names if n and names.count(n) > 1})
     if duplicated:
-        raise DataError(f"{path.name} has more than one column named {', '.join(duplicated)}; expected unique "
-                        "column names. Rename the duplicates")
+        raise DataError(f"{path.name} has more than one column named {', '.join(map(repr, duplicated))}; expected "
+                        "unique column names. Rename the duplicates")
 
 
 def _rows(positions, first: int = 2, limit: int = 5) -> str:
@@ -568,7 +698,7 @@ def iter_text_chunks(path: str | os.PathLike, *, text_column: str | None = None,
             break
         if spec and spec.split:
             chunk = chunk[chunk["split"] == spec.split]
-        _check_columns(file_path, chunk)
+        _check_columns(file_path, chunk.columns)
         if text_column not in chunk.columns:
             raise _missing_column(file_path, "text", text_column, list(chunk.columns), "--text-column")
         if len(chunk) == 0:
@@ -587,14 +717,17 @@ def atomic_write_frame(frame: pd.DataFrame, destination: str | os.PathLike) -> P
     """Write a frame as CSV/TSV/JSONL/Parquet (by extension) beside the target, then rename into place."""
     destination = Path(destination)
     fmt = detect_format(destination)
+    compression = _compression(destination)  # the temporary name's extension would not tell pandas
+    if fmt == "tsv":
+        _check_tsv_values(frame, destination)
     tmp = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
     try:
         if fmt == "csv":
-            frame.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL)
+            frame.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL, compression=compression)
         elif fmt == "tsv":
-            frame.to_csv(tmp, index=False, sep="\t")
+            frame.to_csv(tmp, index=False, sep="\t", quoting=csv.QUOTE_NONE, compression=compression)
         elif fmt == "jsonl":
-            frame.to_json(tmp, orient="records", lines=True, force_ascii=False)
+            frame.to_json(tmp, orient="records", lines=True, force_ascii=False, compression=compression)
         else:
             frame.to_parquet(tmp, index=False)
         os.replace(tmp, destination)
@@ -602,6 +735,17 @@ def atomic_write_frame(frame: pd.DataFrame, destination: str | os.PathLike) -> P
         if tmp.exists():
             tmp.unlink()
     return destination
+
+
+def _check_tsv_values(frame: pd.DataFrame, destination: Path) -> None:
+    """TSV is read without quoting, so a tab or line break inside a value cannot be written faithfully."""
+    for column in frame.columns:
+        values = [str(column), *frame[column].tolist()]
+        bad = next((i for i, v in enumerate(values) if isinstance(v, str) and any(c in v for c in "\t\r\n")), None)
+        if bad is not None:
+            where = "its name" if bad == 0 else f"row {bad}"
+            raise DataError(f"cannot write {destination.name} as TSV: column '{column}' has a tab or line break "
+                            f"({where}); TSV has no way to quote them. Write a .csv, .jsonl or .parquet file instead")
 
 
 def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
