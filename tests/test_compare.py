@@ -200,3 +200,123 @@ def test_rows_stored_before_settings_named_the_selection_are_adopted_by_their_ke
         with sqlite3.connect(tmp_path / "runs.sqlite") as db:
             db.execute("UPDATE runs SET settings=? WHERE strategy='scratch'", (garbage,))
         assert store.adopt(200, 0, now.run_key(), lambda row: now.same_run(row, [200])) == 0, garbage
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def _small(**kw):
+    return _config(**{"sizes": [20], "seeds": 1, "strategies": ["finetune"], "baselines": [], **kw})
+
+
+def _shuffled_labels(small_bills, path):
+    frame = pd.read_csv(small_bills)
+    frame.assign(label=frame.label.sample(frac=1, random_state=1).to_numpy()).to_csv(path, index=False)
+    return path
+
+
+def _trained(**kw) -> list:
+    trained = []
+    compare(**kw, on_run=lambda row: trained.append(row["strategy"]))
+    return trained
+
+
+def test_stored_runs_are_tied_to_their_inputs(news_model, small_bills, tmp_path):
+    """Other target rows, test rows or source weights are refused, not shown the stored numbers."""
+    import torch
+
+    from textshift.model import Classifier
+
+    out = tmp_path / "c"
+    first = compare(news_model, small_bills, out_dir=out, config=_small())
+    other = _shuffled_labels(small_bills, tmp_path / "other.csv")
+    with pytest.raises(ConfigError, match=r"holds runs of other inputs \(target: bills_small.csv .* other.csv"):
+        compare(news_model, other, out_dir=out, config=_small())
+    with pytest.raises(ConfigError, match=r"test: held-out 0.3 of bills_small.csv .* other.csv .*--overwrite"):
+        compare(news_model, small_bills, test=other, out_dir=out, config=_small())
+    changed = Classifier.load(news_model)
+    with torch.no_grad():
+        next(changed.model.parameters()).add_(0.01)
+    with pytest.raises(ConfigError, match=r"source: news-model .* there, <in-memory model> .* now"):
+        compare(changed, small_bills, out_dir=out, config=_small())
+    assert _trained(source=news_model, target=small_bills, out_dir=out, config=_small()) == []  # same inputs
+    # --overwrite starts over with the new inputs; the old ones are then the other inputs
+    retrained = _trained(source=news_model, target=other, out_dir=out, config=_small(), overwrite=True)
+    assert retrained == ["finetune", "recommended"]
+    with pytest.raises(ConfigError, match="holds runs of other inputs"):
+        compare(news_model, small_bills, out_dir=out, config=_small())
+    assert first.runs.strategy.tolist() == ["finetune", "recommended"]
+
+
+def test_store_without_recorded_inputs_records_them(news_model, small_bills, tmp_path):
+    """A store written before inputs were recorded keeps its runs and is tied to the inputs of its next use."""
+    out = tmp_path / "c"
+    compare(news_model, small_bills, out_dir=out, config=_small())
+    with sqlite3.connect(out / "runs.sqlite") as db:
+        db.execute("DROP TABLE inputs")  # what older versions wrote
+    assert _trained(source=news_model, target=small_bills, out_dir=out, config=_small()) == []
+    with sqlite3.connect(out / "runs.sqlite") as db:
+        assert {row[0] for row in db.execute("SELECT name FROM inputs")} == {"target", "test", "source"}
+    with pytest.raises(ConfigError, match="holds runs of other inputs"):
+        compare(news_model, _shuffled_labels(small_bills, tmp_path / "other.csv"), out_dir=out, config=_small())
+
+
+def test_run_key_does_not_depend_on_inputs():
+    """Benchmark stores look runs up by ``CompareConfig(...).run_key()``: it stays a hash of the settings alone."""
+    from textshift.training import TrainConfig
+
+    assert CompareConfig().run_key() == CompareConfig(sizes=[7], strategies=["zero-shot"]).run_key()
+    assert CompareConfig().run_key() != CompareConfig(train=TrainConfig(min_val_rows=50)).run_key()
+
+
+def test_zero_shot_alone_is_the_recommendation(news_model, small_bills, tmp_path):
+    with pytest.raises(ConfigError, match="no strategy given"):
+        CompareConfig(strategies=[])
+    with pytest.raises(ConfigError, match="no candidate to recommend"):
+        CompareConfig(candidates=[])
+    assert CompareConfig(strategies=["zero-shot"]).candidates == ["zero-shot"]
+    assert CompareConfig(strategies=["zero-shot", "finetune"]).candidates == ["finetune"]
+    result = compare(news_model, small_bills, out_dir=tmp_path / "c",
+                     config=_small(strategies=["zero-shot"], baselines=["tfidf-svm"]))
+    assert result.recommended == "zero-shot"
+    assert set(result.runs.strategy) == {"zero-shot", "tfidf-svm", "recommended"}
+
+
+def test_cli_compare_refuses_outputs_it_cannot_use(news_model, small_bills, tmp_path, run_cli):
+    import shutil
+
+    options = ["--sizes", "20", "--seeds", "1", "--strategies", "finetune", "--baselines", "none", "--epochs", "1"]
+    a_file = tmp_path / "notes.csv"
+    a_file.write_text("keep me\n")
+    model_copy = tmp_path / "model-copy"
+    shutil.copytree(news_model, model_copy)
+    for output, message in ((a_file, "is a file"), (model_copy, "is a textshift model folder"),
+                            (news_model, "would replace the source model")):
+        result = run_cli("compare", news_model, small_bills, "-o", output, *options)
+        assert result.exit_code == 2 and message in result.stderr, result
+        assert len(result.stderr.strip().splitlines()) == 1, result
+    assert a_file.read_text() == "keep me\n" and not (model_copy / "runs.sqlite").exists()
+    assert not (news_model / "runs.sqlite").exists()
+    result = run_cli("compare", news_model, small_bills, "-o", tmp_path / "c", *options[:4], "--strategies", "")
+    assert result.exit_code == 2 and "no strategy given" in result.stderr and not (tmp_path / "c").exists()
+    result = run_cli("compare", news_model, small_bills, "-o", tmp_path / "c", *options, "-q")
+    assert result.exit_code == 0, result
+    other = _shuffled_labels(small_bills, tmp_path / "other.csv")
+    result = run_cli("compare", news_model, other, "-o", tmp_path / "c", *options, "-q")
+    assert result.exit_code == 2 and "holds runs of other inputs" in result.stderr, result
+    assert len(result.stderr.strip().splitlines()) == 1, result
+    result = run_cli("compare", news_model, other, "-o", tmp_path / "c", *options, "-q", "--overwrite")
+    assert result.exit_code == 0, result
+
+
+def test_cli_demo_checks_its_options_before_training(tiny_backbone, tmp_path, run_cli):
+    out = tmp_path / "d"
+    a_file = tmp_path / "notes.csv"
+    a_file.write_text("keep me\n")
+    for args, message in ((["-o", out, "--sizes", "abc", "--strategies", "bogus", "--seeds", "0"], "comma-separated"),
+                          (["-o", out, "--strategies", "bogus"], "unknown strategy"),
+                          (["-o", out, "--seeds", "0"], "seeds must be >= 1"),
+                          (["-o", out, "--sizes", "5000"], "larger than"),
+                          (["-o", a_file], "is a file")):
+        result = run_cli("demo", "--backbone", tiny_backbone, "--epochs", "1", *args)
+        assert result.exit_code == 2 and message in result.stderr, result
+        assert not out.exists()
+    assert a_file.read_text() == "keep me\n"

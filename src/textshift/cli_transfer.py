@@ -67,13 +67,13 @@ def transfer(
 
     from textshift.cli import _train_config
     from textshift.data import read_labeled
-    from textshift.model import prepare_output_dir
+    from textshift.model import check_output_folder
     from textshift.transfer import TransferConfig, load_source
     from textshift.transfer import transfer as run_transfer
 
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{strategy}'; expected one of {', '.join(STRATEGIES)}")
-    prepare_output_dir(output, overwrite=overwrite)
+    check_output_folder(output, overwrite=overwrite, inputs=(source_model,))
     checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     source = load_source(source_model)
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
@@ -120,7 +120,8 @@ def _print_summary(result) -> None:
     console.print(f"report: {result.out_dir / 'report.html'}")
 
 
-def _run_compare(source, target, test, out_dir, config, *, source_data=None, unlabeled=None, quiet=False):
+def _run_compare(source, target, test, out_dir, config, *, source_data=None, unlabeled=None, quiet=False,
+                 overwrite=False):
     from textshift.compare import compare as run_compare
 
     started = time.perf_counter()
@@ -132,7 +133,8 @@ def _run_compare(source, target, test, out_dir, config, *, source_data=None, unl
                               f"{time.perf_counter() - started:.0f}s)", highlight=False)
 
     return run_compare(source, target, test=test, out_dir=out_dir, config=config, source_data=source_data,
-                       unlabeled_texts=unlabeled, on_run=on_run, progress=_progress_enabled(quiet))
+                       unlabeled_texts=unlabeled, on_run=on_run, progress=_progress_enabled(quiet),
+                       overwrite=overwrite)
 
 
 @app.command()
@@ -145,7 +147,9 @@ def compare(
     sizes: Annotated[str, typer.Option(help="Comma-separated numbers of labelled target rows.")
                      ] = "50,100,200,500,1000",
     seeds: Annotated[int, typer.Option(help="Seeds (samples) per size.")] = 3,
-    strategies: Annotated[str, typer.Option(help=f"Comma-separated strategies. {STRATEGY_LIST}.")
+    strategies: Annotated[str, typer.Option(help=f"Comma-separated strategies (at least one). {STRATEGY_LIST}. "
+                                                 "zero-shot alone compares the source model as it is with the "
+                                                 "baselines, and is then the recommendation.")
                           ] = "scratch,finetune",
     baselines: Annotated[str, typer.Option(help="Comma-separated baselines: tfidf-svm, frozen-lr, or 'none'.")
                          ] = "tfidf-svm,frozen-lr",
@@ -157,20 +161,25 @@ def compare(
     unlabeled: Annotated[str | None, typer.Option(help="adapt: extra unlabelled target texts.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto].")] = None,
     logit_adjust: LogitAdjust = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete the runs stored in OUTPUT (and its "
+                                                                "recommended model) and start over.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Run strategies and baselines over growing numbers of target labels and seeds, and recommend the best.
 
     Reports learning curves and saves the recommended model. Re-running resumes: finished runs are skipped, and
-    runs stored under other settings are reused where those settings train the sample the same way.
+    runs stored under other settings are reused where those settings train the sample the same way. OUTPUT
+    holds the runs of one target, test data and source model: other inputs are refused (use another -o, or
+    --overwrite).
 
     Example: textshift compare news-model embedded:bills-train --test embedded:bills-test --sizes 100,300 --seeds 1
     """
     from textshift.cli import _train_config
-    from textshift.compare import CompareConfig
+    from textshift.compare import CompareConfig, check_output
     from textshift.data import read_labeled
     from textshift.transfer import load_source
 
+    check_output(output, source=source_model)
     config = CompareConfig(sizes=_split_list(sizes, kind=int), seeds=seeds,
                            strategies=_split_list(strategies),
                            baselines=[] if baselines == "none" else _split_list(baselines),
@@ -183,7 +192,8 @@ def compare(
     try:
         result = _run_compare(source, target, test_rows, output, config,
                               source_data=read_labeled(source_data) if source_data else None,
-                              unlabeled=_read_unlabeled(unlabeled, text_column), quiet=quiet)
+                              unlabeled=_read_unlabeled(unlabeled, text_column), quiet=quiet,
+                              overwrite=overwrite)
     except TextshiftError:
         if created and output.is_dir() and not any(output.iterdir()):
             output.rmdir()  # leave nothing behind when the comparison could not start
@@ -216,13 +226,22 @@ def demo(
     Example: textshift demo
     """
     from textshift.cli import _train_config
-    from textshift.compare import CompareConfig
+    from textshift.compare import CompareConfig, check_output, check_sizes
     from textshift.data import read_labeled
     from textshift.model import Classifier, is_model_folder
     from textshift.training import train_classifier
 
-    output.mkdir(parents=True, exist_ok=True)
+    # Every option is checked before the news model's minutes of training.
+    config = CompareConfig(sizes=_split_list(sizes, kind=int), seeds=seeds, strategies=_split_list(strategies),
+                           train=_train_config(epochs=epochs))
+    news_config = _train_config(epochs=epochs if epochs is not None else 3)
+    bills_train, bills_test = read_labeled("embedded:bills-train"), read_labeled("embedded:bills-test")
+    check_sizes(config.sizes, len(bills_train))
     news_model = output / "news-model"
+    check_output(output)
+    check_output(output / "compare", source=news_model)
+    output.mkdir(parents=True, exist_ok=True)
+    trained = False
     if is_model_folder(news_model):
         if not quiet:
             err_console.print(f"reusing the news model in {news_model}")
@@ -233,19 +252,18 @@ def demo(
             err_console.print(f"1/2 training a news-topic model on {len(news):,} New York Times headlines "
                               f"({len(news.classes)} topics)…")
         # Three epochs keep the whole demo within about 15 minutes on two CPU cores.
-        classifier, result = train_classifier(news, backbone=backbone,
-                                              config=_train_config(epochs=epochs if epochs is not None else 3),
+        classifier, result = train_classifier(news, backbone=backbone, config=news_config,
                                               progress=_progress_enabled(quiet))
         classifier.save(news_model)
+        trained = True
         if not quiet:
             err_console.print(f"    done in {result.seconds:.0f}s; validation macro-F1 "
                               f"{result.val_metrics.get('val_macro_f1', float('nan')):.3f}")
     if not quiet:
         err_console.print("2/2 comparing strategies on the US bills (scored on the 1,449 test bills)…")
-    config = CompareConfig(sizes=_split_list(sizes, kind=int), seeds=seeds, strategies=_split_list(strategies),
-                           train=_train_config(epochs=epochs))
-    result = _run_compare(news_model, read_labeled("embedded:bills-train"), read_labeled("embedded:bills-test"),
-                          output / "compare", config, quiet=quiet)
+    # A news model trained just now makes the runs of an earlier one in compare/ stale: they are started over.
+    result = _run_compare(news_model, bills_train, bills_test, output / "compare", config, quiet=quiet,
+                          overwrite=trained)
     if quiet:
         _print_json({"recommended": result.recommended, "answer": result.answer,
                      "report": str(result.out_dir / "report.html")})

@@ -3,8 +3,11 @@
 For each size ``k`` and seed, a stratified sample of ``k`` labelled target rows is drawn; every strategy and
 baseline is trained on exactly that sample and scored on the same test rows. The recommended strategy is
 chosen on the sample alone: each candidate is scored on 25% of it after training on the other 75% (the test rows
-are never looked at; by default only the head is trained for this choice, see ``CompareConfig.selection``). Every finished run is written to ``runs.sqlite`` at once, so a killed comparison resumes
-where it stopped and gives the same table.
+are never looked at; by default only the head is trained for this choice, see ``CompareConfig.selection``). Every
+finished run is written to ``runs.sqlite`` at once, so a killed comparison resumes where it stopped and gives the
+same table. The store also records what its runs were made from (the target and test rows, the source model's
+weights, any unlabelled or source rows given); a later call with other inputs is refused rather than shown the old
+numbers.
 
 Example
 -------
@@ -21,6 +24,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import sqlite3
 import time
 from collections import Counter
@@ -34,9 +38,9 @@ import pandas as pd
 
 from textshift.baselines import BASELINES, EmbeddingCache
 from textshift.data import TextData, read_labeled
-from textshift.errors import ConfigError, DataError
+from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.evaluate import evaluate_predictions
-from textshift.model import Classifier
+from textshift.model import Classifier, is_model_folder
 from textshift.training import TrainConfig, stratified_holdout
 from textshift.transfer import STRATEGIES, TransferConfig, load_source, source_training_data, transfer
 
@@ -58,11 +62,13 @@ class CompareConfig:
     seeds : int
         Seeds per size (0 .. seeds-1); each seed draws its own sample.
     strategies : list of str
-        Transfer strategies to run (see :data:`textshift.transfer.STRATEGIES`).
+        Transfer strategies to run (see :data:`textshift.transfer.STRATEGIES`); at least one. ``zero-shot`` alone
+        compares the source model as it is with the baselines, and is then the recommendation.
     baselines : list of str
         Reference baselines: ``tfidf-svm``, ``frozen-lr``.
     candidates : list of str or None
-        Strategies the recommendation chooses among (default: the trained strategies in ``strategies``).
+        Strategies the recommendation chooses among (default: the trained strategies in ``strategies``, or
+        ``["zero-shot"]`` when that is the only strategy).
     inner_fraction : float
         Share of each sample held out to choose the recommended strategy.
     selection : str
@@ -97,18 +103,25 @@ class CompareConfig:
         self.sizes = sorted(set(int(k) for k in self.sizes))
         if self.seeds < 1:
             raise ConfigError(f"seeds must be >= 1; got {self.seeds}")
+        if not self.strategies:
+            raise ConfigError(f"no strategy given; expected at least one of {', '.join(STRATEGIES)}. "
+                              "Pass e.g. --strategies scratch,finetune")
         unknown = [s for s in self.strategies if s not in STRATEGIES]
         if unknown:
             raise ConfigError(f"unknown strategy {unknown[0]!r}; expected some of {', '.join(STRATEGIES)}")
         unknown = [b for b in self.baselines if b not in BASELINES]
         if unknown:
             raise ConfigError(f"unknown baseline {unknown[0]!r}; expected some of {', '.join(BASELINES)}")
-        trainable = [s for s in self.strategies if s != "zero-shot"]
+        # zero-shot trains nothing, so the inner hold-out cannot score it; alone, it is the only choice there is.
+        choosable = [s for s in self.strategies if s != "zero-shot"] or ["zero-shot"]
         if self.candidates is None:
-            self.candidates = trainable
-        bad = [c for c in self.candidates if c not in trainable]
+            self.candidates = choosable
+        bad = [c for c in self.candidates if c not in choosable]
         if bad:
-            raise ConfigError(f"candidate {bad[0]!r} is not among the trained strategies {trainable}")
+            raise ConfigError(f"candidate {bad[0]!r} is not among the trained strategies {choosable}")
+        if self.recommend and not self.candidates:
+            raise ConfigError(f"no candidate to recommend; expected some of {choosable}. Pass --candidates "
+                              f"{','.join(choosable)}, or recommend=False")
         if self.selection not in ("probe", "holdout"):
             raise ConfigError(f"selection must be 'probe' or 'holdout'; got {self.selection!r}")
         if not 0 < self.inner_fraction < 0.5:
@@ -212,7 +225,11 @@ def sample_stratified(labels: list[str], k: int, seed: int) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------------ storage
 class RunStore:
-    """Finished runs in SQLite: one row per (strategy, k, seed, settings hash), committed as soon as it ends."""
+    """Finished runs in SQLite: one row per (strategy, k, seed, settings hash), committed as soon as it ends.
+
+    The ``inputs`` table names what every run of the store was made from (see :func:`input_digests`); stores
+    written before it existed have it empty.
+    """
 
     def __init__(self, path: Path):
         self.path = path
@@ -221,6 +238,7 @@ class RunStore:
                 strategy TEXT, k INTEGER, seed INTEGER, run_key TEXT, accuracy REAL, macro_f1 REAL,
                 train_seconds REAL, per_class TEXT, settings TEXT, chosen TEXT, finished_at TEXT,
                 PRIMARY KEY (strategy, k, seed, run_key))""")
+            db.execute("CREATE TABLE IF NOT EXISTS inputs (name TEXT PRIMARY KEY, label TEXT, sha256 TEXT)")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -264,6 +282,112 @@ class RunStore:
         with closing(self._connect()) as db:
             return pd.read_sql_query("SELECT * FROM runs WHERE run_key=? ORDER BY k, strategy, seed", db,
                                      params=(run_key,))
+
+    def count(self) -> int:
+        """Number of stored runs, under every settings hash."""
+        with closing(self._connect()) as db:
+            return db.execute("SELECT COUNT(*) FROM runs").fetchone()[0]
+
+    def inputs(self) -> dict[str, dict]:
+        """The recorded inputs, ``{name: {"label": ..., "sha256": ...}}`` (empty when none were recorded)."""
+        with closing(self._connect()) as db:
+            rows = db.execute("SELECT name, label, sha256 FROM inputs").fetchall()
+        return {name: {"label": label, "sha256": sha256} for name, label, sha256 in rows}
+
+    def record_inputs(self, inputs: dict[str, dict]) -> None:
+        """Replace the recorded inputs."""
+        with closing(self._connect()) as db, db:
+            db.execute("DELETE FROM inputs")
+            db.executemany("INSERT INTO inputs VALUES (?,?,?)",
+                           [(name, value["label"], value["sha256"]) for name, value in inputs.items()])
+
+    def clear(self) -> None:
+        """Delete every stored run and the recorded inputs."""
+        with closing(self._connect()) as db, db:
+            db.execute("DELETE FROM runs")
+            db.execute("DELETE FROM inputs")
+
+
+# ------------------------------------------------------------------------------------------------ inputs
+def data_digest(data: TextData) -> str:
+    """sha256 of the rows' texts and labels, in order (what a run sees, whatever file or columns they came from)."""
+    digest = hashlib.sha256()
+    digest.update(json.dumps(data.texts).encode())
+    digest.update(json.dumps(data.labels if data.has_labels else None).encode())
+    return digest.hexdigest()
+
+
+def model_digest(model: Classifier) -> str:
+    """sha256 of a model's class names and weights (the same for the same weights, wherever they are stored)."""
+    import torch
+
+    digest = hashlib.sha256(json.dumps(model.labels).encode())
+    for name, tensor in sorted(model.model.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
+
+
+def input_digests(source: Classifier, target: TextData, test: TextData, *, test_name: str,
+                  unlabeled_texts: list[str] | None = None, source_data: TextData | None = None) -> dict[str, dict]:
+    """What a comparison's runs are made from, ``{name: {"label": shown to users, "sha256": compared}}``."""
+    inputs = {"target": {"label": _data_name(target), "sha256": data_digest(target)},
+              "test": {"label": test_name, "sha256": data_digest(test)},
+              "source": {"label": Path(str(source.meta.extra.get("path", "<in-memory model>"))).name,
+                         "sha256": model_digest(source)}}
+    if unlabeled_texts is not None:
+        inputs["unlabeled"] = {"label": f"{len(unlabeled_texts)} texts",
+                               "sha256": hashlib.sha256(json.dumps(list(unlabeled_texts)).encode()).hexdigest()}
+    if source_data is not None:
+        inputs["source-data"] = {"label": _data_name(source_data), "sha256": data_digest(source_data)}
+    return inputs
+
+
+def _data_name(data: TextData) -> str:
+    return Path(str(data.fingerprint.path)).name
+
+
+def check_inputs(store: RunStore, inputs: dict[str, dict], out: Path) -> None:
+    """Refuse a store whose runs were made from other inputs; record the inputs where none are recorded."""
+    stored = store.inputs()
+    if stored and store.count():
+        changed = [name for name in [*inputs, *(name for name in stored if name not in inputs)]
+                   if (stored.get(name) or {}).get("sha256") != (inputs.get(name) or {}).get("sha256")]
+        if changed:
+            what = "; ".join(f"{name}: {_show_input(stored.get(name))} there, {_show_input(inputs.get(name))} now"
+                             for name in changed)
+            raise ConfigError(f"{out} holds runs of other inputs ({what}); expected the same inputs to resume. "
+                              "Use another -o, or --overwrite to start over")
+    if stored != inputs:  # a new store, one written before inputs were recorded, or one without runs yet
+        store.record_inputs(inputs)
+
+
+def _show_input(value: dict | None) -> str:
+    return f"{value['label']} ({value['sha256'][:8]})" if value else "none"
+
+
+def check_output(out: str | os.PathLike, *, source: str | os.PathLike | None = None) -> None:
+    """Fail at once if ``out`` cannot hold a comparison: a file, a model folder, or the source model's folder (as
+    ``out`` or as the ``recommended-model/`` a comparison saves into it)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputExistsError(f"{out} exists and is a file; expected a folder for the results. Choose another -o")
+    if source is not None and Path(source).exists():
+        for folder in (out, out / MODEL_DIR):
+            if folder.exists() and folder.samefile(source):
+                raise OutputExistsError(f"{out} would replace the source model {source}; expected another output "
+                                        "folder, since textshift never replaces its input. Choose another -o")
+    if out.is_dir() and is_model_folder(out):
+        raise OutputExistsError(f"{out} is a textshift model folder; expected a new or comparison folder, so the "
+                                "model is left as it is. Choose another -o")
+
+
+def check_sizes(sizes: list[int], available: int) -> None:
+    """Every sample size must fit in the ``available`` labelled target rows."""
+    for k in sizes:
+        if k > available:
+            raise DataError(f"size {k} is larger than the {available} labelled target rows available for "
+                            f"sampling; expected sizes <= {available}. Pass smaller --sizes")
 
 
 # ------------------------------------------------------------------------------------------------ summary
@@ -337,7 +461,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
             out_dir: str | os.PathLike, test: str | os.PathLike | TextData | None = None,
             config: CompareConfig | None = None, source_data: TextData | None = None,
             unlabeled_texts: list[str] | None = None, on_run: Callable[[dict], None] | None = None,
-            progress: bool = False) -> CompareResult:
+            progress: bool = False, overwrite: bool = False) -> CompareResult:
     """Run the comparison (resuming from ``out_dir/runs.sqlite``) and write ``report.html`` there.
 
     Parameters
@@ -353,37 +477,49 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
         Test rows; default: a stratified ``config.test_fraction`` of ``target``.
     on_run : callable, optional
         Called with each finished run's record (for progress display).
+    overwrite : bool
+        Delete the runs stored in ``out_dir`` (and its recommended model) and start over. Without it, a folder
+        whose runs were made from other inputs (target, test rows, source model, unlabelled or source rows) is
+        refused with a :class:`~textshift.errors.ConfigError`.
     """
     config = config or CompareConfig()
     out = Path(out_dir)
+    check_output(out, source=source.meta.extra.get("path") if isinstance(source, Classifier) else source)
     source_model = source if isinstance(source, Classifier) else load_source(source)
     target_data = target if isinstance(target, TextData) else read_labeled(target)
     if test is None:
         pool_pos, test_pos = stratified_holdout(target_data.labels, config.test_fraction, seed=12345)
         test_data, pool = target_data.subset(test_pos), target_data.subset(pool_pos)
+        test_name = f"held-out {config.test_fraction:g} of {_data_name(target_data)}"
     else:
         test_data = test if isinstance(test, TextData) else read_labeled(test)
         pool = target_data
+        test_name = _data_name(test_data)
     unseen = sorted(set(test_data.labels) - set(pool.labels))
     if unseen:
         logger.warning("test labels never seen in the target rows: %s", unseen)
-    for k in config.sizes:
-        if k > len(pool):
-            raise DataError(f"size {k} is larger than the {len(pool)} labelled target rows available for "
-                            f"sampling; expected sizes <= {len(pool)}. Pass smaller --sizes")
+    check_sizes(config.sizes, len(pool))
     shared = set(pool.labels) & set(source_model.labels)
     needs_shared = [s for s in config.strategies if s in ("finetune", "adapt", "zero-shot")]
     if needs_shared and not shared:
         raise DataError(f"the target's classes share no name with the source model's; expected at least one common "
                         f"class for {', '.join(needs_shared)}. Use --strategies scratch,encoder to reuse only the "
                         "encoder")
+    inputs = input_digests(source_model, target_data, test_data, test_name=test_name,
+                           unlabeled_texts=unlabeled_texts, source_data=source_data)
     if "joint" in config.strategies and source_data is None:
         source_data = source_training_data(source_model)
         if source_data is None:
             raise DataError("the 'joint' strategy needs the source's labelled data and the source model's "
                             "training file cannot be found; pass --source-data FILE or drop 'joint'")
+    if not overwrite and (out / RUNS_FILE).exists():
+        check_inputs(RunStore(out / RUNS_FILE), inputs, out)  # before the folder is touched
     out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be usable
     store = RunStore(out / RUNS_FILE)
+    if overwrite:
+        store.clear()
+        shutil.rmtree(out / MODEL_DIR, ignore_errors=True)  # check_output made sure it is not the source
+    check_inputs(store, inputs, out)
     key = config.run_key()
     encoder_cache: EmbeddingCache | None = None
     model_dir: Path | None = None
