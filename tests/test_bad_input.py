@@ -203,6 +203,28 @@ class Case:
     expect: str
 
 
+def _no_tokenizer(folder: Path) -> None:
+    for name in ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+
+
+def _settings_not_object(folder: Path) -> None:
+    _edit_json(folder, "textshift.json", lambda meta: meta.update(settings=[1]))
+
+
+def _metrics_null(folder: Path) -> None:
+    _edit_json(folder, "textshift.json", lambda meta: meta.update(metrics=None))
+
+
+def _into_itself(command: str, *extra: str) -> Callable[[Ctx], list]:
+    """A command whose -o is its own input model folder (a copy of the trained model)."""
+    def argv(c: Ctx) -> list:
+        folder = c.copy_model()
+        return [command, folder, c.bills, "-o", folder, *extra]
+
+    return argv
+
+
 BAD = [
     # train
     Case("train-unclosed-quote", lambda c: ["train", c.file("d.csv", UNCLOSED_QUOTE), "-o", c.out(), *c.tiny],
@@ -275,7 +297,17 @@ BAD = [
                                                      "--confusion", c.out("cm.png")], "Pass --label-column topic"),
     Case("evaluate-missing-model", lambda c: ["evaluate", c.tmp / "no-model", c.bills, "--confusion",
                                               c.out("cm.png")], "model folder"),
+    Case("evaluate-confusion-not-png", lambda c: ["evaluate", c.trained, c.bills, "--confusion",
+                                                  c.file("d.csv", GOOD)], "must name a .png file"),
+    Case("evaluate-confusion-exists", lambda c: ["evaluate", c.trained, c.bills, "--confusion",
+                                                 c.file("cm.png", b"a user's picture")], "pass --overwrite"),
+    Case("evaluate-confusion-missing-folder", lambda c: ["evaluate", c.trained, c.bills, "--confusion",
+                                                         c.tmp / "no" / "cm.png"], "does not exist"),
     # info
+    Case("info-no-tokenizer", lambda c: ["info", c.copy_model(_no_tokenizer)], "has no tokenizer files"),
+    Case("info-settings-not-object", lambda c: ["info", c.copy_model(_settings_not_object)],
+         "'settings' is a JSON array, expected a JSON object"),
+    Case("info-metrics-null", lambda c: ["info", c.copy_model(_metrics_null)], "'metrics' is a JSON null"),
     Case("info-tokenizer-vocab-vs-weights", lambda c: ["info", c.copy_model(_bigger_tokenizer)],
          "the tokenizer has 2005 tokens but model.safetensors embeds only 1505"),
     Case("info-config-vocab-vs-weights", lambda c: ["info", c.copy_model(_other_vocab_size)],
@@ -304,6 +336,20 @@ BAD = [
     Case("transfer-broken-unlabeled", lambda c: ["transfer", c.trained, c.bills, "-o", c.out(), "--strategy",
                                                  "adapt", "--unlabeled", c.file("u.csv", UNCLOSED_QUOTE),
                                                  "--epochs", "1"], "is never closed"),
+    Case("transfer-into-its-source", _into_itself("transfer", "--strategy", "zero-shot"),
+         "is the input model folder"),
+    Case("transfer-over-a-model", lambda c: ["transfer", c.trained, c.bills, "-o", c.copy_model(), "--strategy",
+                                             "zero-shot"], "already exists (a textshift model folder)"),
+    # train
+    Case("train-over-a-model", lambda c: ["train", c.news, "-o", c.copy_model(), *c.tiny],
+         "already exists (a textshift model folder); expected a new folder. Pass --overwrite"),
+    Case("train-max-length-over-positions", lambda c: ["train", c.news, "-o", c.out(), *c.tiny, "--max-length",
+                                                       "512"], "longer than this model takes (128 tokens"),
+    # predict
+    Case("predict-meta-device", lambda c: ["predict", c.trained, c.bills, "-o", c.out("p.csv"), "--device",
+                                           "meta"], "cannot run a model"),
+    Case("predict-compressed-output", lambda c: ["predict", c.trained, c.bills, "-o", c.out("p.csv.gz")],
+         "Use a .csv path"),
     # compare
     Case("compare-sizes-not-numbers", lambda c: ["compare", c.trained, c.bills, "-o", c.out(), "--sizes", "ten,20"],
          "comma-separated list of ints"),
@@ -324,7 +370,9 @@ BAD = [
          "'epochs' setting must be >= 0"),
     Case("grow-mismatched-model", lambda c: ["grow", c.copy_model(_fewer_labels), c.bills, "-o", c.out(), *FAST],
          "config.json has 3 labels"),
+    Case("grow-into-itself", _into_itself("grow", *FAST), "is the input model folder"),
     # inspect
+    Case("inspect-over-a-folder", lambda c: ["inspect", c.bills, "-o", c.copy_model()], "already exists"),
     Case("inspect-empty-file", lambda c: ["inspect", c.file("d.csv", b""), "-o", c.out()], "empty (0 bytes)"),
     Case("inspect-missing-file", lambda c: ["inspect", c.tmp / "none.jsonl", "-o", c.out()], "not found"),
     Case("inspect-random-jsonl", lambda c: ["inspect", c.file("d.jsonl", RANDOM_BYTES), "-o", c.out()],
@@ -332,6 +380,9 @@ BAD = [
     Case("inspect-null-label", lambda c: ["inspect", _jsonl_null_label(c), "-o", c.out()], "missing label"),
     Case("inspect-broken-model", lambda c: ["inspect", c.bills, "-o", c.out(), "--model",
                                             c.copy_model(_other_vocab_size)], "vocab_size"),
+    # review
+    Case("review-port-out-of-range", lambda c: ["review", c.file("d.csv", GOOD), "--port", "99999"],
+         "--port must be between 0 and 65535"),
     # review --export
     Case("review-export-no-log", lambda c: ["review", c.file("d.csv", GOOD), "--export", c.out("clean.csv")],
          "no edit log"),
@@ -412,6 +463,21 @@ def test_numeric_labels_match_whatever_their_type(model, tmp_path, run_cli):
     assert json.loads(result.stdout)["unseen_labels"] == []
     parquet = tmp_path / "d.parquet"
     pd.DataFrame({"text": ["war", "health"], "label": [1.0, 4.0]}).to_parquet(parquet)
-    result = run_cli("evaluate", numbers, parquet, "--confusion", tmp_path / "cm.png", "-q")
+    result = run_cli("evaluate", numbers, parquet, "--confusion", tmp_path / "cm.png", "--overwrite", "-q")
     assert result.exit_code == 0, result
     assert json.loads(result.stdout)["unseen_labels"] == []
+
+
+def test_refused_outputs_are_left_as_they_were(model, small_bills, tmp_path, run_cli):
+    """-o naming the input model, or an existing model without --overwrite: the folder's bytes do not change."""
+    folder = tmp_path / "model"
+    shutil.copytree(model, folder)
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    for argv in (["transfer", folder, small_bills, "-o", folder, "--strategy", "zero-shot", "--overwrite"],
+                 ["transfer", model, small_bills, "-o", folder, "--strategy", "zero-shot"]):
+        result = run_cli(*argv)
+        assert result.exit_code == 2, result
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    replaced = run_cli("transfer", model, small_bills, "-o", folder, "--strategy", "zero-shot", "--overwrite", "-q")
+    assert replaced.exit_code == 0, replaced
+    assert json.loads((folder / "textshift.json").read_text())["strategy"] == "zero-shot"

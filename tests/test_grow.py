@@ -368,6 +368,7 @@ def test_cli_warns_loudly_without_memory(step1, csvs, tmp_path):
     result = invoke("grow", plain, csvs["new"], "-o", tmp_path / "out", "--epochs", "1", "--warmup-epochs", "1")
     assert result.exit_code == 0, result.output
     assert "no rehearsal memory" in result.stderr and "--old-data" in result.stderr
+    assert result.stderr.count("no rehearsal memory") == 1  # shown once, as it happens
 
 
 def test_loading_a_model_with_unknown_memory_labels_fails(step1_folder):

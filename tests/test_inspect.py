@@ -179,12 +179,15 @@ def test_report_round_trips_and_refuses_foreign_folders(flipped_result, tmp_path
     pd.testing.assert_frame_equal(loaded.items, result.items, check_dtype=False)
     assert loaded.classes == result.classes and loaded.config == result.config
     assert loaded.summary["counts"] == result.summary["counts"]
-    result.save(folder)  # a report folder can be rewritten
+    with pytest.raises(OutputExistsError, match=r"already exists \(an inspect report\).*--overwrite"):
+        result.save(folder)
+    result.save(folder, overwrite=True)  # a report folder can be rewritten on request
     other = tmp_path / "notes"
     other.mkdir()
     (other / "todo.txt").write_text("mine")
-    with pytest.raises(OutputExistsError, match="not an inspect report"):
+    with pytest.raises(OutputExistsError, match=r"already exists \(a non-empty folder\)"):
         result.save(other)
+    assert (other / "todo.txt").read_text() == "mine"
     with pytest.raises(DataError, match="not a complete inspect report"):
         load_report(other)
 
@@ -207,7 +210,10 @@ def test_cli_inspect_writes_a_report(run_cli, tiny_backbone, small_news, tmp_pat
     assert {p.name for p in out.iterdir()} >= {"items.csv", "pairs.csv", "confusion.csv", "summary.json"}
     summary = json.loads((out / "summary.json").read_text())
     assert summary["data"]["rows"] == 240 and summary["config"]["folds"] == 3
-    quiet = run_cli("inspect", small_news, "-o", out, "--backbone", tiny_backbone, "--folds", "3", "-q")
+    again = run_cli("inspect", small_news, "-o", out, "--backbone", tiny_backbone, "--folds", "3", "-q")
+    assert again.exit_code == 2 and "already exists (an inspect report)" in again.stderr  # before any scoring
+    quiet = run_cli("inspect", small_news, "-o", out, "--backbone", tiny_backbone, "--folds", "3", "-q",
+                    "--overwrite")
     assert quiet.exit_code == 0 and json.loads(quiet.stdout)["rows"] == 240
 
 

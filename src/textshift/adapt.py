@@ -71,6 +71,7 @@ def adapt_language_model(classifier: Classifier, texts: list[str], *, config: Ad
     config = config or AdaptConfig()
     if not texts:
         raise DataError("no texts to adapt the language model on; expected unlabelled target texts")
+    classifier.check_max_length(config.max_length)
     started = time.perf_counter()
     set_seed(config.seed)
     body = encoder_module(classifier.model)

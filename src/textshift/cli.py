@@ -20,9 +20,12 @@ from rich.table import Table
 from textshift.errors import ConfigError, TextshiftError
 
 app = typer.Typer(name="textshift", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode="markdown",
                   help="Carry a trained text classifier over to a new domain, and measure whether it helped.\n\n"
-                       "DATA arguments take a .csv/.tsv/.jsonl/.parquet file or an embedded dataset: "
-                       "embedded:news, embedded:bills, embedded:bills-train, embedded:bills-test.")
+                       "DATA arguments take a .csv, .tsv, .jsonl or .parquet file (also .tab, .ndjson, .pq; CSV, "
+                       "TSV and JSON Lines may be .gz, .bz2 or .xz compressed) or an embedded dataset: "
+                       "embedded:news, embedded:bills, embedded:bills-train, embedded:bills-test "
+                       "(`textshift data list`).")
 data_app = typer.Typer(no_args_is_help=True, help="List and export the embedded datasets.")
 app.add_typer(data_app, name="data")
 
@@ -119,7 +122,7 @@ def train(
 
     from textshift.checkpoints import remove_checkpoints
     from textshift.data import check_trainable, read_labeled
-    from textshift.model import prepare_output_dir, resolve_backbone
+    from textshift.model import check_max_length, check_output_folder, resolve_backbone
     from textshift.training import train_classifier
 
     _require("--memory-per-class", memory_per_class, memory_per_class >= 0, ">= 0")
@@ -127,12 +130,21 @@ def train(
                            warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
                            gradual_unfreeze=gradual_unfreeze or None, max_length=max_length,
                            logit_adjust=logit_adjust, seed=seed)
-    prepare_output_dir(output, overwrite=overwrite)  # fail before the long part
+    check_output_folder(output, overwrite=overwrite)  # fail before the long part
     checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     val = read_labeled(val_data, text_column=text_column, label_column=label_column) if val_data else None
     check_trainable(dataset)
-    resolve_backbone(backbone)  # a missing backbone folder fails here, before the status line
+    backbone_path = resolve_backbone(backbone)  # a missing backbone folder fails here, before the status line
+    if max_length is not None:
+        from transformers import AutoConfig
+
+        try:
+            backbone_config = AutoConfig.from_pretrained(backbone_path)
+        except (OSError, ValueError):
+            backbone_config = None  # loading the backbone reports it properly below
+        if backbone_config is not None:
+            check_max_length(backbone_config, max_length)
     process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
     quiet = quiet or not process.is_main_process
     if not quiet:
@@ -215,6 +227,25 @@ def predict(
 
 
 # evaluate -----------------------------------------------------------------------------------------------------
+def _check_png_output(path: Path, *, overwrite: bool, data: str) -> None:
+    """Refuse a --confusion path that is not a new .png file (or an existing one with --overwrite)."""
+    from textshift.errors import OutputExistsError
+
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--confusion {path} must name a .png file; got '{path.suffix or 'no extension'}'. "
+                          "Pass a path ending in .png")
+    if path.is_dir():
+        raise OutputExistsError(f"--confusion {path} is a folder; expected a .png file path")
+    if path.exists() and Path(data).exists() and path.samefile(data):
+        raise OutputExistsError(f"--confusion {path} is the input data; choose another path")
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"--confusion {path} already exists; pass --overwrite to replace it, or choose "
+                                "another path")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--confusion {path}: the folder {path.parent} does not exist; create it or choose "
+                          "another path")
+
+
 @app.command()
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Model folder saved by textshift.")],
@@ -222,7 +253,9 @@ def evaluate(
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     confusion: Annotated[Path | None, typer.Option("--confusion", help="Write the confusion matrix PNG here "
-                                                   "\\[default: confusion.png beside the model].")] = None,
+                                                   "(a new .png file) \\[default: confusion.png inside the model "
+                                                   "folder, replaced on every run].")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --confusion file.")] = False,
     quiet: Quiet = False,
 ) -> None:
     """Score a model on labelled data: accuracy, macro-F1, per-class table, confusion-matrix PNG.
@@ -234,6 +267,8 @@ def evaluate(
     from textshift.evaluate import plot_confusion
     from textshift.model import Classifier
 
+    if confusion is not None:
+        _check_png_output(confusion, overwrite=overwrite, data=data)
     classifier = Classifier.load(model)
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     check_label_spelling(dataset, classifier.labels)

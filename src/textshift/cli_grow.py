@@ -6,6 +6,8 @@ Registered on :data:`textshift.cli.app` when :mod:`textshift.cli` is imported; t
 
 from __future__ import annotations
 
+import contextlib
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -15,6 +17,27 @@ from rich.table import Table
 from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _print_json, _progress_enabled,
                            _train_config, app, console, err_console)
 from textshift.memory import DEFAULT_MEMORY_PER_CLASS
+
+
+class _RichWarnings(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        style = "bold red" if "forget" in message else "yellow"
+        err_console.print(f"[{style}]warning:[/] {message}", highlight=False)
+
+
+@contextlib.contextmanager
+def _warnings_shown():
+    """Print textshift's logged warnings in the CLI's style (once each) while the block runs."""
+    package = logging.getLogger("textshift")
+    handler, propagate = _RichWarnings(level=logging.WARNING), package.propagate
+    package.addHandler(handler)
+    package.propagate = False
+    try:
+        yield
+    finally:
+        package.removeHandler(handler)
+        package.propagate = propagate
 
 
 @app.command()
@@ -66,7 +89,7 @@ def grow(
     """
     from textshift.data import check_label_spelling, read_labeled
     from textshift.grow import GrowConfig, grow_folder
-    from textshift.model import check_model_folder
+    from textshift.model import check_model_folder, check_output_folder
 
     config = GrowConfig(memory_per_class=memory_per_class, distill=distill, distill_weight=distill_weight,
                         bias_correction=bias_correction, asymmetric_loss=asymmetric_loss,
@@ -78,6 +101,7 @@ def grow(
         return read_labeled(path, text_column=text_column, label_column=label_column) if path else None
 
     check_model_folder(model)  # a broken model fails here, before the status line
+    check_output_folder(output, overwrite=overwrite, inputs=(model,))
     new, old, evaluation = load(new_data), load(old_data), load(eval_data)
     labels = _model_labels(model)
     for dataset in (new, old, evaluation):
@@ -85,12 +109,10 @@ def grow(
             check_label_spelling(dataset, labels)
     if not quiet:
         err_console.print(f"growing {model} with {len(new):,} rows of {new_data}")
-    report = grow_folder(model, new, output, config=config, old_data=old, rebuild_memory=rebuild_memory,
-                         eval_data=evaluation, compare_joint=compare_joint, overwrite=overwrite,
-                         progress=_progress_enabled(quiet))
-    for warning in report.warnings:
-        style = "bold red" if "forget" in warning else "yellow"
-        err_console.print(f"[{style}]warning:[/] {warning}", highlight=False)
+    with _warnings_shown():  # as they happen, before the long part, not again at the end
+        report = grow_folder(model, new, output, config=config, old_data=old, rebuild_memory=rebuild_memory,
+                             eval_data=evaluation, compare_joint=compare_joint, overwrite=overwrite,
+                             progress=_progress_enabled(quiet))
     if quiet:
         _print_json(report.summary())
         return

@@ -58,10 +58,11 @@ def inspect(
 
     Example: textshift inspect embedded:bills-train -o bills-inspect
     """
-    from textshift.inspect import inspect_data, label_errors
+    from textshift.inspect import check_report_folder, inspect_data, label_errors
     from textshift.review import load_data
 
     config = _config(folds, scorer, duplicate_threshold, seed)
+    check_report_folder(output, overwrite=overwrite)  # fail before the long part
     dataset = load_data(data, text_column=text_column, label_column=label_column)
     if model is not None:
         from textshift.model import check_model_folder
@@ -141,8 +142,10 @@ def review(
 
     Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv --before-after
     """
+    from textshift.cli import _require
     from textshift.review import ReviewStore, default_store_path, export_cleaned, load_data, start_review
 
+    _require("--port", port, 0 <= port <= 65535, "between 0 and 65535")
     dataset = load_data(data, text_column=text_column, label_column=label_column)
     if export is not None:
         path = store or default_store_path(dataset.fingerprint.path)

@@ -54,7 +54,7 @@ from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, ModelError
 from textshift.memory import (DEFAULT_MEMORY_PER_CLASS, MEMORY_FILE, Memory, RehearsalMemoryError, attach_memory,
                                read_memory, save_with_memory)
-from textshift.model import Classifier, head_linear, prepare_output_dir
+from textshift.model import Classifier, check_output_folder, head_linear
 from textshift.training import TrainConfig, TrainResult, deepcopy_classifier, record_training, train
 
 logger = logging.getLogger(__name__)
@@ -598,8 +598,7 @@ def grow_folder(model_dir: str | os.PathLike, new_data: TextData, output: str | 
                           "data and evaluation data; pass --old-data OLD_TRAINING_DATA and --eval-data TEST_DATA")
     if rebuild_memory and old_data is None:
         raise ConfigError("--rebuild-memory samples a new memory from the old training data; pass --old-data too")
-    if Path(model_dir).resolve() != output.resolve():
-        prepare_output_dir(output, overwrite=overwrite)  # fail before the long part
+    check_output_folder(output, overwrite=overwrite, inputs=(model_dir,))  # fail before the long part
     classifier = Classifier.load(model_dir)
     memory = None if rebuild_memory else read_memory(model_dir)
     if not classifier.meta.class_history:

@@ -171,12 +171,7 @@ class InspectResult:
         from textshift.data import atomic_write_frame
 
         folder = Path(folder)
-        if folder.exists() and not folder.is_dir():
-            raise OutputExistsError(f"{folder} is a file; expected a folder for the inspect report. "
-                                    "Choose another -o")
-        if folder.exists() and any(folder.iterdir()) and not (folder / "summary.json").exists() and not overwrite:
-            raise OutputExistsError(f"{folder} exists and is not an inspect report; expected a new folder. "
-                                    "Pass --overwrite or choose another -o")
+        check_report_folder(folder, overwrite=overwrite)
         folder.mkdir(parents=True, exist_ok=True)
         atomic_write_frame(self.items, folder / "items.csv")
         atomic_write_frame(self.pairs, folder / "pairs.csv")
@@ -188,6 +183,17 @@ class InspectResult:
         tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
         os.replace(tmp, folder / "summary.json")
         return folder
+
+
+def check_report_folder(folder: str | os.PathLike, *, overwrite: bool) -> None:
+    """Refuse an inspect output that is a file, or an existing non-empty folder unless ``overwrite``."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise OutputExistsError(f"{folder} is a file; expected a folder for the inspect report. Choose another -o")
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        kind = "an inspect report" if (folder / "summary.json").exists() else "a non-empty folder"
+        raise OutputExistsError(f"{folder} already exists ({kind}); expected a new folder. Pass --overwrite to "
+                                "replace it, or choose another -o")
 
 
 # ---------------------------------------------------------------------------------------------- views

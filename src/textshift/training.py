@@ -378,6 +378,7 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     started = time.perf_counter()
     if len(texts) != len(labels):
         raise DataError(f"got {len(texts)} texts but {len(labels)} labels; expected one label per text")
+    classifier.check_max_length(config.max_length)
     label2id = classifier.label2id
     unknown = sorted(set(labels) - set(label2id))
     if unknown:
@@ -511,7 +512,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
                 bar.update(1)
             epoch_loss = loss_sum.item()
             if accelerator.num_processes > 1:  # the loss over every process's rows, the same record everywhere
-                totals = accelerator.reduce(torch.tensor([epoch_loss, seen], device=accelerator.device), reduction="sum")
+                totals = accelerator.reduce(torch.tensor([epoch_loss, seen], device=accelerator.device),
+                                            reduction="sum")
                 epoch_loss, seen = totals.tolist()
             record = {"epoch": epoch, "phase": "fine-tune", "train_loss": round(epoch_loss / max(seen, 1), 4)}
             if has_val:
@@ -529,8 +531,9 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
             result.history.append(record)
             logger.info("epoch %s: %s", epoch, record)
             if checkpoint_dir is not None:
-                _save_checkpoint(checkpoint_dir, epoch=epoch, model=accelerator.unwrap_model(model), optimizer=optimizer,
-                                 scheduler=scheduler, best_state=best_state, accelerator=accelerator,
+                _save_checkpoint(checkpoint_dir, epoch=epoch, model=accelerator.unwrap_model(model),
+                                 optimizer=optimizer, scheduler=scheduler, best_state=best_state,
+                                 accelerator=accelerator,
                                  state={"fingerprint": fingerprint, "history": result.history, "best_score": best_score,
                                         "best_epoch": result.best_epoch, "stale": stale,
                                         "seconds": time.perf_counter() - started})
