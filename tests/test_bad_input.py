@@ -343,6 +343,11 @@ BAD = [
     # train
     Case("train-over-a-model", lambda c: ["train", c.news, "-o", c.copy_model(), *c.tiny],
          "already exists (a textshift model folder); expected a new folder. Pass --overwrite"),
+    Case("train-val-data-of-other-classes", lambda c: ["train", c.news, "-o", c.out(), *c.tiny, "--val-data",
+                                                       c.file("v.csv", b"text,label\nx y,Nope\nz w,Other\n")],
+         "none of the validation labels"),
+    Case("train-nothing-to-train", lambda c: ["train", c.news, "-o", c.out(), "--backbone", c.backbone, "--epochs",
+                                              "0", "--warmup-epochs", "0"], "would save an untrained model"),
     Case("train-max-length-over-positions", lambda c: ["train", c.news, "-o", c.out(), *c.tiny, "--max-length",
                                                        "512"], "longer than this model takes (128 tokens"),
     # predict
@@ -381,6 +386,8 @@ BAD = [
     Case("inspect-broken-model", lambda c: ["inspect", c.bills, "-o", c.out(), "--model",
                                             c.copy_model(_other_vocab_size)], "vocab_size"),
     # review
+    Case("review-host-not-here", lambda c: ["review", c.file("d.csv", GOOD), "--host", "999.1.1.1", "--port", "0"],
+         "expected an address of this machine"),
     Case("review-port-out-of-range", lambda c: ["review", c.file("d.csv", GOOD), "--port", "99999"],
          "--port must be between 0 and 65535"),
     # review --export

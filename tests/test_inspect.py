@@ -239,3 +239,12 @@ def test_default_inspect_finds_flipped_bills(tmp_path):
     top = set(label_errors(result)["row"].head(40))
     assert len(top & set(flipped.tolist())) >= 14
     assert result.summary["out_of_fold_accuracy"] > 0.5
+
+
+def test_word_scorer_steps_aside_when_no_text_has_a_word():
+    from textshift.inspect import words_oof
+
+    label_ids = np.array([0, 1, 0, 1])
+    splits = [(np.array([0, 1]), np.array([2, 3])), (np.array([2, 3]), np.array([0, 1]))]
+    probabilities = words_oof(["a b", "c d", "e", "f g"], label_ids, n_classes=2, splits=splits)
+    np.testing.assert_allclose(probabilities, 0.5)

@@ -87,3 +87,15 @@ def test_sigkilled_predict_resumes_from_the_command_line(model_dir, texts_csv, t
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert out.read_bytes() == (tmp_path / "full.csv").read_bytes()
     assert not progress.exists() and not (tmp_path / ".out.csv.partial").exists()
+
+
+def test_input_columns_named_like_outputs_are_kept_as_input_columns(model_dir, tmp_path):
+    data = tmp_path / "d.csv"
+    pd.DataFrame({"text": ["the army base", "a hospital"], "label": ["Defense", "Health"], "row": [7, 8],
+                  "probability": [0.5, 0.1], "label_2": ["x", "y"], "note": ["n1", "n2"]}).to_csv(data, index=False)
+    out = predict_file(Classifier.load(model_dir), data, tmp_path / "p.csv", top_k=2)
+    frame = pd.read_csv(out.output)
+    assert list(frame.columns) == ["row", "text", "input_label", "input_row", "input_probability", "input_label_2",
+                                   "note", "label", "probability", "label_2", "probability_2"]
+    assert frame.row.tolist() == [0, 1] and frame.input_label.tolist() == ["Defense", "Health"]
+    assert frame.input_row.tolist() == [7, 8] and frame.note.tolist() == ["n1", "n2"]

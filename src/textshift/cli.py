@@ -123,7 +123,7 @@ def train(
     from textshift.checkpoints import remove_checkpoints
     from textshift.data import check_trainable, read_labeled
     from textshift.model import check_max_length, check_output_folder, resolve_backbone
-    from textshift.training import train_classifier
+    from textshift.training import check_val_labels, train_classifier
 
     _require("--memory-per-class", memory_per_class, memory_per_class >= 0, ">= 0")
     config = _train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
@@ -135,6 +135,7 @@ def train(
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     val = read_labeled(val_data, text_column=text_column, label_column=label_column) if val_data else None
     check_trainable(dataset)
+    check_val_labels(dataset.labels, val.labels if val is not None else None)
     backbone_path = resolve_backbone(backbone)  # a missing backbone folder fails here, before the status line
     if max_length is not None:
         from transformers import AutoConfig
@@ -197,6 +198,10 @@ def predict(
     """Predict labels for every row of DATA and write them with their probabilities to a CSV.
 
     Example: textshift predict news-model embedded:bills-test -o bills_predictions.csv --top-k 3
+
+    The CSV has `row` (0-based row number in DATA), `text`, DATA's other columns, then `label` and `probability`
+    (and `label_2`, `probability_2`, ... with --top-k). An input column with one of those names is kept as
+    `input_NAME` (e.g. the true labels as `input_label`).
 
     Rows go to a hidden .NAME.partial file beside the output, made durable after every chunk; the CSV appears
     only when complete. After an interruption, the same command with --resume continues where it stopped.

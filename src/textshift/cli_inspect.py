@@ -146,6 +146,10 @@ def review(
     from textshift.review import ReviewStore, default_store_path, export_cleaned, load_data, start_review
 
     _require("--port", port, 0 <= port <= 65535, "between 0 and 65535")
+    if export is None:
+        from textshift.review.server import check_address
+
+        check_address(host, port)  # before the scoring, which can take minutes
     dataset = load_data(data, text_column=text_column, label_column=label_column)
     if export is not None:
         path = store or default_store_path(dataset.fingerprint.path)

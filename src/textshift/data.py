@@ -670,7 +670,9 @@ def iter_text_chunks(path: str | os.PathLike, *, text_column: str | None = None,
     """Yield the file in chunks of at most ``chunk_size`` rows, each a frame with a ``text`` column.
 
     Memory stays bounded by the chunk size (Parquet is read by row group batches). Every chunk is
-    validated like :func:`read_texts`; the index holds the row number in the file.
+    validated like :func:`read_texts`; the index holds the row number in the file. The file's other columns are
+    kept; one named ``label`` (or ``text``, when the texts come from another column) becomes ``input_label``
+    (``input_text``), so it survives beside the texts and predictions.
     """
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1; got {chunk_size}. Pass a positive --chunk-size")
@@ -703,6 +705,7 @@ def iter_text_chunks(path: str | os.PathLike, *, text_column: str | None = None,
             raise _missing_column(file_path, "text", text_column, list(chunk.columns), "--text-column")
         if len(chunk) == 0:
             continue
+        chunk = chunk.rename(columns={c: f"input_{c}" for c in ("text", "label") if c != text_column})
         validated = _validate(chunk.reset_index(drop=True), fp, text_column=text_column, label_column=None,
                               **_numbering(fmt, start))
         validated.frame.index = range(start, start + len(chunk))

@@ -75,6 +75,10 @@ class GrowError(DataError):
 
 
 # ---------------------------------------------------------------------------------------------------- settings
+# Settings that have a command-line flag named after them.
+GROW_FLAGS = ("memory_per_class", "distill_weight", "bias_correction", "calibrate_holdout")
+
+
 @dataclass
 class GrowConfig:
     """Settings of one growth step; saved in the grown model's ``textshift.json`` (``extra["grow"]``).
@@ -136,7 +140,9 @@ class GrowConfig:
         ]
         for name, ok, allowed in checks:
             if not ok:
-                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}")
+                flag = f" (--{name.replace('_', '-')} on the command line)" if name in GROW_FLAGS else ""
+                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}. Set it "
+                                  f"{allowed}{flag}")
 
     def to_dict(self) -> dict:
         values = asdict(self)

@@ -58,6 +58,9 @@ REPORT_FILES = ("items.csv", "pairs.csv", "confusion.csv", "most_confused.csv", 
 ISSUE_TYPES = ("label_error", "misclassified", "unsure", "duplicate", "conflict", "leak")
 MAX_BLOCK = 1 << 26  # similarities computed at once in the neighbour search (float32: 256 MB)
 
+# Settings that have a command-line flag named after them.
+INSPECT_FLAGS = ("folds", "scorer", "duplicate_threshold")
+
 
 @dataclass
 class InspectConfig:
@@ -120,7 +123,9 @@ class InspectConfig:
         ]
         for name, ok, allowed in checks:
             if not ok:
-                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}")
+                flag = f" (--{name.replace('_', '-')} on the command line)" if name in INSPECT_FLAGS else ""
+                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}. Set it "
+                                  f"{allowed}{flag}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -448,7 +453,11 @@ def words_oof(texts: list[str], label_ids: np.ndarray, *, n_classes: int,
     from sklearn.naive_bayes import ComplementNB
 
     # Fitting the vocabulary on all texts uses no labels, so it does not leak them across folds.
-    features = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    try:
+        features = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit_transform(texts)
+    except ValueError:  # no word of two or more letters in any text: this scorer has nothing to say
+        logger.warning("the texts have no words of two or more letters; the word scorer is left out")
+        return np.full((len(texts), n_classes), 1.0 / n_classes)
     return _fit_predict(lambda: ComplementNB(alpha=0.3), features, label_ids, n_classes, splits)
 
 

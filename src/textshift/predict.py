@@ -131,10 +131,12 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
                 chunk, skip = chunk.iloc[skip:], 0
                 preds = predict_texts(classifier, chunk["text"].tolist(), top_k=top_k, batch_size=batch_size)
                 preds.index = chunk.index
-                frame = pd.concat([chunk, preds], axis=1) if keep_columns else pd.concat([chunk[["text"]], preds],
-                                                                                          axis=1)
-                if "row" not in frame.columns:
-                    frame.insert(0, "row", chunk.index)
+                kept = chunk if keep_columns else chunk[["text"]]
+                # An input column named like an output column (row, probability, label_2, ...) is kept as input_NAME.
+                kept = kept.rename(columns={c: f"input_{c}" for c in kept.columns
+                                            if c == "row" or c in preds.columns})
+                frame = pd.concat([kept, preds], axis=1)
+                frame.insert(0, "row", chunk.index)
                 frame.to_csv(handle, index=False, header=not header_written, quoting=csv.QUOTE_MINIMAL)
                 header_written = True
                 for label, n in preds["label"].value_counts().items():

@@ -58,6 +58,12 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 ADDED_SETTINGS = {"logit_adjust": 0.0}
 
 
+# The command-line flags of TrainConfig settings (the others are set from Python).
+CLI_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr",
+             "warmup_epochs": "--warmup-epochs", "layer_lr_decay": "--layer-lr-decay", "max_length": "--max-length",
+             "logit_adjust": "--logit-adjust"}
+
+
 @dataclass
 class TrainConfig:
     """Every setting of a training run; saved with the model so a run can be reproduced.
@@ -138,7 +144,12 @@ class TrainConfig:
         ]
         for name, ok, allowed in checks:
             if not ok:
-                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}")
+                flag = f" ({CLI_FLAGS[name]} on the command line)" if name in CLI_FLAGS else ""
+                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}. Set it "
+                                  f"{allowed}{flag}")
+        if self.epochs == 0 and self.warmup_epochs == 0:
+            raise ConfigError("epochs 0 and warmup_epochs 0 would save an untrained model; expected at least one "
+                              "epoch of either. Pass --epochs N, or --warmup-epochs N to train only the head")
 
     def to_dict(self) -> dict:
         values = asdict(self)
@@ -386,6 +397,7 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
                         "training labels among the model's classes")
     if resume and checkpoint_dir is None:
         raise ConfigError("resume=True needs a checkpoint_dir to resume from; pass the folder of the interrupted run")
+    check_val_labels(labels, val_labels)
     set_seed(config.seed)
     texts, labels = list(texts), list(labels)
     row_weights = np.asarray(weights if weights is not None else np.ones(len(texts)), dtype=np.float32)
@@ -623,6 +635,13 @@ def _validate(classifier: Classifier, texts: list[str], labels: list[str], confi
     probs = classifier.predict_proba(texts, max_length=config.max_length)
     predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
     return {f"val_{k}": round(v, 4) for k, v in score(labels, predicted).items()}
+
+
+def check_val_labels(labels: list[str], val_labels: list[str] | None) -> None:
+    """Refuse validation rows that share no class with the training rows (every score would be 0)."""
+    if val_labels is not None and not set(val_labels) & set(labels):
+        raise DataError(f"none of the validation labels ({', '.join(sorted(set(val_labels))[:3])}…) is a training "
+                        "label; expected validation data of the same classes. Check --val-data")
 
 
 def deepcopy_classifier(classifier: Classifier) -> Classifier:

@@ -13,6 +13,7 @@ Security, in layers:
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import logging
 import secrets
@@ -254,10 +255,18 @@ def _bind(host: str, port: int) -> socket.socket:
         sock.bind((host.strip("[]"), port))
     except OSError as exc:
         sock.close()
+        if isinstance(exc, socket.gaierror) or exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); expected an address of this "
+                              "machine. Pass --host 127.0.0.1 (this machine only) or one of its own addresses") from exc
         raise ConfigError(f"cannot listen on {host}:{port} ({exc.strerror}); expected a free port. Pass another "
                           "--port, or --port 0 for any free one") from exc
     sock.listen(2048)  # connections made before uvicorn starts wait in the backlog instead of being refused
     return sock
+
+
+def check_address(host: str, port: int) -> None:
+    """Raise ConfigError now if the server could not listen on ``host``:``port`` (before minutes of scoring)."""
+    _bind(host, port).close()
 
 
 def new_token() -> str:
