@@ -178,3 +178,15 @@ def test_predict_matches_library(trained, small_bills, tmp_path):
     assert summary.rows == 200
     assert written.label.tolist() == direct.label.tolist()
     np.testing.assert_allclose(written.probability, direct.probability, atol=1e-5)
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["predict", "m", "d.csv", "-o", "p.csv", "--top-k", "abc"], "Invalid value for '--top-k'"),
+    (["predict", "m"], "Missing argument 'data'. See 'textshift predict --help'"),
+    (["train", "d.csv", "-o", "m", "--nope"], "No such option: --nope. See 'textshift train --help'"),
+    (["frobnicate"], "No such command 'frobnicate'. See 'textshift --help'"),
+])
+def test_usage_errors_are_one_line(run_cli, argv, expect):
+    result = run_cli(*argv)
+    assert result.exit_code == 2
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"] and expect in result.stderr

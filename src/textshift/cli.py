@@ -377,7 +377,7 @@ _register_optional_commands()
 def main() -> None:
     """Entry point: run the app, mapping user errors to one line and exit code 2."""
     try:
-        app(standalone_mode=False)
+        app(standalone_mode=False, prog_name="textshift")
     except TextshiftError as exc:
         if os.environ.get("TEXTSHIFT_TRACEBACK"):
             raise
@@ -389,8 +389,11 @@ def main() -> None:
         err_console.print("aborted")
         sys.exit(130)
     except Exception as exc:
-        # Usage errors (unknown option, missing argument) of the click that typer uses: print them as click does.
-        if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
+        # Usage errors (unknown option, bad value, missing argument) of the click that typer uses: one line too.
+        if hasattr(exc, "format_message") and isinstance(getattr(exc, "exit_code", None), int):
+            context = getattr(exc, "ctx", None)
+            command = context.command_path if context is not None else "textshift"
+            message = " ".join(exc.format_message().split()).rstrip(".")
+            err_console.print(f"[red]error:[/] {message}. See '{command} --help'", highlight=False, soft_wrap=True)
             sys.exit(exc.exit_code)
         raise
