@@ -211,3 +211,37 @@ def test_hundred_thousand_rows_open_in_under_a_second(tmp_path, page):
         expect(page.locator("#range")).to_have_text("51–100 of 33,334")
     finally:
         server.stop()
+
+
+def test_export_button_asks_before_replacing_a_file(review_csv, browser, tmp_path):
+    """The user's own mytest.csv in the export folder is replaced only after they confirm."""
+    _, store = make_store(review_csv)
+    store.apply(2, "delete")
+    store.close()
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    mine = "text,label\nmy own test row,Health\n"
+    (exports / "mytest.csv").write_text(mine)
+    server = start_review(review_csv, label_column="topic", export_dir=exports)
+    context = browser.new_context()
+    try:
+        tab = context.new_page()
+        answers, asked = [False, True], []
+        tab.on("dialog", lambda dialog: (asked.append(dialog.message),
+                                         dialog.accept() if answers.pop(0) else dialog.dismiss()))
+        open_page(tab, server.url)
+        tab.fill("#export-name", "mytest.csv")
+        tab.click("#export")
+        expect(tab.locator("#message")).to_contain_text("not exported")
+        assert len(asked) == 1 and "mytest.csv exists" in asked[0] and "Replace it?" in asked[0]
+        assert (exports / "mytest.csv").read_text() == mine
+        tab.click("#export")
+        expect(tab.locator("#message")).to_contain_text("exported 39 rows")
+        assert len(asked) == 2 and len(pd.read_csv(exports / "mytest.csv")) == 39
+        tab.fill("#export-name", "fresh.csv")  # a new name is written without a question
+        tab.click("#export")
+        expect(tab.locator("#message")).to_contain_text("fresh.csv")
+        assert len(asked) == 2 and (exports / "fresh.csv").exists()
+    finally:
+        context.close()
+        server.stop()

@@ -11,6 +11,8 @@ import pytest
 from review_helpers import SCRIPT_TEXT, make_store
 from fastapi.testclient import TestClient
 
+from textshift.errors import ConfigError
+from textshift.review import start_review
 from textshift.review.server import create_app, is_loopback
 
 JSON = {"Content-Type": "application/json"}
@@ -130,3 +132,88 @@ def test_token_is_required_on_a_non_loopback_address(review_csv, server_process)
     status, answer = call("/api/edits", edit, {"X-Textshift-Token": token})
     assert status == 200 and answer["item"]["status"] == "deleted"
     assert call("/", None)[0] == 200  # the page itself is static; its API calls carry the token
+
+
+def assert_secured(response) -> None:
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("GET", "/api/items/1000000000000000000000000000000", None),
+    ("GET", "/api/items?offset=1000000000000000000000000000000", None),
+    ("POST", "/api/duplicates/1000000000000000000000000000000/keep", {"row": 5}),
+    ("POST", "/api/duplicates/-1/keep", {"row": 0}),
+    ("POST", "/api/duplicates/5/keep", {"row": 10**30}),
+    ("POST", "/api/edits", {"row": 10**30, "action": "delete"}),
+    ("POST", "/api/edits", {"row": True, "action": "delete"}),
+    ("POST", "/api/edits", {"row": "1", "action": "delete"}),
+    ("POST", "/api/export", {"name": "x" * 250 + ".csv"}),
+    ("POST", "/api/export", {"name": "a\nb.csv"}),
+    ("POST", "/api/export", {"name": "clean.csv", "overwrite": "yes"}),
+])
+def test_bad_numbers_and_names_are_one_line_400s(client, method, path, body):
+    test_client, store, exports = client
+    response = test_client.request(method, path, json=body)
+    assert response.status_code == 400, response.text
+    assert list(response.json()) == ["error"] and "\n" not in response.json()["error"]
+    assert_secured(response)
+    assert len(store.edits()) == 0 and list(exports.iterdir()) == []
+
+
+def test_long_values_are_cut_in_errors_and_huge_bodies_refused(client):
+    test_client, store, _ = client
+    long_label = test_client.post("/api/edits", json={"row": 1, "action": "relabel", "label": "x" * 500_000})
+    assert long_label.status_code == 400 and len(long_label.text) < 400
+    huge = test_client.post("/api/edits", json={"row": 1, "action": "relabel", "label": "x" * 2_000_000})
+    assert huge.status_code == 413 and len(huge.text) < 400
+    assert_secured(huge)
+    assert len(store.edits()) == 0
+
+
+def test_an_internal_error_is_a_500_with_the_same_headers(client, monkeypatch):
+    test_client, store, _ = client
+
+    def broken():
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "summary", broken)
+    response = test_client.get("/api/summary")
+    assert response.status_code == 500 and "disk on fire" not in response.text
+    assert_secured(response)
+
+
+def test_export_asks_before_replacing_a_file_but_never_replaces_the_data(review_store, review_csv):
+    data, store = review_store
+    (review_csv.parent / "mytest.csv").write_text("text,label\nmy own row,Health\n")
+    app = create_app(store, data, export_dir=review_csv.parent)
+    with TestClient(app, base_url="http://127.0.0.1:8765") as test_client:
+        assert test_client.post("/api/export", json={"name": "mytest.csv"}).status_code == 409  # the page asks
+        assert (review_csv.parent / "mytest.csv").read_text() == "text,label\nmy own row,Health\n"
+        for overwrite in (False, True):  # the data is refused outright: 400, nothing to confirm
+            refused = test_client.post("/api/export", json={"name": review_csv.name, "overwrite": overwrite})
+            assert refused.status_code == 400 and "never modifies" in refused.json()["error"]
+
+
+@pytest.mark.parametrize("token", ["", "short", "x" * 15, "has space in it!!", "a&b=c#d" * 4])
+def test_weak_or_unsafe_tokens_are_refused(review_store, review_csv, token):
+    data, store = review_store
+    with pytest.raises(ConfigError, match="token must be at least 16"):
+        create_app(store, data, token=token)
+    with pytest.raises(ConfigError, match="token must be at least 16"):
+        start_review(review_csv, label_column="topic", host="0.0.0.0", token=token)
+
+
+def test_a_missing_or_empty_token_header_never_matches(review_store):
+    data, store = review_store
+    app = create_app(store, data, token="t" * 16, loopback_only=False)
+    with TestClient(app, base_url="http://192.0.2.1:8765") as test_client:
+        assert test_client.get("/api/summary").status_code == 401
+        assert test_client.get("/api/summary", headers={"X-Textshift-Token": ""}).status_code == 401
+        assert test_client.get("/api/summary", headers={"X-Textshift-Token": "t" * 16}).status_code == 200
+
+
+@pytest.mark.parametrize("port", [-1, 70000, "abc", None, True, 1.5])
+def test_bad_ports_are_config_errors(review_store, review_csv, port):
+    with pytest.raises(ConfigError, match="port must be a whole number between 0 and 65535"):
+        start_review(review_csv, label_column="topic", port=port)

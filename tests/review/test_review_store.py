@@ -188,3 +188,80 @@ def test_store_of_wrong_length_report_is_refused(review_csv, tmp_path):
         ReviewStore.create(tmp_path / "s.sqlite", data=data, items=fake_items(data).head(3), classes=[])
     short = TextData.from_lists(["a", "b"], ["x", "y"])
     assert fake_items(short)["row"].tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("positions", [list(range(9, -1, -1)), list(range(30, 40))])
+def test_export_of_a_subset_follows_the_items_positions(review_csv, tmp_path, positions):
+    """A TextData.subset keeps the file's row numbers as its index; the edit log numbers items by position."""
+    subset = read_labeled(review_csv, label_column="topic").subset(positions)
+    store = ReviewStore.create(tmp_path / "subset.sqlite", data=subset, items=fake_items(subset),
+                               classes=sorted(set(subset.labels)), label_column="topic")
+    deleted, relabeled = store.item(0)["text"], store.item(1)["text"]
+    new_label = next(name for name in sorted(set(subset.labels)) if name != store.item(1)["label"])
+    store.apply(0, "delete")
+    store.apply(1, "relabel", label=new_label)
+    summary = export_cleaned(subset, store, tmp_path / "clean.csv")
+    expected = subset.frame.reset_index(drop=True)
+    expected.loc[1, "label"] = new_label
+    expected = expected.drop(index=0)
+    cleaned = pd.read_csv(summary.output)
+    assert cleaned["text"].tolist() == expected["text"].tolist() and deleted not in cleaned["text"].tolist()
+    assert cleaned["topic"].tolist() == expected["label"].tolist()
+    assert cleaned.set_index("text").loc[relabeled, "topic"] == new_label
+    assert pd.read_csv(summary.changes)["text"].tolist() == [deleted, relabeled]
+    store.close()
+
+
+def test_each_export_format_gets_its_own_changes_file(review_store, tmp_path):
+    data, store = review_store
+    store.apply(2, "delete")
+    assert changes_path(tmp_path / "x.csv").name == "x.changes.csv"
+    assert changes_path(tmp_path / "x.csv.gz").name == "x.csv.gz.changes.csv"
+    assert changes_path(tmp_path / "x.parquet").name == "x.parquet.changes.csv"
+    gz = export_cleaned(data, store, tmp_path / "x.csv.gz")
+    parquet = export_cleaned(data, store, tmp_path / "x.parquet")  # must not need overwrite=True
+    assert gz.changes != parquet.changes and gz.changes.exists() and parquet.changes.exists()
+
+
+def test_export_never_writes_over_the_embedded_package_file(tmp_path):
+    from textshift.data import embedded_path
+    from textshift.review.export import ProtectedOutputError
+
+    data = read_labeled("embedded:bills-test")
+    store = ReviewStore.create(tmp_path / "emb.sqlite", data=data, items=fake_items(data), classes=data.classes)
+    before = hashlib.sha256(embedded_path("bills-test").read_bytes()).hexdigest()
+    with pytest.raises(ProtectedOutputError, match="is the data"):
+        export_cleaned(data, store, embedded_path("bills-test"))
+    assert hashlib.sha256(embedded_path("bills-test").read_bytes()).hexdigest() == before
+    store.close()
+
+
+def test_row_numbers_are_checked_before_sqlite_sees_them(review_store):
+    _, store = review_store
+    with pytest.raises(DataError, match="not found"):
+        store.item(10**30)
+    with pytest.raises(DataError, match="not found"):
+        store.apply(10**30, "delete")
+    with pytest.raises(ConfigError, match="whole number"):
+        store.apply(True, "delete")
+    with pytest.raises(ConfigError, match="whole number"):
+        store.item(1.5)
+    with pytest.raises(DataError, match="not found"):
+        store.keep_one(10**30, 5)
+    with pytest.raises(DataError, match="group -1 not found"):
+        store.keep_one(-1, 0)  # -1 means "in no group": it must not delete every other such item
+    assert store.query(offset=10**30) == (21, [])
+    assert len(store.edits()) == 0
+
+
+def test_error_messages_cut_long_input(review_store):
+    _, store = review_store
+    with pytest.raises(ConfigError) as error:
+        store.apply(0, "relabel", label="x" * 100_000)
+    assert len(str(error.value)) < 300 and "100,002 characters" in str(error.value)
+
+
+@pytest.mark.parametrize("name", ["x" * 250 + ".csv", "a\nb.csv", "tab\t.csv", "bidi\u202e.csv"])
+def test_export_names_must_be_short_and_printable(tmp_path, name):
+    with pytest.raises(UnsafeExportPathError):
+        safe_export_path(tmp_path, name)

@@ -25,7 +25,8 @@ from textshift.data import EMBEDDED_PREFIX, TextData, read_labeled
 from textshift.errors import DataError
 from textshift.review.export import ExportSummary, export_cleaned, source_columns
 from textshift.review.retrain import before_after
-from textshift.review.server import ReviewServer, create_app, is_loopback, new_token
+from textshift.review.server import (ReviewServer, check_host, check_port, check_token, create_app, is_loopback,
+                                     new_token)
 from textshift.review.store import EditLogMismatchError, ReviewStore, default_store_path
 
 __all__ = ["EditLogMismatchError", "ExportSummary", "ReviewServer", "ReviewStore", "before_after",
@@ -95,11 +96,15 @@ def start_review(data: str | os.PathLike | TextData, *, store: str | os.PathLike
         Folder the page's export button writes into [default: the data's folder; the current folder for
         embedded data].
     token : str, optional
-        Use this token instead of a random one (it is required whenever set).
+        Use this token instead of a random one (it is required whenever set); at least 16 characters among
+        letters, digits and ``-_.~``.
     background : bool
         Serve in a background thread (for notebooks and tests) and return at once; False returns a server to
         ``.run()`` in the foreground.
     """
+    check_host(host)  # before scoring, which can take minutes
+    check_port(port)
+    check_token(token)
     data = load_data(data, text_column=text_column, label_column=label_column)
     review_store = open_store(data, store=store, model=model, report=report, backbone=backbone, config=config,
                               text_column=text_column, label_column=label_column, on_stage=on_stage)
@@ -108,6 +113,10 @@ def start_review(data: str | os.PathLike | TextData, *, store: str | os.PathLike
     if export_dir is None:
         source = str(data.fingerprint.path)
         export_dir = Path.cwd() if source.startswith(EMBEDDED_PREFIX) else Path(source).resolve().parent
-    app = create_app(review_store, data, export_dir=export_dir, token=token, loopback_only=is_loopback(host))
-    server = ReviewServer(app, host=host, port=port, token=token, store=review_store)
+    try:
+        app = create_app(review_store, data, export_dir=export_dir, token=token, loopback_only=is_loopback(host))
+        server = ReviewServer(app, host=host, port=port, token=token, store=review_store)
+    except BaseException:
+        review_store.close()
+        raise
     return server.start() if background else server

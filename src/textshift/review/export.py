@@ -1,27 +1,36 @@
 """Writing the cleaned dataset and the list of changes; the original file is never touched.
 
 The cleaned file has the original file's columns and row order, with relabelled labels and without deleted
-rows; ``NAME.changes.csv`` beside it lists every changed item (``row, action, old_label, new_label, time,
-text``). Both are written to a temporary file and renamed into place.
+rows; a CSV of changes beside it lists every changed item (``row, action, old_label, new_label, time, text``):
+``NAME.changes.csv`` for ``NAME.csv``, the full name plus ``.changes.csv`` for other formats
+(``NAME.parquet.changes.csv``, ``NAME.csv.gz.changes.csv``; see :func:`changes_path`). Both are written to a
+temporary file and renamed into place.
 """
 
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
-from textshift.data import EMBEDDED, EMBEDDED_PREFIX, TextData, atomic_write_frame, detect_format, same_file
+from textshift.data import (EMBEDDED, EMBEDDED_PREFIX, TextData, atomic_write_frame, detect_format, embedded_path,
+                            same_file)
 from textshift.errors import ConfigError, DataError, OutputExistsError
-from textshift.review.store import ReviewStore
+from textshift.review.store import ReviewStore, shown
 
 CHANGE_COLUMNS = ["row", "action", "old_label", "new_label", "time", "text"]
+MAX_NAME_BYTES = 200  # file names may have 255 bytes; the temporary and ``.changes.csv`` names are longer
 
 
 class UnsafeExportPathError(ConfigError):
     """An export file name would write outside the export folder, or over the data."""
+
+
+class ProtectedOutputError(OutputExistsError):
+    """An export would replace the data or its edit log: refused even with ``overwrite``."""
 
 
 @dataclass
@@ -49,10 +58,22 @@ def source_columns(path: str | os.PathLike, text_column: str | None, label_colum
 
 
 def changes_path(output: str | os.PathLike) -> Path:
-    """``cleaned.csv`` → ``cleaned.changes.csv``."""
+    """The changes file of an export: ``clean.csv`` → ``clean.changes.csv``, ``clean.parquet`` →
+    ``clean.parquet.changes.csv``, ``clean.csv.gz`` → ``clean.csv.gz.changes.csv``.
+
+    Only a final ``.csv`` is dropped, so exports of one name in two formats never share a change list.
+    """
     output = Path(output)
-    stem = output.name[: -len("".join(output.suffixes))] if output.suffixes else output.name
-    return output.with_name(f"{stem}.changes.csv")
+    name = output.name[: -len(".csv")] if output.name.lower().endswith(".csv") else output.name
+    return output.with_name(f"{name}.changes.csv")
+
+
+def data_file(data: TextData) -> Path:
+    """The file ``data`` was read from; for ``embedded:NAME``, the package's own file."""
+    source = str(data.fingerprint.path)
+    if source.startswith(EMBEDDED_PREFIX) and source[len(EMBEDDED_PREFIX):] in EMBEDDED:
+        return embedded_path(source[len(EMBEDDED_PREFIX):])
+    return Path(source)
 
 
 def safe_export_path(folder: str | os.PathLike, name: str) -> Path:
@@ -63,17 +84,23 @@ def safe_export_path(folder: str | os.PathLike, name: str) -> Path:
     """
     folder = Path(folder).resolve()
     name = str(name or "").strip()
-    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name or name.startswith(".")
+    if any(unicodedata.category(char) in ("Cc", "Cf", "Cs") for char in name):
+        raise UnsafeExportPathError(f"export name {shown(name)} has control characters (such as a line break); "
+                                    "expected a plain file name like cleaned.csv")
+    if len(name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise UnsafeExportPathError(f"export name {shown(name)} is {len(name.encode('utf-8'))} bytes long; "
+                                    f"expected at most {MAX_NAME_BYTES}. Choose a shorter name")
+    if (not name or name in (".", "..") or "/" in name or "\\" in name or name.startswith(".")
             or os.path.isabs(name) or ":" in name):
-        raise UnsafeExportPathError(f"export name {name!r} is not a plain file name; expected a name like "
+        raise UnsafeExportPathError(f"export name {shown(name)} is not a plain file name; expected a name like "
                                     f"cleaned.csv, written inside {folder}")
     target = (folder / name).resolve()
     if target.parent != folder:
-        raise UnsafeExportPathError(f"export name {name!r} leads outside {folder}; expected a file inside it")
+        raise UnsafeExportPathError(f"export name {shown(name)} leads outside {folder}; expected a file inside it")
     try:
         detect_format(target)
     except DataError as exc:
-        raise UnsafeExportPathError(f"export name {name!r} has no data extension; expected a name ending in "
+        raise UnsafeExportPathError(f"export name {shown(name)} has no data extension; expected a name ending in "
                                     ".csv, .tsv, .jsonl or .parquet") from exc
     return target
 
@@ -84,7 +111,8 @@ def cleaned_frame(data: TextData, store: ReviewStore) -> tuple[pd.DataFrame, pd.
     text_column = meta.get("text_column") or "text"
     label_column = meta.get("label_column") or "label"
     decisions = store.decisions()
-    frame = data.frame.copy()
+    # The store numbers items by position; a TextData.subset keeps the file's row numbers as its index.
+    frame = data.frame.reset_index(drop=True).copy()
     has_labels = "label" in frame
     label_differs = decisions["label"].fillna("\0") != decisions["original_label"].fillna("\0")
     changed = decisions[decisions["status"].isin(["deleted", "ambiguous"]) | label_differs]
@@ -116,27 +144,36 @@ def cleaned_frame(data: TextData, store: ReviewStore) -> tuple[pd.DataFrame, pd.
 
 def export_cleaned(data: TextData, store: ReviewStore, output: str | os.PathLike, *, overwrite: bool = False
                    ) -> ExportSummary:
-    """Write the cleaned dataset to ``output`` and the changes to ``OUTPUT_STEM.changes.csv``, atomically.
+    """Write the cleaned dataset to ``output`` and the changes to :func:`changes_path` of it, atomically.
 
-    Raises :class:`~textshift.errors.OutputExistsError` when ``output`` is the original data (never
-    overwritten) or exists and ``overwrite`` is False.
+    Raises :class:`ProtectedOutputError` when ``output`` or its changes file is the original data (for
+    ``embedded:NAME`` the package's file) or the edit log, even with ``overwrite``, and
+    :class:`~textshift.errors.OutputExistsError` when one of them exists and ``overwrite`` is False.
     """
+    if not isinstance(data, TextData):
+        raise DataError(f"data must be the reviewed TextData; got a {type(data).__name__}. Load it with "
+                        "textshift.review.load_data(path) first")
     store.check_data(data)
     output = Path(output)
     detect_format(output)
     changes_output = changes_path(output)
-    source = Path(str(data.fingerprint.path))
+    source = data_file(data)
     for target in (output, changes_output):
-        if (same_file(source, target) or target.resolve() == source.resolve() or same_file(store.path, target)):
-            raise OutputExistsError(f"export {target} is the data or its edit log; expected another path. "
-                                    "textshift never modifies the original data")
+        if (same_file(source, target) or target.resolve() == source.resolve() or same_file(store.path, target)
+                or target.resolve() == store.path.resolve()):
+            raise ProtectedOutputError(f"export {target} is the data or its edit log; expected another path. "
+                                       "textshift never modifies the original data")
         if target.exists() and not overwrite:
             raise OutputExistsError(f"{target} exists; expected a new file. Pass --overwrite or choose another "
                                     "name")
     frame, changes = cleaned_frame(data, store)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_frame(changes, changes_output)
-    atomic_write_frame(frame, output)
+    try:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_frame(changes, changes_output)
+        atomic_write_frame(frame, output)
+    except OSError as exc:
+        raise DataError(f"cannot write the export {output} ({exc.strerror or exc}); expected a writable folder. "
+                        "Choose another path") from exc
     counts = changes["action"].value_counts()
     return ExportSummary(output=output, changes=changes_output, rows=len(frame),
                          relabeled=int(counts.get("relabel", 0)), deleted=int(counts.get("delete", 0)),

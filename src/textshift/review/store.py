@@ -19,6 +19,7 @@ import datetime as _dt
 import hashlib
 import json
 import math
+import operator
 import os
 import sqlite3
 import threading
@@ -35,6 +36,7 @@ SCHEMA_VERSION = 1
 STORE_SUFFIX = ".textshift-review.sqlite"
 ACTIONS = {"keep": "kept", "relabel": "relabeled", "delete": "deleted", "ambiguous": "ambiguous"}
 STATUSES = ("unreviewed", "reviewed", *ACTIONS.values())
+MAX_ROW = 2**53 - 1  # the largest integer the page's JavaScript holds exactly; SQLite's limit is 2**63 - 1
 ISSUE_COLUMNS = {"label_error": "label_issue", "misclassified": "misclassified", "unsure": "unsure",
                  "duplicate": None, "conflict": "conflicting_duplicate", "leak": "split_leak"}
 
@@ -87,6 +89,25 @@ def data_identity(data: TextData) -> dict:
 
 def _now() -> str:
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="milliseconds")
+
+
+def shown(value, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters, for error messages that echo user input."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}… ({len(text):,} characters)"
+
+
+def row_number(value, what: str = "item") -> int:
+    """``value`` as a row (or group) number; a bool, a non-integer or one beyond :data:`MAX_ROW` is refused."""
+    try:
+        number = operator.index(value)  # int and numpy integers; not float, str or None
+    except TypeError:
+        number = None
+    if number is None or isinstance(value, bool):
+        raise ConfigError(f"{what} must be a whole number; got {shown(value)}")
+    if not -MAX_ROW <= number <= MAX_ROW:
+        raise DataError(f"{what} {shown(number, 30)} not found; expected a number below {MAX_ROW:,}")
+    return number
 
 
 def _clean(value):
@@ -271,11 +292,11 @@ class ReviewStore:
             ``unreviewed``, ``reviewed`` or one of ``kept, relabeled, deleted, ambiguous``.
         """
         if view not in ("suspicious", "all"):
-            raise ConfigError(f"view must be 'suspicious' or 'all'; got {view!r}")
+            raise ConfigError(f"view must be 'suspicious' or 'all'; got {shown(view)}")
         if issue is not None and issue not in ISSUE_COLUMNS:
-            raise ConfigError(f"issue must be one of {', '.join(ISSUE_COLUMNS)}; got {issue!r}")
+            raise ConfigError(f"issue must be one of {', '.join(ISSUE_COLUMNS)}; got {shown(issue)}")
         if status is not None and status not in STATUSES:
-            raise ConfigError(f"status must be one of {', '.join(STATUSES)}; got {status!r}")
+            raise ConfigError(f"status must be one of {', '.join(STATUSES)}; got {shown(status)}")
         where, params = [], []
         if view == "suspicious":
             where.append("items.suspicious = 1")
@@ -305,7 +326,7 @@ class ReviewStore:
             params.append(status)
         clause = ("WHERE " + " AND ".join(where)) if where else ""
         limit = max(1, min(int(limit), 500))
-        offset = max(0, int(offset))
+        offset = max(0, min(int(offset), MAX_ROW))  # SQLite overflows beyond 2**63 - 1
         with self._lock:
             db = self._connection
             total = db.execute(f"SELECT COUNT(*) FROM items LEFT JOIN state USING (row) {clause}",
@@ -317,10 +338,11 @@ class ReviewStore:
 
     def item(self, row: int, *, similar: bool = True) -> dict:
         """One item with its current decision, similar items and duplicate group."""
+        row = row_number(row)
         with self._lock:
             db = self._connection
             found = db.execute("SELECT items.*, state.status AS status, state.label AS current_label FROM items "
-                               "LEFT JOIN state USING (row) WHERE items.row = ?", (int(row),)).fetchone()
+                               "LEFT JOIN state USING (row) WHERE items.row = ?", (row,)).fetchone()
             if found is None:
                 raise DataError(f"item {row} not found; expected a row number between 0 and "
                                 f"{self._count() - 1}")
@@ -397,12 +419,12 @@ class ReviewStore:
         checked = []
         for row, action, label in decisions:
             if action not in ACTIONS:
-                raise ConfigError(f"action must be one of {', '.join(ACTIONS)}; got {action!r}")
+                raise ConfigError(f"action must be one of {', '.join(ACTIONS)}; got {shown(action)}")
             if action == "relabel":
                 if label is None or label not in classes:
-                    raise ConfigError(f"relabel needs a label among the dataset's classes; got {label!r}. "
+                    raise ConfigError(f"relabel needs a label among the dataset's classes; got {shown(label)}. "
                                       "Choose one of the listed classes")
-            checked.append((int(row), action, label))
+            checked.append((row_number(row), action, label))
         if not checked:
             return []
         results = []
@@ -468,14 +490,18 @@ class ReviewStore:
 
     def keep_one(self, group: int, keep_row: int) -> list[dict]:
         """In a duplicate group, keep ``keep_row`` and delete the other members, as one undoable batch."""
+        group, keep_row = row_number(group, "duplicate group"), row_number(keep_row)
+        if group < 0:  # -1 marks the items that are in no group: never a set to thin out
+            raise DataError(f"duplicate group {group} not found; expected a group number of 0 or more, as shown "
+                            "with the item")
         with self._lock:
             members = [r["row"] for r in self._connection.execute(
-                "SELECT row FROM items WHERE duplicate_group = ? ORDER BY row", (int(group),))]
-        if int(keep_row) not in members:
+                "SELECT row FROM items WHERE duplicate_group = ? ORDER BY row", (group,))]
+        if keep_row not in members:
             raise DataError(f"item {keep_row} is not in duplicate group {group} (members: "
                             f"{', '.join(map(str, members[:10]))}); expected one of its members")
         return self.apply_many([(keep_row, "keep", None)] +
-                               [(row, "delete", None) for row in members if row != int(keep_row)])
+                               [(row, "delete", None) for row in members if row != keep_row])
 
 
 def _bool(value) -> int:

@@ -33,7 +33,9 @@ async function api(path, options = {}) {
   try { payload = await response.json(); } catch (error) { payload = null; }
   if (!response.ok) {
     const detail = payload && (payload.error || (payload.detail && JSON.stringify(payload.detail)));
-    throw new Error(detail || `${response.status} ${response.statusText}`);
+    const error = new Error(detail || `${response.status} ${response.statusText}`);
+    error.status = response.status;
+    throw error;
   }
   return payload;
 }
@@ -260,7 +262,15 @@ async function undo() {
 async function exportData() {
   const name = $("export-name").value.trim();
   try {
-    const answer = await api("/api/export", { method: "POST", body: { name, overwrite: true } });
+    let answer;
+    try {
+      answer = await api("/api/export", { method: "POST", body: { name, overwrite: false } });
+    } catch (error) {
+      if (error.status !== 409) throw error;  // 409: the file (or its changes file) exists and may be replaced
+      const existing = error.message.split(";")[0];
+      if (!window.confirm(`${existing}. Replace it?`)) { say(`not exported: ${existing}`, "error"); return; }
+      answer = await api("/api/export", { method: "POST", body: { name, overwrite: true } });
+    }
     say(`exported ${answer.rows.toLocaleString("en")} rows to ${answer.output} (${answer.relabeled} relabeled, ` +
         `${answer.deleted} deleted, ${answer.ambiguous} ambiguous); changes in ${answer.changes}`, "ok");
   } catch (error) {
