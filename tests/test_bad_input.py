@@ -298,9 +298,10 @@ BAD = [
     Case("evaluate-missing-model", lambda c: ["evaluate", c.tmp / "no-model", c.bills, "--confusion",
                                               c.out("cm.png")], "model folder"),
     Case("evaluate-confusion-not-png", lambda c: ["evaluate", c.trained, c.bills, "--confusion",
-                                                  c.file("d.csv", GOOD)], "must name a .png file"),
+                                                  c.file("d.csv", GOOD)], "must end in .png"),
     Case("evaluate-confusion-exists", lambda c: ["evaluate", c.trained, c.bills, "--confusion",
-                                                 c.file("cm.png", b"a user's picture")], "pass --overwrite"),
+                                                 c.file("cm.png", b"a user's picture")],
+         "Pass --overwrite to replace it"),
     Case("evaluate-confusion-missing-folder", lambda c: ["evaluate", c.trained, c.bills, "--confusion",
                                                          c.tmp / "no" / "cm.png"], "does not exist"),
     # info

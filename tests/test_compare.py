@@ -235,7 +235,7 @@ def test_stored_runs_are_tied_to_their_inputs(news_model, small_bills, tmp_path)
     changed = Classifier.load(news_model)
     with torch.no_grad():
         next(changed.model.parameters()).add_(0.01)
-    with pytest.raises(ConfigError, match=r"source: news-model .* there, <in-memory model> .* now"):
+    with pytest.raises(ConfigError, match=r"source: news-model \(\w+\) there, news-model \(\w+\) now"):
         compare(changed, small_bills, out_dir=out, config=_small())
     assert _trained(source=news_model, target=small_bills, out_dir=out, config=_small()) == []  # same inputs
     # --overwrite starts over with the new inputs; the old ones are then the other inputs
@@ -320,3 +320,16 @@ def test_cli_demo_checks_its_options_before_training(tiny_backbone, tmp_path, ru
         assert result.exit_code == 2 and message in result.stderr, result
         assert not out.exists()
     assert a_file.read_text() == "keep me\n"
+
+
+def test_a_loaded_recommended_model_is_not_overwritten_by_its_own_comparison(news_model, small_bills, tmp_path):
+    from textshift.errors import OutputExistsError
+    from textshift.model import Classifier
+
+    out = tmp_path / "c"
+    compare(news_model, small_bills, out_dir=out, config=_small())
+    recommended = out / "recommended-model"
+    before = (recommended / "model.safetensors").read_bytes()
+    with pytest.raises(OutputExistsError, match="would replace the source model"):
+        compare(Classifier.load(recommended), small_bills, out_dir=out, config=_small(), overwrite=True)
+    assert (recommended / "model.safetensors").read_bytes() == before

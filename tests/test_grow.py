@@ -377,3 +377,10 @@ def test_loading_a_model_with_unknown_memory_labels_fails(step1_folder):
     bad = Memory(memory.texts[:1], ["Sports"])
     with pytest.raises(ModelError, match="labels the model does not know"):
         grow(classifier, keyword_rows(["Energy"], 4, seed=4), memory=bad)
+
+
+def test_grow_takes_a_classifier_and_says_how_to_use_a_folder(step1_folder, csvs):
+    from textshift.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="Classifier.load\\(folder\\), or call grow_folder"):
+        grow(str(step1_folder), csvs["new"])

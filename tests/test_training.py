@@ -132,3 +132,37 @@ def test_row_classes_are_validated(tiny_backbone, change, message):
         config = TrainConfig(epochs=1, label_smoothing=0.1)
     with pytest.raises(ConfigError, match=message):
         train(clf, TEXTS, LABELS, config=config, row_classes=allowed)
+
+
+@pytest.mark.parametrize("kwargs, expect", [
+    ({"weights": [0.0] * 40}, "at least one > 0"),
+    ({"weights": [1.0]}, "got 1 row weights for 40 texts"),
+    ({"weights": [float("nan")] * 40}, "must be finite"),
+    ({"weights": [-1.0] + [1.0] * 39}, ">= 0"),
+    ({"val_texts": ["army"]}, "val_texts and val_labels go together"),
+    ({"val_texts": ["army"], "val_labels": ["Defense", "Health"]}, "got 1 validation texts but 2 labels"),
+])
+def test_bad_weights_and_validation_rows_are_refused_before_training(tiny_backbone, kwargs, expect):
+    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"])
+    with pytest.raises(DataError, match=expect.replace("(", r"\(")):
+        train(clf, TEXTS, LABELS, config=TrainConfig(epochs=1), **kwargs)
+
+
+def test_no_rows_and_nothing_to_train_are_refused(tiny_backbone):
+    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"])
+    with pytest.raises(DataError, match="no training rows"):
+        train(clf, [], [])
+    with pytest.raises(ConfigError, match="would save an untrained model"):
+        TrainConfig(epochs=0, warmup_epochs=0)
+
+
+def test_train_classifier_reads_a_path_and_refuses_a_frame(tiny_backbone, small_news):
+    import pandas as pd
+
+    from textshift.training import train_classifier
+
+    with pytest.raises(DataError, match="data must be a TextData or a data file path; got a DataFrame"):
+        train_classifier(pd.read_csv(small_news), backbone=tiny_backbone)
+    classifier, _ = train_classifier(str(small_news), backbone=tiny_backbone,
+                                     config=TrainConfig(epochs=1, warmup_epochs=1))
+    assert len(classifier.labels) >= 2

@@ -14,6 +14,7 @@ import torch
 from textshift.dropout import cheap_dropout
 from textshift.errors import ConfigError, ModelError
 from textshift.model import Classifier, encoder_module
+from textshift.settings import check_types
 from textshift.training import adamw, set_seed
 
 
@@ -41,6 +42,7 @@ class AdaptConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.epochs < 1:
             raise ConfigError(f"the adapt 'epochs' setting must be >= 1; got {self.epochs}")
         if not 0 < self.mlm_probability < 1:

@@ -233,22 +233,13 @@ def predict(
 
 # evaluate -----------------------------------------------------------------------------------------------------
 def _check_png_output(path: Path, *, overwrite: bool, data: str) -> None:
-    """Refuse a --confusion path that is not a new .png file (or an existing one with --overwrite)."""
+    """Refuse a --confusion path that is the input data or not a new .png file (an existing one needs --overwrite)."""
     from textshift.errors import OutputExistsError
+    from textshift.evaluate import check_png_path
 
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"--confusion {path} must name a .png file; got '{path.suffix or 'no extension'}'. "
-                          "Pass a path ending in .png")
-    if path.is_dir():
-        raise OutputExistsError(f"--confusion {path} is a folder; expected a .png file path")
     if path.exists() and Path(data).exists() and path.samefile(data):
         raise OutputExistsError(f"--confusion {path} is the input data; choose another path")
-    if path.exists() and not overwrite:
-        raise OutputExistsError(f"--confusion {path} already exists; pass --overwrite to replace it, or choose "
-                                "another path")
-    if not path.parent.is_dir():
-        raise ConfigError(f"--confusion {path}: the folder {path.parent} does not exist; create it or choose "
-                          "another path")
+    check_png_path(path, overwrite=overwrite, option="--overwrite")
 
 
 @app.command()
@@ -278,7 +269,7 @@ def evaluate(
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     check_label_spelling(dataset, classifier.labels)
     report = evaluate_model(classifier, dataset)
-    png = plot_confusion(report, confusion or Path(model) / "confusion.png")
+    png = plot_confusion(report, confusion or Path(model) / "confusion.png", overwrite=overwrite or confusion is None)
     if quiet:
         _print_json(report.summary() | {"confusion_png": str(png)})
         return

@@ -41,6 +41,7 @@ from textshift.data import TextData, read_labeled
 from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.evaluate import evaluate_predictions
 from textshift.model import Classifier, is_model_folder
+from textshift.settings import check_types
 from textshift.training import TrainConfig, stratified_holdout
 from textshift.transfer import STRATEGIES, TransferConfig, load_source, source_training_data, transfer
 
@@ -98,6 +99,7 @@ class CompareConfig:
     recommend: bool = True
 
     def __post_init__(self) -> None:
+        check_types(self)
         if not self.sizes or any(k < 2 for k in self.sizes):
             raise ConfigError(f"sizes must be numbers of rows >= 2; got {self.sizes}. Pass e.g. --sizes 50,100,200")
         self.sizes = sorted(set(int(k) for k in self.sizes))
@@ -126,6 +128,9 @@ class CompareConfig:
             raise ConfigError(f"selection must be 'probe' or 'holdout'; got {self.selection!r}")
         if not 0 < self.inner_fraction < 0.5:
             raise ConfigError(f"inner_fraction must be in (0, 0.5); got {self.inner_fraction}")
+        if not 0 < self.test_fraction < 1:
+            raise ConfigError(f"test_fraction must be in (0, 1); got {self.test_fraction}. It is the share of the "
+                              "target held out for testing when no test data is given")
 
     def run_key(self) -> str:
         """Hash of the settings that change a run's result (not sizes/seeds/strategy lists)."""
@@ -333,7 +338,7 @@ def input_digests(source: Classifier, target: TextData, test: TextData, *, test_
     """What a comparison's runs are made from, ``{name: {"label": shown to users, "sha256": compared}}``."""
     inputs = {"target": {"label": _data_name(target), "sha256": data_digest(target)},
               "test": {"label": test_name, "sha256": data_digest(test)},
-              "source": {"label": Path(str(source.meta.extra.get("path", "<in-memory model>"))).name,
+              "source": {"label": source.path.name if source.path else "<in-memory model>",
                          "sha256": model_digest(source)}}
     if unlabeled_texts is not None:
         inputs["unlabeled"] = {"label": f"{len(unlabeled_texts)} texts",
@@ -484,7 +489,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     """
     config = config or CompareConfig()
     out = Path(out_dir)
-    check_output(out, source=source.meta.extra.get("path") if isinstance(source, Classifier) else source)
+    check_output(out, source=source.path if isinstance(source, Classifier) else source)
     source_model = source if isinstance(source, Classifier) else load_source(source)
     target_data = target if isinstance(target, TextData) else read_labeled(target)
     if test is None:
@@ -588,7 +593,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     recommended_rows = runs[(runs.strategy == RECOMMENDED) & (runs.k == largest)]
     recommended = Counter(recommended_rows.chosen).most_common(1)[0][0] if len(recommended_rows) else ""
     answer = plain_answer(summary, target_name=Path(str(target_data.fingerprint.path)).stem.removeprefix("embedded:"),
-                          source_name=Path(str(source_model.meta.extra.get("path", "source"))).name)
+                          source_name=source_model.path.name if source_model.path else "source")
     from textshift.shift import domain_shift
 
     diagnostics = domain_shift(source_data or source_training_data(source_model), pool, test_data, source_model)

@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from textshift.data import TextData
+from textshift.data import TextData, as_list
+from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.model import Classifier
 
 
@@ -59,7 +60,11 @@ class EvalReport:
 
 def evaluate_predictions(true: list[str], predicted: list[str], *, model_labels: list[str] | None = None
                          ) -> EvalReport:
-    """Score predicted labels against true ones."""
+    """Score predicted labels against true ones (two sequences of the same length)."""
+    true, predicted = as_list(true, what="true labels"), as_list(predicted, what="predicted labels")
+    if len(true) != len(predicted):
+        raise DataError(f"got {len(true)} true labels but {len(predicted)} predicted ones; expected one prediction "
+                        "per true label. Pass two lists of the same length")
     model_labels = list(model_labels) if model_labels is not None else sorted(set(predicted))
     unseen = sorted(set(true) - set(model_labels))
     labels = list(model_labels) + unseen
@@ -79,6 +84,9 @@ def evaluate_predictions(true: list[str], predicted: list[str], *, model_labels:
 
 def evaluate(classifier: Classifier, data: TextData, *, batch_size: int = 64) -> EvalReport:
     """Predict ``data`` and score against its labels. Macro-F1 averages over the classes present in ``data``."""
+    if not isinstance(data, TextData):
+        raise DataError(f"expected labelled data as a TextData; got {type(data).__name__}. Use read_labeled(path) "
+                        "or TextData.from_lists(texts, labels)")
     max_length = classifier.meta.settings.get("max_length", 128)
     probs = classifier.predict_proba(data.texts, batch_size=batch_size, max_length=max_length)
     predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
@@ -86,8 +94,28 @@ def evaluate(classifier: Classifier, data: TextData, *, batch_size: int = 64) ->
 
 
 def plot_confusion(report: EvalReport, path: str | os.PathLike, *, normalize: bool = True,
-                   title: str = "Confusion matrix") -> Path:
-    """Draw the confusion matrix (rows normalised to recall by default) as a PNG; written atomically."""
+                   title: str = "Confusion matrix", overwrite: bool = False) -> Path:
+    """Draw the confusion matrix (rows normalised to recall by default) as a PNG; written atomically.
+
+    Parameters
+    ----------
+    report : EvalReport
+    path : str or path-like
+        A ``.png`` file in an existing folder (``~`` is expanded).
+    normalize : bool
+        Divide each row by its total, so the diagonal shows recall.
+    title : str
+    overwrite : bool
+        Replace ``path`` if it exists; otherwise an existing file raises
+        :class:`~textshift.errors.OutputExistsError`.
+
+    Returns
+    -------
+    pathlib.Path
+        The written file. A path not ending in ``.png`` or in a missing folder raises
+        :class:`~textshift.errors.ConfigError`.
+    """
+    path = check_png_path(path, overwrite=overwrite)
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -109,9 +137,36 @@ def plot_confusion(report: EvalReport, path: str | os.PathLike, *, normalize: bo
     ax.set_title(f"{title} (accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f})")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    path = Path(path)
     tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        fig.savefig(tmp, dpi=110)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {path}: {exc.strerror or type(exc).__name__}; expected a folder you can "
+                          "write to. Choose another path") from exc
+    finally:
+        plt.close(fig)
+        tmp.unlink(missing_ok=True)
     return path
+
+
+def check_png_path(path: str | os.PathLike, *, overwrite: bool, option: str = "overwrite=True") -> Path:
+    """Check where :func:`plot_confusion` may write: a .png in an existing folder, not an existing file unless
+    ``overwrite`` (``option`` says how the caller's user asks for that). Returns the path, ``~`` expanded."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"expected a .png file path for the confusion matrix; got {path!r:.60}. Pass e.g. "
+                          "'confusion.png'")
+    png = Path(text).expanduser()
+    if png.suffix.lower() != ".png":
+        raise ConfigError(f"the confusion matrix is written as PNG, so {png.name} must end in .png; got "
+                          f"'{png.suffix or 'no extension'}'. Pass a path ending in .png")
+    if png.is_dir():
+        raise OutputExistsError(f"{png} is a folder; expected a .png file path. Choose another path")
+    if png.exists() and not overwrite:
+        raise OutputExistsError(f"{png} already exists; expected a new file. Pass {option} to replace it, or "
+                                "choose another path")
+    if not png.parent.is_dir():
+        raise ConfigError(f"cannot write {png}: the folder {png.parent} does not exist; expected an existing "
+                          "folder. Create it first or choose another path")
+    return png

@@ -55,7 +55,9 @@ from textshift.errors import ConfigError, DataError, ModelError
 from textshift.memory import (DEFAULT_MEMORY_PER_CLASS, MEMORY_FILE, Memory, RehearsalMemoryError, attach_memory,
                                read_memory, save_with_memory)
 from textshift.model import Classifier, check_output_folder, head_linear
-from textshift.training import TrainConfig, TrainResult, deepcopy_classifier, record_training, train
+from textshift.settings import check_types
+from textshift.training import (TrainConfig, TrainResult, as_text_data, deepcopy_classifier, record_training,
+                                 train)
 
 logger = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ class GrowConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def __post_init__(self) -> None:
+        check_types(self)
         checks = [
             ("memory_per_class", self.memory_per_class >= 0, ">= 0"),
             ("calibrate_holdout", self.calibrate_holdout >= 0, ">= 0"),
@@ -334,6 +337,10 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
         the added classes and the training record. ``meta.class_history`` gains an entry for this step.
     """
     config = config or GrowConfig()
+    if not isinstance(classifier, Classifier):
+        raise ConfigError(f"classifier must be a Classifier; got a {type(classifier).__name__}. Load it with "
+                          "Classifier.load(folder), or call grow_folder(folder, new_data, output)")
+    new_data, old_data = as_text_data(new_data, "new_data"), as_text_data(old_data, "old_data")
     started = time.perf_counter()
     old_labels = list(classifier.labels)
     added, warnings = check_new_data(old_labels, new_data)

@@ -50,6 +50,7 @@ import pandas as pd
 
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, ModelError, OutputExistsError
+from textshift.settings import check_types
 
 logger = logging.getLogger(__name__)
 
@@ -109,6 +110,7 @@ class InspectConfig:
     fine_tune: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        check_types(self)
         checks = [
             ("folds", isinstance(self.folds, int) and self.folds >= 2, "an integer >= 2"),
             ("scorer", self.scorer in SCORERS, f"one of {', '.join(SCORERS)}"),

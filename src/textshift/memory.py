@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from textshift.data import TextData
+from textshift.data import TextData, as_str_list
 from textshift.errors import DataError, ModelError
-from textshift.model import META_FILE, Classifier, prepare_output_dir
+from textshift.model import META_FILE, Classifier, output_folder_path, prepare_output_dir
 
 MEMORY_FILE = "memory.jsonl"
 DEFAULT_MEMORY_PER_CLASS = 20
@@ -36,11 +36,15 @@ class Memory:
     Attributes
     ----------
     texts, labels : list of str
-        The remembered rows, grouped by class in first-seen order.
+        The remembered rows, grouped by class in first-seen order; one label per text (lists of different
+        lengths raise :class:`~textshift.errors.DataError`).
     """
 
     texts: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.texts, self.labels = _pairs(self.texts, self.labels)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -63,6 +67,7 @@ class Memory:
         Remembered rows are kept (up to ``per_class``); classes seen for the first time get a seeded random
         sample. Duplicated texts of a class are remembered once.
         """
+        texts, labels = _pairs(texts, labels)
         rng = np.random.default_rng(seed)
         kept: dict[str, list[str]] = {}
         for text, label in zip(self.texts, self.labels):
@@ -114,6 +119,15 @@ class Memory:
         return memory
 
 
+def _pairs(texts, labels) -> tuple[list[str], list[str]]:
+    """Texts and labels as lists of strings of the same length (a DataError otherwise)."""
+    texts, labels = as_str_list(texts, what="texts"), as_str_list(labels, what="labels")
+    if len(texts) != len(labels):
+        raise DataError(f"got {len(texts)} texts but {len(labels)} labels; expected one label per text. Pass two "
+                        "lists of the same length")
+    return texts, labels
+
+
 def _sha256(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
 
@@ -161,7 +175,7 @@ def save_with_memory(classifier: Classifier, folder: str | os.PathLike, memory: 
     a crash never leaves a model whose memory does not match its ``textshift.json``. ``memory=None`` (or an empty
     memory) saves the model without one.
     """
-    target = Path(folder)
+    target = output_folder_path(folder)
     prepare_output_dir(target, overwrite=overwrite)
     payload = memory.to_bytes() if memory else b""
     # The record lives only in the saved textshift.json: a later plain save() of this classifier must not claim

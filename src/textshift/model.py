@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import errno
 import json
 import logging
+import numbers
 import os
 import shutil
 import sys
@@ -33,7 +35,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError
+from textshift.data import as_str_list
+from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError, TextshiftError
 from textshift.tokens import pad_batch, pad_id_of
 
 logger = logging.getLogger(__name__)
@@ -193,11 +196,18 @@ class Classifier:
         The tokenizer that travels with the model.
     meta : ModelMeta
         Metadata written to ``textshift.json``.
+
+    Attributes
+    ----------
+    path : pathlib.Path or None
+        The folder :meth:`load` read the model from (None for a model built or copied in memory); commands use
+        it to refuse writing over their own input.
     """
 
     def __init__(self, model, tokenizer, meta: ModelMeta):
         self.model = model
         self.tokenizer = tokenizer
+        self.path: Path | None = None
         self.meta = meta
 
     # ------------------------------------------------------------------ construction
@@ -258,7 +268,9 @@ class Classifier:
         elif meta.labels != labels:
             raise ModelError(f"{meta_path} lists labels {meta.labels[:3]}… but config.json has {labels[:3]}…; "
                              "expected the same labels in both. The folder was edited by hand: retrain or restore it")
-        return cls(model, tokenizer, meta)
+        classifier = cls(model, tokenizer, meta)
+        classifier.path = folder.resolve()
+        return classifier
 
     # ------------------------------------------------------------------ properties
     @property
@@ -333,13 +345,18 @@ class Classifier:
 
     # ------------------------------------------------------------------ inference
     def check_max_length(self, max_length: int) -> None:
-        """Raise ConfigError if ``max_length`` is more tokens than the model can take."""
+        """Raise ConfigError if ``max_length`` is more tokens than the model can take, or too few to hold any text
+        beside the special tokens the tokenizer adds."""
         check_max_length(self.model.config, max_length)
+        special = self.tokenizer.num_special_tokens_to_add()
+        if max_length <= special:
+            raise ConfigError(f"max_length {max_length} leaves no room for text: the tokenizer adds {special} special "
+                              f"tokens to every text; pass max_length={special + 1} or more (default 128)")
 
     def tokenize(self, texts: list[str], *, max_length: int = 128):
+        texts = as_str_list(texts, what="texts")
         self.check_max_length(max_length)
-        return self.tokenizer(list(texts), truncation=True, max_length=max_length, padding=True,
-                              return_tensors="pt")
+        return self.tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
 
     def _batches(self, texts: list[str], batch_size: int, max_length: int):
         """Yield (positions, encoded batch), batching texts of similar token count to keep padding small.
@@ -349,10 +366,10 @@ class Classifier:
         Batches carry ``input_ids`` and ``attention_mask`` only, as in training (:func:`pad_batch`, 5× faster
         than ``tokenizer.pad``).
         """
+        self.check_max_length(max_length)
         if not texts:
             return
-        self.check_max_length(max_length)
-        ids = self.tokenizer(list(texts), truncation=True, max_length=max_length, return_attention_mask=False,
+        ids = self.tokenizer(texts, truncation=True, max_length=max_length, return_attention_mask=False,
                              return_token_type_ids=False)["input_ids"]
         order = np.argsort([len(row) for row in ids], kind="stable")
         pad_id, side = pad_id_of(self.tokenizer), getattr(self.tokenizer, "padding_side", "right")
@@ -363,7 +380,13 @@ class Classifier:
 
     @torch.inference_mode()
     def predict_logits(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
-        """Logits, shape (n_texts, n_labels), in input order."""
+        """Logits, shape (n_texts, n_labels), in input order.
+
+        ``texts`` is a list (or any sequence or iterable: tuple, pandas Series, numpy array) of strings; a bare
+        string, a non-string item or a ``batch_size`` below 1 is refused with a one-line error. No texts give an
+        array of shape (0, n_labels).
+        """
+        texts = _inference_texts(texts, batch_size)
         self.model.eval()
         out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         where, logits = [], []
@@ -375,13 +398,20 @@ class Classifier:
         return out
 
     def predict_proba(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
-        """Class probabilities, shape (n_texts, n_labels), columns in ``self.labels`` order."""
+        """Class probabilities, shape (n_texts, n_labels), columns in ``self.labels`` order.
+
+        Example
+        -------
+        >>> clf.predict_proba(["A bill to fund hospitals"], batch_size=32).shape   # doctest: +SKIP
+        (1, 2)
+        """
         logits = self.predict_logits(texts, batch_size=batch_size, max_length=max_length)
         return softmax(logits)
 
     @torch.inference_mode()
     def features(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
         """The head's input vectors (what the last linear layer sees), shape (n_texts, hidden)."""
+        texts = _inference_texts(texts, batch_size)
         self.model.eval()
         captured: list[torch.Tensor] = []
         handle = head_linear(self.model).register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0]))
@@ -402,6 +432,7 @@ class Classifier:
     def embed(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
               normalize: bool = True) -> np.ndarray:
         """Mean-pooled encoder embeddings (sentence-transformers style), shape (n_texts, hidden)."""
+        texts = _inference_texts(texts, batch_size)
         self.model.eval()
         body = encoder_module(self.model)
         out = None
@@ -425,11 +456,18 @@ class Classifier:
         An existing textshift model folder is replaced; any other existing non-empty folder is refused unless
         ``overwrite``. If the process dies midway, the previous folder is left intact. ``extra_files`` (name →
         bytes) are written into the folder in the same swap; metadata entries of ``meta.extra`` that name a
-        ``file`` not written this time are left out of ``textshift.json``.
+        ``file`` not written this time are left out of ``textshift.json``. A path that cannot be created (a file
+        in the way, no permission) raises :class:`~textshift.errors.OutputExistsError` or
+        :class:`~textshift.errors.ConfigError`.
         """
-        target = Path(path)
-        prepare_output_dir(target, overwrite=overwrite)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        target = output_folder_path(path)
+        try:
+            prepare_output_dir(target, overwrite=overwrite)
+            target.parent.mkdir(parents=True, exist_ok=True)
+        except TextshiftError:
+            raise
+        except OSError as exc:
+            raise _save_error(target, exc) from exc
         tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
         try:
             self.model.config.problem_type = "single_label_classification"
@@ -455,6 +493,10 @@ class Classifier:
             else:
                 os.replace(tmp, target)
             _fsync_dir(target.parent)
+        except TextshiftError:
+            raise
+        except OSError as exc:
+            raise _save_error(target, exc) from exc
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -462,6 +504,41 @@ class Classifier:
 
     def __repr__(self) -> str:
         return f"Classifier(backbone={self.meta.backbone!r}, labels={len(self.labels)})"
+
+
+def _inference_texts(texts, batch_size) -> list[str]:
+    """Check the inputs shared by the prediction methods; return the texts as a list of ``str``."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number >= 1; got {batch_size!r}. Pass e.g. batch_size=64")
+    return as_str_list(texts, what="texts")
+
+
+def output_folder_path(path: str | os.PathLike) -> Path:
+    """A folder to write, ``~`` expanded; anything that is not a non-empty path is a ConfigError."""
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(text, str) or not text.strip():
+        raise ConfigError(f"expected a folder path to save the model in; got {path!r}. Pass e.g. 'news-model' or "
+                          "a pathlib.Path")
+    return Path(text).expanduser()
+
+
+def _save_error(target: Path, exc: OSError) -> TextshiftError:
+    """A one-line error for an OS error while writing the model folder ``target``."""
+    if exc.errno in (errno.EEXIST, errno.ENOTDIR):
+        blocker = None
+        for candidate in reversed([target, *target.parents]):
+            try:
+                if candidate.exists() and not candidate.is_dir():
+                    blocker = candidate
+                    break
+            except OSError:
+                break
+        where = f"{blocker} is a file" if blocker else f"a file is in the way ({exc.strerror})"
+        return OutputExistsError(f"cannot create the model folder {target}: {where}; expected a path whose parents "
+                                 "are folders. Choose another path")
+    reason = exc.strerror or type(exc).__name__
+    return ConfigError(f"cannot write the model folder {target}: {reason}; expected a location you can write to. "
+                       "Choose another path or fix its permissions")
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -557,7 +634,11 @@ def check_output_folder(target: str | os.PathLike, *, overwrite: bool,
 
 
 def check_max_length(config, max_length: int) -> None:
-    """Raise ConfigError if ``max_length`` is more tokens than a model with this HF config takes."""
+    """Raise ConfigError if ``max_length`` is not a positive whole number or is more tokens than a model with this
+    HF config takes."""
+    if isinstance(max_length, bool) or not isinstance(max_length, numbers.Integral) or max_length < 1:
+        raise ConfigError(f"max_length must be a whole number of tokens >= 1; got {max_length!r}. Pass e.g. "
+                          "max_length=128")
     positions = getattr(config, "max_position_embeddings", None)
     if positions is None:
         return
@@ -575,7 +656,11 @@ def check_model_folder(path: str | os.PathLike) -> Path:
     safetensors, and each weight's shape must be the one ``config.json`` implies. Raises
     :class:`~textshift.errors.ModelError` naming the file that is wrong.
     """
-    folder = Path(path)
+    text = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(text, str) or not text.strip():
+        raise ModelError(f"expected a model folder path (a str or pathlib.Path); got {path!r:.60}. Pass the folder "
+                         "written by `textshift train` or Classifier.save")
+    folder = Path(text).expanduser()
     if not folder.exists() and recover_interrupted_save(folder):
         logger.warning("restored %s from a save that was interrupted between its two renames", folder)
     if not folder.exists():

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import numbers
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textshift.data import detect_format, iter_text_chunks, same_file
+from textshift.data import check_data_path, detect_format, iter_text_chunks, same_file
 from textshift.errors import ConfigError, OutputExistsError, TextshiftError
 from textshift.model import Classifier
 
@@ -31,8 +32,7 @@ logger = logging.getLogger(__name__)
 def predictions_frame(labels: list[str], probs: np.ndarray, *, top_k: int = 1) -> pd.DataFrame:
     """Turn a probability matrix into columns ``label``, ``probability`` and, for ``top_k`` > 1,
     ``label_2``/``probability_2``… up to ``top_k``."""
-    if top_k < 1:
-        raise ConfigError(f"top_k must be >= 1; got {top_k}")
+    _check_top_k(top_k)
     top_k = min(top_k, probs.shape[1])
     order = np.argsort(-probs, axis=1, kind="stable")[:, :top_k]
     names = np.asarray(labels, dtype=object)
@@ -44,11 +44,21 @@ def predictions_frame(labels: list[str], probs: np.ndarray, *, top_k: int = 1) -
     return pd.DataFrame(columns)
 
 
+def _check_top_k(top_k: int) -> None:
+    if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+        raise ConfigError(f"top_k must be a whole number >= 1; got {top_k!r}. Pass e.g. top_k=3")
+
+
 def predict_texts(classifier: Classifier, texts: list[str], *, top_k: int = 1, batch_size: int = 64,
                   max_length: int | None = None) -> pd.DataFrame:
-    """Predict a list of texts; one row per text with ``label``/``probability`` (and top-k columns)."""
+    """Predict a list of texts; one row per text with ``label``/``probability`` (and top-k columns).
+
+    ``texts`` is a list (or tuple, pandas Series, numpy array, iterable) of strings; a bare string, a non-string
+    item, ``top_k`` or ``batch_size`` below 1 are refused before any prediction. No texts give an empty frame.
+    """
+    _check_top_k(top_k)
     max_length = max_length or classifier.meta.settings.get("max_length", 128)
-    probs = classifier.predict_proba(list(texts), batch_size=batch_size, max_length=max_length)
+    probs = classifier.predict_proba(texts, batch_size=batch_size, max_length=max_length)
     return predictions_frame(classifier.labels, probs, top_k=top_k)
 
 
@@ -86,7 +96,10 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
     If a run is interrupted, ``resume=True`` continues after the last durable chunk (same input, model and
     options). A bad-input error removes the partial files. ``on_chunk(rows_done)`` is called after each chunk.
     """
-    output = Path(output)
+    data = check_data_path(data)
+    if not isinstance(output, (str, os.PathLike)) or not str(output).strip():
+        raise ConfigError(f"expected an output .csv path; got {output!r:.60}. Pass e.g. 'predictions.csv'")
+    output = Path(output).expanduser()
     if same_file(data, output) or Path(str(data)).resolve() == output.resolve():
         raise OutputExistsError(f"output {output} is the input file; expected a different path. textshift never "
                                 "overwrites its input: pass another -o")

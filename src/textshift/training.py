@@ -46,6 +46,7 @@ from torch import nn
 from textshift.dropout import cheap_dropout
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier, encoder_module, head_linear
+from textshift.settings import check_types
 from textshift.tokens import LabelledRows, LengthGroupedBatches, RowCollator, TokenizedTexts
 
 logger = logging.getLogger(__name__)
@@ -125,6 +126,7 @@ class TrainConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        check_types(self)
         checks = [
             ("epochs", self.epochs is None or self.epochs >= 0, ">= 0 or None"),
             ("target_steps", self.target_steps > 0, "> 0"),
@@ -389,6 +391,20 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     started = time.perf_counter()
     if len(texts) != len(labels):
         raise DataError(f"got {len(texts)} texts but {len(labels)} labels; expected one label per text")
+    if not len(texts):
+        raise DataError("no training rows; expected at least one labelled text")
+    if weights is not None:
+        weights = np.asarray(weights, dtype=np.float64)
+        if weights.shape != (len(texts),):
+            raise DataError(f"got {weights.size} row weights for {len(texts)} texts; expected one weight per text")
+        if not np.isfinite(weights).all() or (weights < 0).any() or not (weights > 0).any():
+            raise DataError("row weights must be finite and >= 0, and at least one > 0; got "
+                            f"min {weights.min():g}, max {weights.max():g}")
+    if (val_texts is None) != (val_labels is None):
+        raise DataError("val_texts and val_labels go together; expected both or neither")
+    if val_texts is not None and len(val_texts) != len(val_labels):
+        raise DataError(f"got {len(val_texts)} validation texts but {len(val_labels)} labels; expected one label per "
+                        "text")
     classifier.check_max_length(config.max_length)
     label2id = classifier.label2id
     unknown = sorted(set(labels) - set(label2id))
@@ -637,6 +653,18 @@ def _validate(classifier: Classifier, texts: list[str], labels: list[str], confi
     return {f"val_{k}": round(v, 4) for k, v in score(labels, predicted).items()}
 
 
+def as_text_data(data, argument: str):
+    """``data`` as TextData: a file path or ``embedded:NAME`` is read; None stays None; anything else is refused."""
+    from textshift.data import TextData, read_labeled
+
+    if data is None or isinstance(data, TextData):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return read_labeled(data)
+    raise DataError(f"{argument} must be a TextData or a data file path; got a {type(data).__name__}. Use "
+                    "TextData.from_lists(texts, labels) or read_labeled(path)")
+
+
 def check_val_labels(labels: list[str], val_labels: list[str] | None) -> None:
     """Refuse validation rows that share no class with the training rows (every score would be 0)."""
     if val_labels is not None and not set(val_labels) & set(labels):
@@ -652,7 +680,7 @@ def deepcopy_classifier(classifier: Classifier) -> Classifier:
 def train_classifier(data, *, backbone: str | None = None, config: TrainConfig | None = None,
                      val_data=None, progress: bool = False, checkpoint_dir: str | os.PathLike | None = None,
                      resume: bool = False) -> tuple[Classifier, TrainResult]:
-    """A new classifier on ``backbone`` trained on labelled :class:`~textshift.data.TextData`.
+    """A new classifier on ``backbone`` trained on labelled :class:`~textshift.data.TextData` (or a data path).
 
     Returns the trained classifier (metadata filled in: data fingerprint, settings, validation metrics) and
     the training record. Nothing but checkpoints (see :func:`train`) is written to disk; call
@@ -662,6 +690,7 @@ def train_classifier(data, *, backbone: str | None = None, config: TrainConfig |
     from textshift.model import DEFAULT_BACKBONE
 
     config = config or TrainConfig()
+    data, val_data = as_text_data(data, "data"), as_text_data(val_data, "val_data")
     warnings = check_trainable(data)
     classifier = Classifier.from_backbone(backbone or DEFAULT_BACKBONE, labels=data.classes, seed=config.seed)
     result = train(classifier, data.texts, data.labels, config=config,

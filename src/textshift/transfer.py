@@ -43,7 +43,9 @@ from textshift.checkpoints import latest_checkpoint
 from textshift.data import TextData, check_trainable, read_labeled
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier
-from textshift.training import TrainConfig, TrainResult, deepcopy_classifier, record_training, train
+from textshift.settings import check_types
+from textshift.training import (TrainConfig, TrainResult, as_text_data, deepcopy_classifier, record_training,
+                                 train)
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +90,7 @@ class TransferConfig:
     backbone: str | None = None
 
     def __post_init__(self) -> None:
+        check_types(self)
         if self.strategy not in STRATEGIES:
             raise ConfigError(f"unknown strategy '{self.strategy}'; expected one of {', '.join(STRATEGIES)}")
         if self.joint_target_weight is not None and self.joint_target_weight <= 0:
@@ -140,7 +143,8 @@ def prepare_model(source: Classifier, target: TextData, config: TransferConfig) 
                         f"model's ({', '.join(source.labels[:4])}…); expected at least one common class for "
                         f"'{strategy}'. Use --strategy encoder to reuse only the encoder")
     model = deepcopy_classifier(source)
-    model.meta.source_model = str(source.meta.extra.get("path", source.meta.backbone))
+    model.meta.extra.pop("path", None)  # where older versions kept the source's folder; stale in a copy
+    model.meta.source_model = str(source.path or source.meta.backbone)
     max_length = config.train.max_length
     if strategy == "zero-shot":
         model.replace_head(shared, keep_rows=True)
@@ -163,8 +167,8 @@ def prepare_model(source: Classifier, target: TextData, config: TransferConfig) 
     return model
 
 
-def transfer(source: Classifier, target: TextData, *, strategy: str | None = None,
-             config: TransferConfig | None = None, source_data: TextData | None = None,
+def transfer(source: Classifier | str | os.PathLike, target: TextData | str | os.PathLike, *,
+             strategy: str | None = None, config: TransferConfig | None = None, source_data: TextData | None = None,
              unlabeled_texts: list[str] | None = None, val_data: TextData | None = None,
              progress: bool = False, checkpoint_dir: str | os.PathLike | None = None,
              resume: bool = False) -> tuple[Classifier, TrainResult]:
@@ -172,10 +176,10 @@ def transfer(source: Classifier, target: TextData, *, strategy: str | None = Non
 
     Parameters
     ----------
-    source : Classifier
-        The trained source classifier (its tokenizer travels with it).
-    target : TextData
-        Labelled target rows.
+    source : Classifier or path
+        The trained source classifier (its tokenizer travels with it), or its folder.
+    target : TextData or path
+        Labelled target rows (or a data file / ``embedded:NAME``).
     strategy : str, optional
         Overrides ``config.strategy``.
     config : TransferConfig, optional
@@ -197,6 +201,14 @@ def transfer(source: Classifier, target: TextData, *, strategy: str | None = Non
         The new model (metadata filled in) and its training record. ``source`` is left unchanged.
     """
     config = config or TransferConfig()
+    if isinstance(source, (str, os.PathLike)):
+        source = load_source(source)
+    if not isinstance(source, Classifier):
+        raise ConfigError(f"source must be a Classifier or a model folder path; got a {type(source).__name__}")
+    target, source_data, val_data = (as_text_data(target, "target"), as_text_data(source_data, "source_data"),
+                                     as_text_data(val_data, "val_data"))
+    if isinstance(unlabeled_texts, str):
+        raise DataError("unlabeled_texts must be a list of texts; got one string. Wrap it in a list")
     if strategy is not None and strategy != config.strategy:
         config = TransferConfig(**{**config.__dict__, "strategy": strategy})
     warnings = check_trainable(target) if config.strategy != "zero-shot" else []
@@ -238,7 +250,5 @@ def transfer(source: Classifier, target: TextData, *, strategy: str | None = Non
 
 
 def load_source(path: str | os.PathLike) -> Classifier:
-    """Load a source model folder and remember where it came from."""
-    source = Classifier.load(path)
-    source.meta.extra["path"] = str(Path(path))
-    return source
+    """Load a source model folder (its ``path`` says where it came from)."""
+    return Classifier.load(path)
