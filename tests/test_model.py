@@ -228,3 +228,12 @@ def test_a_save_killed_between_its_two_renames_is_recovered_on_load(tiny_backbon
     (tmp_path / ".m.tmp-5678abcd").mkdir()  # and a half-written new folder, never taken as a model
     assert Classifier.load(target).labels == ["a", "b"]
     assert target.is_dir() and not recover_interrupted_save(target)
+
+
+@pytest.mark.parametrize("labels, expect", [("abc", "one string"), (["a", "b", "a"], "labels must be distinct; 'a'"),
+                                            ([], "at least one label")])
+def test_from_backbone_refuses_bad_label_lists(tiny_backbone, labels, expect):
+    from textshift.errors import TextshiftError
+
+    with pytest.raises(TextshiftError, match=expect):
+        Classifier.from_backbone(tiny_backbone, labels=labels)

@@ -217,8 +217,13 @@ class Classifier:
         """A new classifier: pretrained encoder, randomly initialised head for ``labels`` (seeded when ``seed``)."""
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        labels = as_str_list(labels, what="labels")
         if len(labels) < 1:
             raise ModelError("a classifier needs at least one label; found none")
+        if len(set(labels)) < len(labels):
+            repeated = sorted({label for label in labels if labels.count(label) > 1})
+            raise ModelError(f"labels must be distinct; {', '.join(map(repr, repeated[:3]))} appear more than once. "
+                             "Pass each class once")
         location = resolve_backbone(backbone)
         id2label = {i: label for i, label in enumerate(labels)}
         if seed is not None:
