@@ -14,8 +14,8 @@ import torch
 from textshift.dropout import cheap_dropout
 from textshift.errors import ConfigError, ModelError
 from textshift.model import Classifier, encoder_module
-from textshift.settings import check_types
 from textshift.training import adamw, set_seed
+from textshift.validation import check_types
 
 
 @dataclass

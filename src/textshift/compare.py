@@ -41,9 +41,9 @@ from textshift.data import TextData, read_labeled
 from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.evaluate import evaluate_predictions
 from textshift.model import Classifier, is_model_folder
-from textshift.settings import check_types
 from textshift.training import TrainConfig, stratified_holdout
 from textshift.transfer import STRATEGIES, TransferConfig, load_source, source_training_data, transfer
+from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
 

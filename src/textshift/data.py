@@ -31,7 +31,7 @@ import os
 import re
 import zlib
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -39,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from textshift.errors import ConfigError, DataError, DataFileNotFoundError, OutputExistsError
+from textshift.validation import as_list, check_column_name, check_data_path
 
 logger = logging.getLogger(__name__)
 
@@ -235,84 +236,6 @@ def _resolve(path: str | os.PathLike) -> tuple[Path, EmbeddedDataset | None]:
         name = text[len(EMBEDDED_PREFIX):]
         return embedded_path(name), EMBEDDED[name]
     return Path(text), None
-
-
-def check_data_path(path) -> str:
-    """``path`` as a string, ``~`` expanded (``embedded:NAME`` is kept as is).
-
-    Raises :class:`~textshift.errors.DataError` when ``path`` is not a path: a DataFrame, bytes, None, ….
-    """
-    if isinstance(path, pd.DataFrame):
-        raise DataError("expected a file path or embedded:NAME; got a DataFrame. For data already in memory use "
-                        "TextData.from_lists(df.text.tolist(), df.label.tolist())")
-    if isinstance(path, bytes):
-        raise DataError(f"expected a file path or embedded:NAME as a str; got bytes ({path[:60]!r}). Pass "
-                        "path.decode() or a pathlib.Path")
-    text = os.fspath(path) if isinstance(path, os.PathLike) else path
-    if not isinstance(text, str) or not text.strip():
-        found = "an empty string" if isinstance(text, str) else f"{type(path).__name__} ({_preview(path)})"
-        raise DataError(f"expected a file path or embedded:NAME; got {found}. Pass a .csv, .tsv, .jsonl or "
-                        ".parquet file, or e.g. embedded:news")
-    return text if text.startswith(EMBEDDED_PREFIX) else os.path.expanduser(text)
-
-
-def _check_column_name(value, option: str) -> None:
-    """A column asked for by name must be a non-empty string (``text_column=0`` would silently mean the default)."""
-    if value is not None and (not isinstance(value, str) or not value.strip()):
-        raise ConfigError(f"{option} must be a column name (a non-empty string); got {value!r} "
-                          f"({type(value).__name__}). Pass e.g. {option}='text', the header of that column")
-
-
-def _preview(value, width: int = 40) -> str:
-    shown = repr(value)
-    return shown if len(shown) <= width else shown[:width - 1] + "…"
-
-
-def as_list(values, *, what: str = "texts") -> list:
-    """``values`` (a list, tuple, pandas Series, numpy array, generator, …) as a new list.
-
-    Raises :class:`~textshift.errors.DataError` for what ``list()`` would silently get wrong or fail on: None, a
-    bare string or bytes (split into characters), a DataFrame or a dict (their column names or keys), a number.
-    ``what`` names the values in messages ("texts", "labels").
-    """
-    if isinstance(values, str):
-        raise DataError(f"expected a list of {what}, got one string ({_preview(values)}); wrap it in a list: "
-                        f"[{_preview(values)}]")
-    if isinstance(values, bytes):
-        raise DataError(f"expected a list of {what}, got bytes ({_preview(values)}); decode them and wrap the "
-                        "result in a list: [data.decode()]")
-    if isinstance(values, pd.DataFrame):
-        columns = ", ".join(map(str, values.columns[:5]))
-        raise DataError(f"expected a list of {what}, got a DataFrame (columns {columns}); pass one of its columns, "
-                        f"e.g. df[{what[:-1]!r}]")
-    if isinstance(values, Mapping):
-        raise DataError(f"expected a list of {what}, got a {type(values).__name__}; pass list(d.values()) or "
-                        "list(d) to say which you mean")
-    if values is None:
-        raise DataError(f"expected a list of {what}, got None; pass a list, e.g. [\"first {what[:-1]}\", …]")
-    try:
-        items = iter(values)
-    except TypeError as exc:
-        raise DataError(f"expected a list of {what}, got {type(values).__name__} ({_preview(values)}); pass a "
-                        f"list, e.g. [{_preview(values)}]") from exc
-    return list(items)
-
-
-def as_str_list(values, *, what: str = "texts") -> list[str]:
-    """``values`` as a list of ``str`` (see :func:`as_list`); any item that is not a string is a
-    :class:`~textshift.errors.DataError` naming the first one's position and type."""
-    out = as_list(values, what=what)
-    for i, value in enumerate(out):
-        if type(value) is str:
-            continue
-        if isinstance(value, str):  # numpy.str_ and other str subclasses
-            out[i] = str(value)
-            continue
-        count = sum(not isinstance(v, str) for v in out)
-        found = "None" if value is None else f"{type(value).__name__} {_preview(value)}"
-        raise DataError(f"{what}[{i}] is {found}; expected a string at every position ({count} of {len(out)} "
-                        f"{what} are not). Remove those items or convert them to text")
-    return out
 
 
 def detect_format(path: Path) -> str:
@@ -601,8 +524,8 @@ def read_labeled(path: str | os.PathLike, *, text_column: str | None = None, lab
     TextData
         Labels are strings. Raises :class:`~textshift.errors.DataError` on bad input.
     """
-    _check_column_name(text_column, "text_column")
-    _check_column_name(label_column, "label_column")
+    check_column_name(text_column, "text_column")
+    check_column_name(label_column, "label_column")
     file_path, spec = _resolve(path)
     _check_file(file_path)
     fmt = detect_format(file_path)
@@ -791,7 +714,7 @@ def iter_text_chunks(path: str | os.PathLike, *, text_column: str | None = None,
     """
     if chunk_size < 1:
         raise ConfigError(f"chunk_size must be >= 1; got {chunk_size}. Pass a positive --chunk-size")
-    _check_column_name(text_column, "text_column")
+    check_column_name(text_column, "text_column")
     file_path, spec = _resolve(path)
     _check_file(file_path)
     fmt = detect_format(file_path)

@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
-from textshift.data import TextData, as_list
+from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.model import Classifier
+from textshift.validation import as_list
 
 
 @dataclass

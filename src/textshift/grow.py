@@ -55,9 +55,9 @@ from textshift.errors import ConfigError, DataError, ModelError
 from textshift.memory import (DEFAULT_MEMORY_PER_CLASS, MEMORY_FILE, Memory, RehearsalMemoryError, attach_memory,
                                read_memory, save_with_memory)
 from textshift.model import Classifier, check_output_folder, head_linear
-from textshift.settings import check_types
 from textshift.training import (TrainConfig, TrainResult, as_text_data, deepcopy_classifier, record_training,
                                  train)
+from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
 

@@ -50,7 +50,7 @@ import pandas as pd
 
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, ModelError, OutputExistsError
-from textshift.settings import check_types
+from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
 

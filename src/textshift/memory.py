@@ -17,9 +17,10 @@ from pathlib import Path
 
 import numpy as np
 
-from textshift.data import TextData, as_str_list
+from textshift.data import TextData
 from textshift.errors import DataError, ModelError
 from textshift.model import META_FILE, Classifier, output_folder_path, prepare_output_dir
+from textshift.validation import as_str_list
 
 MEMORY_FILE = "memory.jsonl"
 DEFAULT_MEMORY_PER_CLASS = 20

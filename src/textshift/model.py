@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from textshift.data import as_str_list
 from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError, TextshiftError
 from textshift.tokens import pad_batch, pad_id_of
+from textshift.validation import as_str_list
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textshift.data import check_data_path, detect_format, iter_text_chunks, same_file
+from textshift.data import detect_format, iter_text_chunks, same_file
 from textshift.errors import ConfigError, OutputExistsError, TextshiftError
 from textshift.model import Classifier
+from textshift.validation import check_data_path
 
 logger = logging.getLogger(__name__)
 

@@ -46,8 +46,8 @@ from torch import nn
 from textshift.dropout import cheap_dropout
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier, encoder_module, head_linear
-from textshift.settings import check_types
 from textshift.tokens import LabelledRows, LengthGroupedBatches, RowCollator, TokenizedTexts
+from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
 

@@ -43,9 +43,9 @@ from textshift.checkpoints import latest_checkpoint
 from textshift.data import TextData, check_trainable, read_labeled
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier
-from textshift.settings import check_types
 from textshift.training import (TrainConfig, TrainResult, as_text_data, deepcopy_classifier, record_training,
                                  train)
+from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""Settings dataclasses refuse values of the wrong type at construction, in one line naming the setting."""
+"""Input checks (textshift.validation): settings dataclasses refuse values of the wrong type at construction."""
 
 from __future__ import annotations
 
