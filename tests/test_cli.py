@@ -190,3 +190,15 @@ def test_usage_errors_are_one_line(run_cli, argv, expect):
     result = run_cli(*argv)
     assert result.exit_code == 2
     assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"] and expect in result.stderr
+
+
+def test_ctrl_c_exits_130_with_a_word(run_cli, monkeypatch):
+    """Ctrl-C in a command: 'aborted' and exit code 130, not a silent 0."""
+    from textshift.model import Classifier
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Classifier, "load", interrupted)
+    result = run_cli("info", "some-model")
+    assert result.exit_code == 130 and result.stderr.strip() == "aborted"

@@ -47,6 +47,13 @@ def test_plain_answer_says_where_transfer_stops_helping():
     assert "+0.300 macro-F1 at 50 labelled bills" in text and "from about 1000 rows on it no longer helps" in text
 
 
+def test_plain_answer_says_when_transfer_hurts_everywhere():
+    summary = pd.DataFrame({"strategy": ["scratch", "finetune"] * 2, "k": [50, 50, 200, 200],
+                            "macro_f1": [0.5, 0.4, 0.6, 0.55], "ci95": 0.0})
+    text = plain_answer(summary, target_name="bills", source_name="news")
+    assert "does not help here: it loses 0.050 to 0.100 macro-F1" in text and "adds" not in text
+
+
 @pytest.fixture(scope="module")
 def news_model(tiny_backbone, small_news, tmp_path_factory):
     from textshift.data import read_labeled

@@ -99,3 +99,18 @@ def test_input_columns_named_like_outputs_are_kept_as_input_columns(model_dir, t
                                    "note", "label", "probability", "label_2", "probability_2"]
     assert frame.row.tolist() == [0, 1] and frame.input_label.tolist() == ["Defense", "Health"]
     assert frame.input_row.tolist() == [7, 8] and frame.note.tolist() == ["n1", "n2"]
+
+
+def test_resume_refuses_another_model_with_the_same_metadata(model_dir, texts_csv, tmp_path):
+    """A fine-tuned copy keeps its source's labels (and used to keep its creation time): its weights tell them apart."""
+    import torch
+
+    model = Classifier.load(model_dir)
+    out = tmp_path / "out.csv"
+    with pytest.raises(KeyboardInterrupt):
+        predict_file(model, texts_csv, out, chunk_size=50, on_chunk=_interrupt_after(2))
+    other = Classifier.load(model_dir)
+    with torch.no_grad():
+        next(other.model.parameters()).add_(0.01)
+    with pytest.raises(ConfigError, match="other input, model or options"):
+        predict_file(other, texts_csv, out, chunk_size=50, resume=True)

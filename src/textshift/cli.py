@@ -368,7 +368,11 @@ _register_optional_commands()
 def main() -> None:
     """Entry point: run the app, mapping user errors to one line and exit code 2."""
     try:
-        app(standalone_mode=False, prog_name="textshift")
+        code = app(standalone_mode=False, prog_name="textshift")
+        if isinstance(code, int) and code:  # typer returns 130 for Ctrl-C when not in standalone mode
+            if code == 130:
+                err_console.print("aborted")
+            sys.exit(code)
     except TextshiftError as exc:
         if os.environ.get("TEXTSHIFT_TRACEBACK"):
             raise

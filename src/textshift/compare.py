@@ -40,7 +40,7 @@ from textshift.baselines import BASELINES, EmbeddingCache
 from textshift.data import TextData, read_labeled
 from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.evaluate import evaluate_predictions
-from textshift.model import Classifier, is_model_folder
+from textshift.model import Classifier, is_model_folder, model_digest
 from textshift.training import TrainConfig, stratified_holdout
 from textshift.transfer import STRATEGIES, TransferConfig, load_source, source_training_data, transfer
 from textshift.validation import check_types
@@ -322,17 +322,6 @@ def data_digest(data: TextData) -> str:
     return digest.hexdigest()
 
 
-def model_digest(model: Classifier) -> str:
-    """sha256 of a model's class names and weights (the same for the same weights, wherever they are stored)."""
-    import torch
-
-    digest = hashlib.sha256(json.dumps(model.labels).encode())
-    for name, tensor in sorted(model.model.state_dict().items()):
-        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
-        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
-    return digest.hexdigest()
-
-
 def input_digests(source: Classifier, target: TextData, test: TextData, *, test_name: str,
                   unlabeled_texts: list[str] | None = None, source_data: TextData | None = None) -> dict[str, dict]:
     """What a comparison's runs are made from, ``{name: {"label": shown to users, "sha256": compared}}``."""
@@ -431,6 +420,10 @@ def plain_answer(summary: pd.DataFrame, *, target_name: str = "target", source_n
     if gains.empty:
         return "No size has both runs yet."
     first_k = int(gains.index[0])
+    if (gains < -0.01).all():
+        return (f"Pretraining on {source_name} ('{best}') does not help here: it loses {-gains.max():.3f} to "
+                f"{-gains.min():.3f} macro-F1 against training on the {target_name} rows alone at every size tried "
+                f"({first_k} to {int(gains.index[-1])} rows).")
     text = (f"Pretraining on {source_name} ('{best}') adds {gains.iloc[0]:+.3f} macro-F1 at {first_k} labelled "
             f"{target_name} rows")
     no_help = [int(k) for k, gain in gains.items() if gain <= 0.01]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import errno
+import hashlib
 import json
 import logging
 import numbers
@@ -544,6 +545,15 @@ def _save_error(target: Path, exc: OSError) -> TextshiftError:
     reason = exc.strerror or type(exc).__name__
     return ConfigError(f"cannot write the model folder {target}: {reason}; expected a location you can write to. "
                        "Choose another path or fix its permissions")
+
+
+def model_digest(model: Classifier) -> str:
+    """sha256 of a model's class names and weights (the same for the same weights, wherever they are stored)."""
+    digest = hashlib.sha256(json.dumps(model.labels).encode())
+    for name, tensor in sorted(model.model.state_dict().items()):
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

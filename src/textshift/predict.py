@@ -2,7 +2,7 @@
 
 Example
 -------
->>> from textshift.model import Classifier
+>>> from textshift.model import Classifier, model_digest
 >>> from textshift.predict import predict_texts
 >>> clf = Classifier.load("news-model")                        # doctest: +SKIP
 >>> predict_texts(clf, ["Senate passes farm bill"], top_k=2)   # doctest: +SKIP
@@ -24,7 +24,7 @@ import pandas as pd
 
 from textshift.data import detect_format, iter_text_chunks, same_file
 from textshift.errors import ConfigError, OutputExistsError, TextshiftError
-from textshift.model import Classifier
+from textshift.model import Classifier, model_digest
 from textshift.validation import check_data_path
 
 logger = logging.getLogger(__name__)
@@ -109,7 +109,7 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
     if output.exists() and not overwrite:
         raise OutputExistsError(f"{output} exists; expected a new file. Pass --overwrite or choose another path")
     partial, progress = _partial_paths(output)
-    identity = {**_input_identity(data), "model": classifier.meta.created, "labels": classifier.labels,
+    identity = {**_input_identity(data), "model": model_digest(classifier), "labels": classifier.labels,
                 "text_column": text_column, "top_k": top_k, "keep_columns": keep_columns}
     state = {"rows": 0, "bytes": 0, "counts": {}}
     if progress.exists() and partial.exists():

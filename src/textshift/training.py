@@ -28,6 +28,7 @@ Example
 from __future__ import annotations
 
 import copy
+import datetime as _dt
 import hashlib
 import json
 import logging
@@ -705,6 +706,7 @@ def record_training(classifier: Classifier, data, config: TrainConfig, result: T
                     warnings: list[str] | None = None, extra: dict | None = None) -> None:
     """Fill the classifier's metadata with what a user needs to trust it later."""
     meta = classifier.meta
+    meta.created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")  # a new model, not its source's copy
     meta.strategy = strategy
     meta.training_data = meta.training_data + [data.fingerprint.to_dict() | {"role": strategy}]
     meta.settings = config.to_dict()
