@@ -340,3 +340,15 @@ def test_a_loaded_recommended_model_is_not_overwritten_by_its_own_comparison(new
     with pytest.raises(OutputExistsError, match="would replace the source model"):
         compare(Classifier.load(recommended), small_bills, out_dir=out, config=_small(), overwrite=True)
     assert (recommended / "model.safetensors").read_bytes() == before
+
+
+def test_a_rerun_with_other_sizes_saves_its_own_recommended_model(news_model, small_bills, tmp_path):
+    import json
+
+    out = tmp_path / "c"
+    compare(news_model, small_bills, out_dir=out, config=_small(sizes=[20, 40]))
+    meta = out / "recommended-model" / "textshift.json"
+    assert json.loads(meta.read_text())["extra"]["compare"]["k"] == 40
+    result = compare(news_model, small_bills, out_dir=out, config=_small(sizes=[20]))
+    assert json.loads(meta.read_text())["extra"]["compare"]["k"] == 20
+    assert result.model_dir == out / "recommended-model"

@@ -437,6 +437,17 @@ def plain_answer(summary: pd.DataFrame, *, target_name: str = "target", source_n
     return text
 
 
+def _saved_model_is(folder: Path, *, strategy: str, k: int) -> bool:
+    """Whether ``folder`` holds the model of ``strategy`` trained on the k-row sample of seed 0 (an earlier run
+    with other sizes or another recommendation may have left another one there)."""
+    try:
+        meta = json.loads((folder / "textshift.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    made = (meta.get("extra") or {}).get("compare") or {}
+    return meta.get("strategy") == strategy and made.get("k") == k and made.get("seed") == 0
+
+
 # ------------------------------------------------------------------------------------------------ main job
 def _evaluate(model: Classifier, test: TextData, *, restrict_to_model: bool = False) -> tuple[dict, dict]:
     texts, labels = test.texts, test.labels
@@ -553,7 +564,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
             for strategy in config.strategies:
                 want_model = (config.save_model and k == largest and seed == 0 and strategy == chosen)
                 done = store.get(strategy, k, seed, key)
-                if done and not (want_model and not (out / MODEL_DIR / "textshift.json").exists()):
+                if done and not (want_model and not _saved_model_is(out / MODEL_DIR, strategy=strategy, k=k)):
                     continue
                 model, seconds = run_strategy(strategy, sample, seed)
                 scores, per_class = _evaluate(model, test_data, restrict_to_model=strategy == "zero-shot")

@@ -103,7 +103,8 @@ def write_compare_report(result, config) -> Path:
              f"<p class='answer'>{html.escape(result.answer)}</p>",
              f"<p>Recommended strategy: <b>{html.escape(result.recommended)}</b> (chosen on the labelled target rows "
              "alone on an inner hold-out of them; test rows were never used to choose)."
-             + (f" Saved model: <code>{html.escape(str(result.model_dir))}</code>." if result.model_dir else "")
+             + (f" Saved model: <code>{html.escape(result.model_dir.name)}/</code> beside this report."
+                if result.model_dir else "")
              + "</p>",
              "<h2>Learning curves</h2>",
              f"<img id='learning-curves' alt='learning curves' src='data:image/png;base64,"
