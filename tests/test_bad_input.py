@@ -390,7 +390,7 @@ BAD = [
     Case("review-host-not-here", lambda c: ["review", c.file("d.csv", GOOD), "--host", "999.1.1.1", "--port", "0"],
          "expected an address of this machine"),
     Case("review-port-out-of-range", lambda c: ["review", c.file("d.csv", GOOD), "--port", "99999"],
-         "--port must be between 0 and 65535"),
+         "port must be a whole number between 0 and 65535"),
     # review --export
     Case("review-export-no-log", lambda c: ["review", c.file("d.csv", GOOD), "--export", c.out("clean.csv")],
          "no edit log"),

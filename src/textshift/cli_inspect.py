@@ -142,10 +142,8 @@ def review(
 
     Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv --before-after
     """
-    from textshift.cli import _require
     from textshift.review import ReviewStore, default_store_path, export_cleaned, load_data, start_review
 
-    _require("--port", port, 0 <= port <= 65535, "between 0 and 65535")
     if export is None:
         from textshift.review.server import check_address
 

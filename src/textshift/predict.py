@@ -2,7 +2,7 @@
 
 Example
 -------
->>> from textshift.model import Classifier, model_digest
+>>> from textshift.model import Classifier
 >>> from textshift.predict import predict_texts
 >>> clf = Classifier.load("news-model")                        # doctest: +SKIP
 >>> predict_texts(clf, ["Senate passes farm bill"], top_k=2)   # doctest: +SKIP
