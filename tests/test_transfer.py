@@ -100,6 +100,14 @@ def test_adapt_changes_the_encoder(source):
     assert not np.allclose(before.detach(), after.detach())
 
 
+def test_adapt_without_texts_is_a_data_error(source):
+    from textshift.adapt import adapt_language_model
+    from textshift.errors import DataError
+
+    with pytest.raises(DataError, match="no texts to adapt"):
+        adapt_language_model(source, [])
+
+
 def test_paths_are_read_and_the_source_folder_is_recorded(source, tmp_path):
     folder = tmp_path / "news"
     source.meta.extra["path"] = "/somewhere/stale"  # where older versions kept it

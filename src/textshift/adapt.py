@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass
 import torch
 
 from textshift.dropout import cheap_dropout
-from textshift.errors import ConfigError, ModelError
+from textshift.errors import ConfigError, DataError, ModelError
 from textshift.model import Classifier, encoder_module
 from textshift.training import adamw, set_seed
 from textshift.validation import check_types
