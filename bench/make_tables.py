@@ -32,19 +32,21 @@ def core() -> None:
         print()
 
 
+def cell(values: pd.Series) -> str:
+    """Mean ± half-width of the 95% t-interval (and the number of seeds)."""
+    from scipy import stats
+
+    if len(values) < 2:
+        return f"{values.mean():.3f}"
+    half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
+    return f"{values.mean():.3f} ± {half:.3f} (n={len(values)})"
+
+
 def transfer() -> None:
     path = RESULTS / "transfer_nyt_to_bills.csv"
     if not path.exists():
         return
     runs = pd.read_csv(path)
-    from scipy import stats
-
-    def cell(values: pd.Series) -> str:
-        if len(values) < 2:
-            return f"{values.mean():.3f}"
-        half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / np.sqrt(len(values))
-        return f"{values.mean():.3f} ± {half:.3f} (n={len(values)})"
-
     table = runs.groupby(["strategy", "k"]).macro_f1.apply(cell).unstack("k").fillna("")
     table.columns = [f"k={k}" for k in table.columns]
     print("## transfer_nyt_to_bills.csv: macro-F1 on the 1,449 test bills (mean ± 95% t-interval over seeds)\n")
@@ -59,6 +61,20 @@ def transfer() -> None:
     print()
 
 
+def stacked() -> None:
+    path = RESULTS / "stacked_probe.csv"
+    if not path.exists():
+        return
+    runs = pd.read_csv(path)
+    table = runs.groupby(["variant", "k"], sort=False).macro_f1.apply(cell).reset_index()
+    table["pseudo-labels (right)"] = runs.groupby(["variant", "k"], sort=False).apply(
+        lambda g: "" if g.pseudo_rows.isna().all() else f"{g.pseudo_rows.mean():.0f} ({g.pseudo_accuracy.mean():.1%})",
+        include_groups=False).values
+    print(f"## stacked_probe.csv ({', '.join(runs.device.unique())}): macro-F1 on the 1,449 test bills\n")
+    print(markdown(table))
+    print()
+
+
 def simple(name: str) -> None:
     path = RESULTS / name
     if path.exists():
@@ -70,5 +86,6 @@ def simple(name: str) -> None:
 if __name__ == "__main__":
     core()
     transfer()
+    stacked()
     for name in ("predict_memory.csv", "label_noise.csv", "grow_bills.csv"):
         simple(name)

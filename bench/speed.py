@@ -390,7 +390,8 @@ def table(path: Path) -> str:
         if len(ours) and row.system != "textshift":
             speed = f"{ours.samples_per_second.iloc[0] / row.samples_per_second:.2f}×"
             rss = f"{ours.peak_rss_mb.iloc[0] / row.peak_rss_mb:.2f}×"
-        gflops = f"{row.gflops:.1f} ({100 * row.gflops / peak:.0f}%)" if pd.notna(row.gflops) else ""
+        gflops = "" if pd.isna(row.gflops) else f"{row.gflops:.1f}" + (
+            f" ({100 * row.gflops / peak:.0f}%)" if pd.notna(peak) else "")  # no matmul row measured: no share
         lines.append(f"| {row.task} | {row.dataset} | {row.system} | {row.samples_per_second:.1f} | "
                      f"{row.peak_rss_mb:.0f} | {gflops} | {speed} | {rss} |")
     return "\n".join(lines)
