@@ -78,6 +78,32 @@ def test_info(trained, run_cli):
     assert result.exit_code == 0 and "Defense" in result.stdout and "sha256" in result.stdout
 
 
+def test_info_records_absolute_data_paths(tiny_backbone, tmp_path, run_cli, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pd.DataFrame({"text": ["tax cut", "war news", "tax rise", "army base"] * 3,
+                  "label": ["tax", "war", "tax", "war"] * 3}).to_csv("d.csv", index=False)
+    result = run_cli("train", "d.csv", "-o", "m", "--backbone", tiny_backbone, "--epochs", "1", "-q")
+    assert result.exit_code == 0, result
+    monkeypatch.chdir(tmp_path / "m")  # another folder: the recorded path must still name the file
+    result = run_cli("info", ".", "-q")
+    assert json.loads(result.stdout)["training_data"][0]["path"] == str(tmp_path / "d.csv")
+
+
+def test_info_on_a_plain_hugging_face_folder_invents_no_history(trained, tmp_path, run_cli):
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    plain = tmp_path / "plain"
+    AutoModelForSequenceClassification.from_pretrained(trained).save_pretrained(plain)
+    AutoTokenizer.from_pretrained(trained).save_pretrained(plain)
+    result = run_cli("info", plain)
+    assert result.exit_code == 0 and "not saved by textshift" in result.stdout and "created" not in result.stdout
+    from textshift.model import Classifier
+
+    Classifier.load(plain).save(tmp_path / "copy")
+    meta = json.loads((tmp_path / "copy" / "textshift.json").read_text())
+    assert meta["created"] and meta["textshift_version"]  # saved by textshift now: both are known
+
+
 def test_data_export_and_list(tmp_path, run_cli):
     assert run_cli("data", "list").exit_code == 0
     result = run_cli("data", "export", "bills-train", tmp_path / "b.csv")

@@ -181,7 +181,11 @@ def test_report_round_trips_and_refuses_foreign_folders(flipped_result, tmp_path
     assert loaded.summary["counts"] == result.summary["counts"]
     with pytest.raises(OutputExistsError, match=r"already exists \(an inspect report\).*--overwrite"):
         result.save(folder)
-    result.save(folder, overwrite=True)  # a report folder can be rewritten on request
+    (folder / "stale.csv").write_text("from an earlier report")
+    inode = folder.stat().st_ino
+    result.save(folder, overwrite=True)  # a report folder can be rewritten on request: one swap, not file by file
+    assert folder.stat().st_ino != inode and not (folder / "stale.csv").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no temporary folder or lock left
     other = tmp_path / "notes"
     other.mkdir()
     (other / "todo.txt").write_text("mine")
@@ -190,6 +194,8 @@ def test_report_round_trips_and_refuses_foreign_folders(flipped_result, tmp_path
     assert (other / "todo.txt").read_text() == "mine"
     with pytest.raises(DataError, match="not a complete inspect report"):
         load_report(other)
+    result.save(other, overwrite=True)  # not a report: the report's files join the user's, which stay
+    assert (other / "todo.txt").read_text() == "mine" and (other / "summary.json").is_file()
 
 
 def test_fine_tune_scorer_runs_k_models(tiny_backbone):

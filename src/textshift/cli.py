@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from textshift.errors import ConfigError, TextshiftError
+from textshift.locks import writes
 
 app = typer.Typer(name="textshift", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   rich_markup_mode="markdown",
@@ -84,6 +85,7 @@ RESUME_HELP = ("Continue an interrupted run from its last epoch checkpoint in OU
 
 # train --------------------------------------------------------------------------------------------------------
 @app.command()
+@writes("output")
 def train(
     data: Annotated[str, typer.Argument(help="Labelled training data (file or embedded:NAME).")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to save the model in.")],
@@ -302,7 +304,11 @@ def info(
     if quiet:
         _print_json(asdict(meta))
         return
-    console.print(f"[bold]{model}[/]  textshift {meta.textshift_version}, created {meta.created}")
+    if meta.created:
+        console.print(f"[bold]{model}[/]  textshift {meta.textshift_version}, created {meta.created}")
+    else:
+        console.print(f"[bold]{model}[/]  a Hugging Face classifier not saved by textshift (no textshift.json: "
+                      "creation time and training data unknown)")
     console.print(f"backbone: {meta.backbone}   strategy: {meta.strategy}"
                   + (f"   source model: {meta.source_model}" if meta.source_model else ""))
     console.print(f"labels ({len(meta.labels)}): {', '.join(meta.labels)}")

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _print_json, _progress_enabled,
                            _train_config, app, console, err_console)
+from textshift.locks import writes
 from textshift.memory import DEFAULT_MEMORY_PER_CLASS
 
 
@@ -41,6 +42,7 @@ def _warnings_shown():
 
 
 @app.command()
+@writes("output")
 def grow(
     model: Annotated[Path, typer.Argument(help="Model folder saved by textshift (or any HF classification folder).")],
     new_data: Annotated[str, typer.Argument(help="Labelled examples of the new classes (file or embedded:NAME); "

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from textshift.cli import LabelColumn, Overwrite, Quiet, Seed, TextColumn, _print_json, app, console, err_console
 from textshift.errors import DataError
+from textshift.locks import writes
 
 Model = Annotated[Path | None, typer.Option("--model", help="Model folder whose encoder embeds the texts (its "
                                                             "classes must include the data's labels).")]
@@ -36,6 +37,7 @@ def _config(folds: int, scorer: str, duplicate_threshold: float, seed: int):
 
 
 @app.command()
+@writes("output")
 def inspect(
     data: Annotated[str, typer.Argument(help="Data to inspect (file or embedded:NAME); labels optional.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the report in.")],

@@ -13,6 +13,7 @@ from rich.table import Table
 from textshift.cli import (RESUME_HELP, LabelColumn, LogitAdjust, Overwrite, Quiet, TextColumn, _checkpoint_preflight,
                            _print_json, _progress_enabled, app, console, err_console)
 from textshift.errors import ConfigError, TextshiftError
+from textshift.locks import writes
 from textshift.transfer import DEFAULT_STRATEGY, STRATEGIES, STRATEGY_HELP
 
 STRATEGY_LIST = "; ".join(f"{name}: {text}" for name, text in STRATEGY_HELP.items())
@@ -35,6 +36,7 @@ def _read_unlabeled(path: str | None, text_column: str | None) -> list[str] | No
 
 
 @app.command()
+@writes("output")
 def transfer(
     source_model: Annotated[Path, typer.Argument(help="The trained source model folder.")],
     target_data: Annotated[str, typer.Argument(help="Labelled target data (file or embedded:NAME).")],

@@ -40,6 +40,7 @@ from textshift.baselines import BASELINES, EmbeddingCache
 from textshift.data import TextData, read_labeled
 from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.evaluate import evaluate_predictions
+from textshift.locks import writes
 from textshift.model import Classifier, is_model_folder, model_digest
 from textshift.training import TrainConfig, stratified_holdout
 from textshift.transfer import STRATEGIES, TransferConfig, load_source, source_training_data, transfer
@@ -466,6 +467,7 @@ def _scores(true: list[str], predicted: list[str], model_labels: list[str] | Non
     return {"accuracy": report.accuracy, "macro_f1": report.macro_f1}, per_class
 
 
+@writes("out_dir")
 def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | TextData, *,
             out_dir: str | os.PathLike, test: str | os.PathLike | TextData | None = None,
             config: CompareConfig | None = None, source_data: TextData | None = None,

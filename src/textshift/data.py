@@ -89,7 +89,12 @@ class Fingerprint:
     sha256: str
 
     def to_dict(self) -> dict:
-        return {"path": self.path, "rows": self.rows, "sha256": self.sha256}
+        """The fingerprint as stored in metadata: a file's path made absolute, so that it still names the file
+        when the model is used from another folder (``embedded:NAME`` and in-memory names stay as they are)."""
+        path = self.path
+        if path and not path.startswith(("embedded:", "<")) and Path(path).expanduser().exists():
+            path = os.path.abspath(Path(path).expanduser())
+        return {"path": path, "rows": self.rows, "sha256": self.sha256}
 
 
 @dataclass

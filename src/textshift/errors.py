@@ -33,6 +33,10 @@ class OutputExistsError(TextshiftError, FileExistsError):
     """An output path exists and textshift refuses to replace it."""
 
 
+class OutputBusyError(TextshiftError):
+    """Another process is writing the same output right now."""
+
+
 class ConfigError(TextshiftError):
     """A setting is out of range or options conflict."""
 

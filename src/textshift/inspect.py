@@ -50,6 +50,7 @@ import pandas as pd
 
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, ModelError, OutputExistsError
+from textshift.locks import writes
 from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
@@ -173,22 +174,41 @@ class InspectResult:
     data: dict
     summary: dict = field(default_factory=dict)
 
+    @writes("folder")
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the report as CSV + JSON files in ``folder`` (each written atomically). Returns the folder."""
-        from textshift.data import atomic_write_frame
+        """Write the report as CSV + JSON files in ``folder``. Returns the folder.
 
-        folder = Path(folder)
+        A new report, or one replacing an earlier report (``overwrite``), is written in a hidden sibling folder
+        and swapped into place in one step, so a crash leaves the earlier report whole. An existing folder that
+        is not a report (``overwrite``) keeps its other files; the report's files are then written one by one,
+        each atomically.
+        """
+        import shutil
+        import uuid
+
+        from textshift.data import atomic_write_frame
+        from textshift.model import swap_into_place
+
+        folder = Path(os.path.abspath(Path(folder).expanduser()))
         check_report_folder(folder, overwrite=overwrite)
-        folder.mkdir(parents=True, exist_ok=True)
-        atomic_write_frame(self.items, folder / "items.csv")
-        atomic_write_frame(self.pairs, folder / "pairs.csv")
-        atomic_write_frame(self.confusion.reset_index(names="given"), folder / "confusion.csv")
-        atomic_write_frame(self.most_confused, folder / "most_confused.csv")
-        payload = {"data": self.data, "classes": self.classes, "config": self.config.to_dict(),
-                   "summary": self.summary}
-        tmp = folder / f".summary.json.tmp-{os.getpid()}"
-        tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-        os.replace(tmp, folder / "summary.json")
+        in_place = folder.is_dir() and any(folder.iterdir()) and not (folder / "summary.json").is_file()
+        staging = folder if in_place else folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
+        staging.mkdir(parents=True, exist_ok=True)
+        try:
+            atomic_write_frame(self.items, staging / "items.csv")
+            atomic_write_frame(self.pairs, staging / "pairs.csv")
+            atomic_write_frame(self.confusion.reset_index(names="given"), staging / "confusion.csv")
+            atomic_write_frame(self.most_confused, staging / "most_confused.csv")
+            payload = {"data": self.data, "classes": self.classes, "config": self.config.to_dict(),
+                       "summary": self.summary}
+            tmp = staging / f".summary.json.tmp-{os.getpid()}"
+            tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+            os.replace(tmp, staging / "summary.json")
+            if not in_place:
+                swap_into_place(staging, folder)
+        finally:
+            if not in_place and staging.exists():
+                shutil.rmtree(staging, ignore_errors=True)
         return folder
 
 

@@ -37,6 +37,7 @@ import torch
 from torch import nn
 
 from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError, TextshiftError
+from textshift.locks import writes
 from textshift.tokens import pad_batch, pad_id_of
 from textshift.validation import as_str_list
 
@@ -270,7 +271,9 @@ class Classifier:
         _check_tokenizer(folder, model, tokenizer)
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         if meta is None:
-            meta = ModelMeta(backbone=str(folder), labels=labels, strategy="external")
+            # not saved by textshift: its creation time and version are unknown, not now and this version
+            meta = ModelMeta(backbone=str(folder), labels=labels, strategy="external", created="",
+                             textshift_version="")
         elif meta.labels != labels:
             raise ModelError(f"{meta_path} lists labels {meta.labels[:3]}… but config.json has {labels[:3]}…; "
                              "expected the same labels in both. The folder was edited by hand: retrain or restore it")
@@ -455,6 +458,7 @@ class Classifier:
         return out if out is not None else np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
 
     # ------------------------------------------------------------------ saving
+    @writes("path")
     def save(self, path: str | os.PathLike, *, overwrite: bool = False,
              extra_files: dict[str, bytes] | None = None) -> Path:
         """Save atomically: write a sibling temporary folder, then swap it into place.
@@ -481,6 +485,9 @@ class Classifier:
                 self.model.save_pretrained(tmp, safe_serialization=True)
                 self.tokenizer.save_pretrained(tmp)
             self.meta.labels = self.labels
+            if not self.meta.created:  # an external model saved by textshift for the first time
+                self.meta.created = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
+                self.meta.textshift_version = _version()
             extra_files = extra_files or {}
             for name, payload in extra_files.items():
                 (tmp / name).write_bytes(payload)
@@ -488,17 +495,7 @@ class Classifier:
             meta["extra"] = {key: value for key, value in meta["extra"].items()
                              if not (isinstance(value, dict) and "file" in value and value["file"] not in extra_files)}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
-            _fsync_tree(tmp)
-            if target.exists() and _exchange(tmp, target):
-                shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous folder
-            elif target.exists():
-                backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-                os.replace(target, backup)
-                os.replace(tmp, target)
-                shutil.rmtree(backup, ignore_errors=True)
-            else:
-                os.replace(tmp, target)
-            _fsync_dir(target.parent)
+            swap_into_place(tmp, target)
         except TextshiftError:
             raise
         except OSError as exc:
@@ -560,6 +557,22 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
     return exp / exp.sum(axis=1, keepdims=True)
+
+
+def swap_into_place(tmp: Path, target: Path) -> None:
+    """Make the complete folder ``tmp`` (a sibling of ``target``) appear as ``target`` in one step, replacing the
+    folder there if any; ``tmp``'s files are made durable first. A crash leaves either folder whole."""
+    _fsync_tree(tmp)
+    if target.exists() and _exchange(tmp, target):
+        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous folder
+    elif target.exists():
+        backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+        os.replace(target, backup)
+        os.replace(tmp, target)
+        shutil.rmtree(backup, ignore_errors=True)
+    else:
+        os.replace(tmp, target)
+    _fsync_dir(target.parent)
 
 
 def _exchange(a: Path, b: Path) -> bool:

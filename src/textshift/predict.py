@@ -24,6 +24,7 @@ import pandas as pd
 
 from textshift.data import detect_format, iter_text_chunks, same_file
 from textshift.errors import ConfigError, OutputExistsError, TextshiftError
+from textshift.locks import writes
 from textshift.model import Classifier, model_digest
 from textshift.validation import check_data_path
 
@@ -85,6 +86,7 @@ def _input_identity(data: str | os.PathLike) -> dict:
     return {"data": str(Path(data).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
+@writes("output")
 def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | os.PathLike, *,
                  text_column: str | None = None, top_k: int = 1, chunk_size: int = 4096, batch_size: int = 64,
                  keep_columns: bool = True, overwrite: bool = False, resume: bool = False,
