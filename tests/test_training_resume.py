@@ -111,6 +111,32 @@ def test_partial_checkpoints_are_ignored(tmp_path):
         latest_checkpoint(tmp_path)
 
 
+def test_removal_renames_first_and_the_next_write_clears_what_a_kill_left(tmp_path, monkeypatch):
+    import shutil
+
+    from textshift.checkpoints import remove_checkpoints
+    from textshift.locks import output_lock
+
+    folder = tmp_path / "model.checkpoint"
+    save_checkpoint(folder, epoch=1, model={"w": torch.ones(2)}, best=None,
+                    optimizer={"state": {}, "param_groups": []}, rng=[({"torch": torch.get_rng_state()}, {})],
+                    state={"history": []})
+
+    def killed(path, *args, **kwargs):  # the process dies while deleting
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", killed)
+    with pytest.raises(KeyboardInterrupt):
+        remove_checkpoints(folder)
+    monkeypatch.undo()
+    assert latest_checkpoint(folder) is None  # nothing left that looks like an interrupted run
+    [leftover] = tmp_path.iterdir()
+    assert leftover.name.startswith(".model.tmp-checkpoint-")
+    with output_lock(tmp_path / "model"):
+        pass
+    assert list(tmp_path.iterdir()) == []
+
+
 # ------------------------------------------------------------------------------------------------- processes
 def _env() -> dict:
     return {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "PYTHONUNBUFFERED": "1"}

@@ -100,11 +100,18 @@ def read_state(path: str | os.PathLike) -> dict:
 
 
 def remove_checkpoints(folder: str | os.PathLike) -> None:
-    """Delete a checkpoint folder (after the final model is safely saved). Refuses folders that hold other files."""
+    """Delete a checkpoint folder (after the final model is safely saved). Refuses folders that hold other files.
+
+    The folder is first renamed to a hidden ``.OUTPUT.tmp-checkpoint-*`` sibling in one step, so a kill during the
+    deletion (hundreds of MB of optimizer state take a while) cannot leave a half-deleted checkpoint that looks
+    like an interrupted run; the next write to OUTPUT removes such a leftover (:mod:`textshift.locks`).
+    """
     folder = Path(folder)
     _check_folder(folder)
     if folder.is_dir():
-        shutil.rmtree(folder)
+        doomed = folder.with_name(f".{folder.name.removesuffix('.checkpoint')}.tmp-checkpoint-{uuid.uuid4().hex[:8]}")
+        os.replace(folder, doomed)
+        shutil.rmtree(doomed)
 
 
 def clear_checkpoints(folder: str | os.PathLike) -> None:
