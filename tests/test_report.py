@@ -33,6 +33,11 @@ def test_report_lists_answer_and_tables(tmp_path):
     html = path.read_text()
     assert "adds +0.300 macro-F1" in html and "k=500" in html and "Health" in html
     assert (tmp_path / "learning_curves.png").read_bytes()[:4] == b"\x89PNG"
+    assert "<td>vocabulary overlap</td><td>40.0%</td><td class='prose'>share of" in html
+    assert "type_overlap" not in html
+    assert "only the target's measures" in html  # no proxy A-distance without the source's texts
+    assert ">nan<" not in html and ">None<" not in html  # missing values are blank cells
+    assert "<td>0.510</td>" in html and "<td>1.0</td>" in html  # scores to 3 decimals, seconds to 1
 
 
 @pytest.mark.browser

@@ -109,8 +109,10 @@ def transfer(
 def _print_summary(result) -> None:
     from textshift.report import summary_table
 
-    table = Table(title="macro-F1 on the test rows (mean ± 95% interval over seeds)")
     frame = summary_table(result.summary)
+    seeds = int(result.runs.seed.nunique()) if len(result.runs) else 0
+    console.print("macro-F1 on the test rows" + (" (mean ± 95% interval over seeds)" if seeds > 1 else ""))
+    table = Table()
     for column in frame.columns:
         table.add_column(str(column), justify="left" if column == "strategy" else "right")
     for row in frame.itertuples(index=False):

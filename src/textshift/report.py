@@ -6,9 +6,11 @@ import base64
 import html
 import io
 import json
+import math
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from textshift.baselines import BASELINES
@@ -19,7 +21,7 @@ h1{font-size:1.6em}h2{font-size:1.25em;margin-top:1.6em;border-bottom:1px solid 
 table{border-collapse:collapse;margin:.6em 0}td,th{border:1px solid #ddd;padding:.25em .6em;text-align:right}
 th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 .answer{font-size:1.15em;background:#eef6ee;border-left:4px solid #3a3;padding:.6em 1em}
-.muted{color:#666;font-size:.9em}img{max-width:100%}
+.muted{color:#666;font-size:.9em}img{max-width:100%}td.prose,th.prose{text-align:left}
 """
 
 
@@ -59,11 +61,48 @@ def learning_curves_png(summary: pd.DataFrame, *, title: str = "Learning curves"
     return data
 
 
-def _table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(v))}</td>" for v in row) + "</tr>"
+def _cell(value, digits: int) -> str:
+    """A table cell: floats to ``digits`` decimals, missing values blank, everything else as text."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    if isinstance(value, float | np.floating):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def _table(frame: pd.DataFrame, digits: dict[str, int] | None = None, *, prose: str | None = None) -> str:
+    """An HTML table; float columns get 3 decimals unless ``digits`` names another number for the column. The
+    ``prose`` column (words, not numbers) is aligned left."""
+    digits = digits or {}
+
+    def tag(name: str, column) -> str:
+        return f"<{name} class='prose'>" if column == prose else f"<{name}>"
+
+    head = "".join(f"{tag('th', c)}{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join("<tr>" + "".join(f"{tag('td', column)}{html.escape(_cell(v, digits.get(column, 3)))}</td>"
+                                    for column, v in zip(frame.columns, row)) + "</tr>"
                    for row in frame.itertuples(index=False))
     return f"<table><tr>{head}</tr>{body}</table>"
+
+
+SHIFT_MEASURES = [  # (key, name, how to show the value, what it means)
+    ("type_overlap", "vocabulary overlap", "{:.1%}", "share of the target's word types that occur in the source"),
+    ("oov_token_rate", "out-of-vocabulary rate", "{:.1%}", "share of the target's word tokens never seen in the "
+                                                           "source"),
+    ("proxy_a_distance", "proxy A-distance", "{:.2f}", "2(1 − 2·error) of a classifier telling source from target "
+                                                       "texts: 0 = indistinguishable, 2 = fully separable"),
+    ("target_types", "target word types", "{:,.0f}", "distinct words in the target texts"),
+    ("source_types", "source word types", "{:,.0f}", "distinct words in the source texts"),
+    ("target_fertility", "target fertility", "{:.2f}", "word pieces per word of the target texts (tokenizer fit)"),
+    ("source_fertility", "source fertility", "{:.2f}", "word pieces per word of the source texts"),
+]
+
+
+def shift_table(diagnostics: dict) -> pd.DataFrame:
+    """The domain-shift measures present in ``diagnostics``, named, formatted and explained."""
+    rows = [(name, shape.format(diagnostics[key]), meaning) for key, name, shape, meaning in SHIFT_MEASURES
+            if isinstance(diagnostics.get(key), int | float)]
+    return pd.DataFrame(rows, columns=["measure", "value", "what it means"])
 
 
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
@@ -118,13 +157,12 @@ def write_compare_report(result, config) -> Path:
         parts += [f"<h2>Per-class F1: {html.escape(best)} vs scratch at k={k}</h2>",
                   _table(per_class_comparison(result.runs, best, k))]
     if diag:
-        rows = [(name, value) for name, value in diag.items()
-                if not isinstance(value, dict | list)]
-        parts += ["<h2>Domain shift</h2>", _table(pd.DataFrame(rows, columns=["measure", "value"])),
-                  "<p class='muted'>type_overlap: share of the target's word types seen in the source; "
-                  "oov_token_rate: share of target word tokens never seen in the source; proxy_a_distance: "
-                  "2(1-2·error) of a classifier telling source from target texts (0 = same, 2 = fully "
-                  "separable); fertility: word pieces per word.</p>"]
+        shift = shift_table(diag)
+        if len(shift):
+            parts += ["<h2>Domain shift</h2>", _table(shift, prose="what it means")]
+            if "proxy_a_distance" not in diag:
+                parts.append("<p class='muted'>The source's texts were not available (pass the source data), so "
+                             "only the target's measures are shown.</p>")
         if diag.get("zero_shot_recall"):
             recall = pd.DataFrame(list(diag["zero_shot_recall"].items()), columns=["class", "zero-shot recall"])
             parts += ["<h2>Which topics carry over (source model as is, per-class recall)</h2>", _table(recall)]
@@ -132,7 +170,7 @@ def write_compare_report(result, config) -> Path:
             if diag.get(key):
                 parts.append(f"<p>{key.replace('_', ' ')}: {html.escape(', '.join(diag[key]))}</p>")
     runs = result.runs.drop(columns=[c for c in ("per_class", "settings") if c in result.runs.columns])
-    parts += ["<h2>Every run</h2>", _table(runs),
+    parts += ["<h2>Every run</h2>", _table(runs, {"train_seconds": 1}),
               f"<p class='muted'>Settings: {html.escape(json.dumps(config.train.to_dict()))}. "
               f"Sizes {config.sizes}, seeds {config.seeds}. Rows named inner:* are the inner hold-out runs that "
               "chose the recommended strategy.</p></body></html>"]
