@@ -90,11 +90,17 @@ def inspect(
     for note in summary["notes"]:
         console.print(f"[yellow]note:[/] {note}")
     if dataset.has_labels and counts["label_error"]:
+        shown = label_errors(result).head(top)
         table = Table(title="most likely label errors")
+        # the text gets the width the other columns leave (one line per item; items.csv has it whole)
+        others = (max(3, len(str(shown.row.max()))) + max([5, *map(len, shown.label.astype(str))])
+                  + max([9, *map(len, shown.suggested_label.astype(str))]) + 7 + 16)
+        text_width = max(24, console.width - others)
         for column in ("row", "text", "given", "suggested", "quality"):
-            table.add_column(column, justify="right" if column in ("row", "quality") else "left")
-        for item in label_errors(result).head(top).itertuples(index=False):
-            table.add_row(str(item.row), _shorten(item.text), str(item.label), str(item.suggested_label),
+            table.add_column(column, justify="right" if column in ("row", "quality") else "left",
+                             no_wrap=column == "text", width=text_width if column == "text" else None)
+        for item in shown.itertuples(index=False):
+            table.add_row(str(item.row), _shorten(item.text, text_width), str(item.label), str(item.suggested_label),
                           f"{item.label_quality:.3f}")
         console.print(table)
     if len(result.most_confused):

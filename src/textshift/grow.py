@@ -626,7 +626,7 @@ def grow_folder(model_dir: str | os.PathLike, new_data: TextData, output: str | 
         record_scores(classifier, previous[-1], eval_data)
     result = grow(classifier, new_data, memory=memory, old_data=old_data, config=config, progress=progress)
     grown = result.classifier
-    grown.meta.source_model = str(model_dir)
+    grown.meta.source_model = str(classifier.path or Path(model_dir).resolve())
     report = GrowReport(output=output, added=result.added, step=len(grown.meta.class_history), rows=len(new_data),
                         rehearsal_rows=result.rehearsal_rows, seconds=result.seconds, warnings=result.warnings)
     if eval_data is not None:
