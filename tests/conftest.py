@@ -86,6 +86,19 @@ class CliResult:
         return f"CliResult(exit_code={self.exit_code}, stdout={self.stdout[-500:]!r}, stderr={self.stderr[-500:]!r})"
 
 
+@pytest.fixture(scope="session")
+def news_model(tiny_backbone, small_news, tmp_path_factory) -> Path:
+    """Folder of a tiny news model (the tiny backbone, one epoch on the small news sample): a compare source."""
+    from textshift.data import read_labeled
+    from textshift.training import TrainConfig, train_classifier
+
+    clf, _ = train_classifier(read_labeled(small_news), backbone=tiny_backbone,
+                              config=TrainConfig(epochs=1, warmup_epochs=1))
+    path = tmp_path_factory.mktemp("src") / "news-model"
+    clf.save(path)
+    return path
+
+
 @pytest.fixture()
 def run_cli(capsys, monkeypatch, tmp_path):
     """Run the real ``textshift`` entry point (error mapping included) in-process; returns a CliResult."""

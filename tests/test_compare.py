@@ -54,17 +54,6 @@ def test_plain_answer_says_when_transfer_hurts_everywhere():
     assert "does not help here: it loses 0.050 to 0.100 macro-F1" in text and "adds" not in text
 
 
-@pytest.fixture(scope="module")
-def news_model(tiny_backbone, small_news, tmp_path_factory):
-    from textshift.data import read_labeled
-    from textshift.training import TrainConfig, train_classifier
-
-    clf, _ = train_classifier(read_labeled(small_news), backbone=tiny_backbone, config=TrainConfig(**FAST))
-    path = tmp_path_factory.mktemp("src") / "news-model"
-    clf.save(path)
-    return path
-
-
 def _config(**kw):
     from textshift.training import TrainConfig
 

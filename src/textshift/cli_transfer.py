@@ -119,6 +119,8 @@ def _print_summary(result) -> None:
         table.add_row(*[str(v) for v in row])
     console.print(table)
     console.print(f"[bold green]{result.answer}[/]")
+    for note in result.choice_notes:
+        console.print(f"[yellow]note:[/] {note}")
     console.print(f"recommended strategy: [bold]{result.recommended}[/]"
                   + (f"; model saved in {result.model_dir}" if result.model_dir else ""))
     console.print(f"report: {result.out_dir / 'report.html'}")
@@ -157,7 +159,9 @@ def compare(
                           ] = "scratch,finetune",
     baselines: Annotated[str, typer.Option(help="Comma-separated baselines: tfidf-svm, frozen-lr, or 'none'.")
                          ] = "tfidf-svm,frozen-lr",
-    candidates: Annotated[str | None, typer.Option(help="Strategies the recommendation chooses among "
+    candidates: Annotated[str | None, typer.Option(help="Strategies the recommendation chooses among, on an "
+                                                        "inner hold-out of each sample; one other than scratch "
+                                                        "must beat scratch clearly there to be chosen "
                                                         "\\[default: all trained strategies].")] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
@@ -203,7 +207,7 @@ def compare(
             output.rmdir()  # leave nothing behind when the comparison could not start
         raise
     if quiet:
-        _print_json({"recommended": result.recommended, "answer": result.answer,
+        _print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
                      "summary": result.summary.to_dict(orient="records")})
     else:
         _print_summary(result)
@@ -269,7 +273,7 @@ def demo(
     result = _run_compare(news_model, bills_train, bills_test, output / "compare", config, quiet=quiet,
                           overwrite=trained)
     if quiet:
-        _print_json({"recommended": result.recommended, "answer": result.answer,
+        _print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
                      "report": str(result.out_dir / "report.html")})
     else:
         _print_summary(result)

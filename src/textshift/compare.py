@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from textshift import selection
 from textshift.baselines import BASELINES, EmbeddingCache
 from textshift.data import TextData, read_labeled
 from textshift.errors import ConfigError, DataError, OutputExistsError
@@ -72,11 +73,14 @@ class CompareConfig:
         Strategies the recommendation chooses among (default: the trained strategies in ``strategies``, or
         ``["zero-shot"]`` when that is the only strategy).
     inner_fraction : float
-        Share of each sample held out to choose the recommended strategy.
+        ``holdout`` selection: share of each sample held out to choose the recommended strategy.
     selection : str
-        How candidates are scored on that hold-out. ``probe`` (default): each candidate's starting model gets its
-        head trained on frozen features of the other rows (the head warm-up alone) — cheap, one forward pass per
-        candidate. ``holdout``: each candidate is fully trained on the other rows — faithful, and doubles the cost.
+        How candidates are scored on rows of the sample they were not trained on. ``probe`` (default): every row
+        is held out once (4 folds), predicted by the candidate's starting model with only its head trained, on
+        frozen features of the other folds — cheap, one forward pass per candidate. ``holdout``: each candidate is
+        fully trained on all but ``inner_fraction`` of the sample and scored on the rest — faithful, and doubles
+        the cost. Either way a candidate other than ``scratch`` must beat it clearly on the held-out rows to be
+        recommended (:mod:`textshift.selection`).
     test_fraction : float
         When no test data is given: share of the target held out (stratified) as test rows.
     train : TrainConfig
@@ -186,6 +190,9 @@ class CompareResult:
     out_dir : pathlib.Path
     model_dir : pathlib.Path or None
     diagnostics : dict
+    choice_notes : list of str
+        Sizes and seeds where ``scratch`` was recommended because no other candidate beat it clearly on the
+        held-out rows (see :mod:`textshift.selection`), one sentence each.
     """
 
     runs: pd.DataFrame
@@ -195,6 +202,7 @@ class CompareResult:
     out_dir: Path
     model_dir: Path | None = None
     diagnostics: dict = field(default_factory=dict)
+    choice_notes: list[str] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -245,6 +253,9 @@ class RunStore:
                 train_seconds REAL, per_class TEXT, settings TEXT, chosen TEXT, finished_at TEXT,
                 PRIMARY KEY (strategy, k, seed, run_key))""")
             db.execute("CREATE TABLE IF NOT EXISTS inputs (name TEXT PRIMARY KEY, label TEXT, sha256 TEXT)")
+            db.execute("""CREATE TABLE IF NOT EXISTS held_out (
+                strategy TEXT, k INTEGER, seed INTEGER, run_key TEXT, predicted TEXT,
+                PRIMARY KEY (strategy, k, seed, run_key))""")
 
     def _connect(self) -> sqlite3.Connection:
         db = sqlite3.connect(self.path, timeout=30)
@@ -278,11 +289,22 @@ class RunStore:
 
     def put(self, strategy: str, k: int, seed: int, run_key: str, *, accuracy: float, macro_f1: float,
             train_seconds: float, per_class: dict | None = None, settings: dict | None = None,
-            chosen: str | None = None) -> None:
+            chosen: str | None = None, predicted: list[str] | None = None) -> None:
+        """Store a finished run; ``predicted`` (an inner run's labels for its held-out rows) in the same commit."""
         with closing(self._connect()) as db, db:
             db.execute("INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,datetime('now'))",
                        (strategy, k, seed, run_key, accuracy, macro_f1, train_seconds,
                         json.dumps(per_class or {}), json.dumps(settings or {}, default=str), chosen))
+            if predicted is not None:
+                db.execute("INSERT OR REPLACE INTO held_out VALUES (?,?,?,?,?)",
+                           (strategy, k, seed, run_key, json.dumps(predicted)))
+
+    def held_out(self, strategy: str, k: int, seed: int, run_key: str) -> list[str] | None:
+        """An inner run's predictions of its held-out rows (None for runs stored without them)."""
+        with closing(self._connect()) as db:
+            row = db.execute("SELECT predicted FROM held_out WHERE strategy=? AND k=? AND seed=? AND run_key=?",
+                             (strategy, k, seed, run_key)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def frame(self, run_key: str) -> pd.DataFrame:
         with closing(self._connect()) as db:
@@ -312,6 +334,7 @@ class RunStore:
         with closing(self._connect()) as db, db:
             db.execute("DELETE FROM runs")
             db.execute("DELETE FROM inputs")
+            db.execute("DELETE FROM held_out")
 
 
 # ------------------------------------------------------------------------------------------------ inputs
@@ -455,10 +478,12 @@ def _evaluate(model: Classifier, test: TextData, *, restrict_to_model: bool = Fa
     if restrict_to_model:
         keep = [i for i, label in enumerate(labels) if label in model.label2id]
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
-    max_length = model.meta.settings.get("max_length", 128)
-    probs = model.predict_proba(texts, max_length=max_length)
-    predicted = [model.labels[i] for i in probs.argmax(axis=1)]
-    return _scores(labels, predicted, model.labels)
+    return _scores(labels, _predict(model, texts), model.labels)
+
+
+def _predict(model: Classifier, texts: list[str]) -> list[str]:
+    probs = model.predict_proba(texts, max_length=model.meta.settings.get("max_length", 128))
+    return [model.labels[i] for i in probs.argmax(axis=1)]
 
 
 def _scores(true: list[str], predicted: list[str], model_labels: list[str] | None = None) -> tuple[dict, dict]:
@@ -537,9 +562,10 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     largest = max(config.sizes)
 
     def record(strategy: str, k: int, seed: int, scores: dict, per_class: dict, seconds: float,
-               chosen: str | None = None) -> None:
+               chosen: str | None = None, predicted: list[str] | None = None, reason: dict | None = None) -> None:
+        settings = config.settings(k) | ({"choice": reason} if reason else {})
         store.put(strategy, k, seed, key, accuracy=scores["accuracy"], macro_f1=scores["macro_f1"],
-                  train_seconds=seconds, per_class=per_class, chosen=chosen, settings=config.settings(k))
+                  train_seconds=seconds, per_class=per_class, chosen=chosen, settings=settings, predicted=predicted)
         if on_run:
             on_run({"strategy": strategy, "k": k, "seed": seed, **scores, "train_seconds": round(seconds, 1)})
 
@@ -560,8 +586,8 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
             sizes += [len(source_data) + n for n in sizes] if source_data is not None else []
             store.adopt(k, seed, key, lambda row, sizes=sizes: config.same_run(row, sizes))
             # 1. Choose the recommended strategy on the sample alone (inner hold-out).
-            chosen = (_choose(store, key, k, seed, sample, config, run_strategy, record, source_model)
-                      if config.recommend else None)
+            chosen, reason = (_choose(store, key, k, seed, sample, config, run_strategy, record, source_model)
+                              if config.recommend else (None, None))
             # 2. Every strategy and baseline on the full sample, scored on the test rows.
             for strategy in config.strategies:
                 want_model = (config.save_model and k == largest and seed == 0 and strategy == chosen)
@@ -585,10 +611,10 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
                                                 encoder=encoder_cache, seed=seed)
                 scores, per_class = _scores(test_data.labels, predicted)
                 record(baseline, k, seed, scores, per_class, time.perf_counter() - started)
-            if chosen and not store.get(RECOMMENDED, k, seed, key):
+            if chosen and reason is not None:  # a new choice (a stored one under this rule has no reason here)
                 base = store.get(chosen, k, seed, key)
                 record(RECOMMENDED, k, seed, {"accuracy": base["accuracy"], "macro_f1": base["macro_f1"]},
-                       json.loads(base["per_class"]), base["train_seconds"], chosen=chosen)
+                       json.loads(base["per_class"]), base["train_seconds"], chosen=chosen, reason=reason)
     if config.save_model and (out / MODEL_DIR / "textshift.json").exists():
         model_dir = out / MODEL_DIR
     runs = store.frame(key)
@@ -603,8 +629,10 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     from textshift.shift import domain_shift
 
     diagnostics = domain_shift(source_data or source_training_data(source_model), pool, test_data, source_model)
+    notes = [f"k={row.k}, seed {row.seed}: {note}" for row in recommended_notes(runs)
+             if (note := selection.describe(row.reason, row.chosen))]
     result = CompareResult(runs.drop(columns=["run_key"]), summary, recommended, answer, out, model_dir,
-                           diagnostics)
+                           diagnostics, notes)
     from textshift.data import atomic_write_frame
     from textshift.report import write_compare_report
 
@@ -613,46 +641,40 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     return result
 
 
-def _probe(candidate: str, fit: TextData, seed: int, config: CompareConfig, source: Classifier
-           ) -> tuple[Classifier, float]:
-    """The candidate's starting model with only its head trained on frozen features of ``fit``."""
-    from textshift.training import warm_up_head
-    from textshift.transfer import prepare_model
-
-    started = time.perf_counter()
-    # adapt and joint start from the fine-tuned source's head; their probe is finetune's.
-    strategy = "finetune" if candidate in ("adapt", "joint") else candidate
-    train = config.train
-    model = prepare_model(source, fit, TransferConfig(strategy=strategy, train=train))
-    label_ids = np.array([model.label2id[label] for label in fit.labels])
-    features = model.features(fit.texts, max_length=train.max_length)
-    warm_up_head(model, features, label_ids, epochs=max(train.warmup_epochs, 10),
-                 learning_rate=train.head_learning_rate, batch_size=train.batch_size, seed=seed)
-    return model, time.perf_counter() - started
+def recommended_notes(runs: pd.DataFrame) -> list:
+    """The recommended rows of ``runs`` with the reason stored for each choice (``k, seed, chosen, reason``)."""
+    rows = runs[runs.strategy == RECOMMENDED]
+    reasons = [(json.loads(s or "{}").get("choice") or {}) for s in rows.settings]
+    return list(pd.DataFrame({"k": rows.k.values, "seed": rows.seed.values, "chosen": rows.chosen.values,
+                              "reason": reasons}).itertuples(index=False))
 
 
 def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, config: CompareConfig,
-            run_strategy, record, source: Classifier) -> str:
-    """Pick the candidate with the best macro-F1 on an inner hold-out of the sample (cached per k, seed)."""
+            run_strategy, record, source: Classifier) -> tuple[str, dict | None]:
+    """The recommended candidate for sample (k, seed), chosen on an inner hold-out of the sample alone, and the
+    reason to store with it (None when the stored choice, made under the current rule, is reused)."""
     done = store.get(RECOMMENDED, k, seed, key)
-    if done:
-        return done["chosen"]
+    if done and (json.loads(done["settings"] or "{}").get("choice") or {}).get("rule") == selection.RULE:
+        return done["chosen"], None
     if len(config.candidates) == 1:
-        return config.candidates[0]
-    inner_train, inner_val = stratified_holdout(sample.labels, config.inner_fraction, seed=seed)
-    fit, held = sample.subset(inner_train), sample.subset(inner_val)
-    scores = {}
+        return config.candidates[0], {"rule": selection.RULE, "best": config.candidates[0]}
+    if config.selection == "holdout":  # one stratified split; each candidate fully trained on the larger part
+        inner_train, inner_val = stratified_holdout(sample.labels, config.inner_fraction, seed=seed)
+        fit, held = sample.subset(inner_train), sample.subset(inner_val)
+    else:  # the probe holds out every row once (folds)
+        held = sample
+    scores, predictions = {}, {}
     for candidate in config.candidates:
         name = f"inner:{candidate}"
-        row = store.get(name, k, seed, key)
-        if row is None:
+        row, predicted = store.get(name, k, seed, key), store.held_out(name, k, seed, key)
+        if row is None or predicted is None or len(predicted) != len(held):  # stored before predictions were kept
             if config.selection == "holdout":
                 model, seconds = run_strategy(candidate, fit, seed)
+                predicted = _predict(model, held.texts)
             else:
-                model, seconds = _probe(candidate, fit, seed, config, source)
-            inner_scores, per_class = _evaluate(model, held)
-            record(name, k, seed, inner_scores, per_class, seconds)
+                predicted, seconds = selection.probe(candidate, sample, seed, config.train, source)
+            inner_scores, per_class = _scores(held.labels, predicted, sample.classes)
+            record(name, k, seed, inner_scores, per_class, seconds, predicted=predicted)
             row = store.get(name, k, seed, key)
-        scores[candidate] = row["macro_f1"]
-    # Ties go to the earlier candidate in the list.
-    return max(config.candidates, key=lambda c: (scores[c], -config.candidates.index(c)))
+        scores[candidate], predictions[candidate] = row["macro_f1"], predicted
+    return selection.pick(config.candidates, scores, predictions, held.labels, seed=seed)

@@ -145,6 +145,7 @@ def write_compare_report(result, config) -> Path:
              + (f" Saved model: <code>{html.escape(result.model_dir.name)}/</code> beside this report."
                 if result.model_dir else "")
              + "</p>",
+             *(f"<p class='muted'>{html.escape(note)}.</p>" for note in getattr(result, "choice_notes", [])),
              "<h2>Learning curves</h2>",
              f"<img id='learning-curves' alt='learning curves' src='data:image/png;base64,"
              f"{base64.b64encode(png).decode()}'>",
