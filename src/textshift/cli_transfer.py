@@ -159,9 +159,9 @@ def compare(
                           ] = "scratch,finetune",
     baselines: Annotated[str, typer.Option(help="Comma-separated baselines: tfidf-svm, frozen-lr, or 'none'.")
                          ] = "tfidf-svm,frozen-lr",
-    candidates: Annotated[str | None, typer.Option(help="Strategies the recommendation chooses among, on an "
-                                                        "inner hold-out of each sample; one other than scratch "
-                                                        "must beat scratch clearly there to be chosen "
+    candidates: Annotated[str | None, typer.Option(help="Strategies the recommendation chooses among, scored on "
+                                                        "rows of each sample held out in turn (4 folds); one other "
+                                                        "than scratch must beat scratch clearly there to be chosen "
                                                         "\\[default: all trained strategies].")] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,

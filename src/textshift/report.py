@@ -141,7 +141,8 @@ def write_compare_report(result, config) -> Path:
              "<h1>Is pretraining on the source helping?</h1>",
              f"<p class='answer'>{html.escape(result.answer)}</p>",
              f"<p>Recommended strategy: <b>{html.escape(result.recommended)}</b> (chosen on the labelled target rows "
-             "alone on an inner hold-out of them; test rows were never used to choose)."
+             "alone, each scored by candidates not trained on it; a strategy other than scratch must beat scratch "
+             "clearly there; test rows were never used to choose)."
              + (f" Saved model: <code>{html.escape(result.model_dir.name)}/</code> beside this report."
                 if result.model_dir else "")
              + "</p>",
@@ -173,8 +174,8 @@ def write_compare_report(result, config) -> Path:
     runs = result.runs.drop(columns=[c for c in ("per_class", "settings") if c in result.runs.columns])
     parts += ["<h2>Every run</h2>", _table(runs, {"train_seconds": 1}),
               f"<p class='muted'>Settings: {html.escape(json.dumps(config.train.to_dict()))}. "
-              f"Sizes {config.sizes}, seeds {config.seeds}. Rows named inner:* are the inner hold-out runs that "
-              "chose the recommended strategy.</p></body></html>"]
+              f"Sizes {config.sizes}, seeds {config.seeds}. Rows named inner:* score each candidate on "
+              "held-out rows of the sample: they chose the recommended strategy.</p></body></html>"]
     path = out / "report.html"
     _atomic_bytes(path, "\n".join(parts).encode())
     return path
