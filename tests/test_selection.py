@@ -91,3 +91,19 @@ def test_folds_hold_every_row_out_once_and_spread_each_class():
         assert 2 <= sum(labels[i] == "a" for i in rows) <= 3  # 9 rows of 'a' dealt round 4 folds
     assert stratified_folds(labels, 4, seed=3)[0][1].tolist() == folds[0][1].tolist()  # seeded
     assert len(stratified_folds(["a", "b"], 4, seed=0)) == 2  # empty folds are left out
+
+
+def test_probe_survives_a_fold_without_any_class_the_source_knows(news_model):
+    from textshift.data import TextData
+    from textshift.model import Classifier
+    from textshift.selection import probe
+    from textshift.training import TrainConfig
+
+    texts = ["Army base closes", "New budget rules", "Tax credit for farms", "Farm subsidy bill", "Crop insurance",
+             "Dairy prices law", "Grain export rules", "Rural water act"]
+    sample = TextData.from_lists(texts, ["Defense"] + ["Brand New Topic"] * 7)
+    predicted, seconds = probe("finetune", sample, 0, TrainConfig(epochs=1, warmup_epochs=1),
+                               Classifier.load(news_model))
+    assert len(predicted) == 8 and seconds >= 0
+    assert predicted[0] == ""  # the only 'Defense' row: its fold trained on no class the source knows
+    assert set(predicted) <= {"", "Defense", "Brand New Topic"} and "Brand New Topic" in predicted  # others predicted

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from textshift.data import TextData
+from textshift.errors import DataError
 from textshift.model import Classifier
 
 RULE = "evidence-v1"  # stored with each recommendation: a change of rule recomputes stored choices
@@ -114,7 +115,10 @@ def probe(candidate: str, sample: TextData, seed: int, train, source: Classifier
     predicted = [""] * len(sample)
     for fit_rows, held_rows in stratified_folds(sample.labels, folds, seed):
         fit = sample.subset(fit_rows)
-        model = prepare_model(source, fit, config)
+        try:
+            model = prepare_model(source, fit, config)
+        except DataError:  # e.g. finetune on a fold without any class the source knows: it cannot predict these
+            continue  # rows (left "", counted wrong)
         label_ids = np.array([model.label2id[label] for label in fit.labels])
         warm_up_head(model, features[fit_rows], label_ids, epochs=max(train.warmup_epochs, 10),
                      learning_rate=train.head_learning_rate, batch_size=train.batch_size, seed=seed)
