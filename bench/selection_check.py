@@ -116,7 +116,14 @@ def main() -> None:
     if args.benchmark:
         benchmark_choices(done)
         return
-    sizes = [int(size) for size in args.sizes.split(",")]
+    try:
+        sizes = [int(size) for size in args.sizes.split(",")]
+    except ValueError:
+        raise SystemExit(f"expected --sizes as comma-separated whole numbers; got {args.sizes!r}. "
+                         "Pass e.g. --sizes 100,300") from None
+    if min(sizes) < 1 or args.seeds < 1 or not set(args.selections.split(",")) <= {"probe", "holdout"}:
+        raise SystemExit(f"expected sizes and --seeds >= 1 and --selections among probe,holdout; got {sizes}, "
+                         f"{args.seeds}, {args.selections!r}")
     source = shuffled_source()
     pool, test = read_labeled("embedded:bills-train"), read_labeled("embedded:bills-test")
     for selection in args.selections.split(","):

@@ -80,17 +80,17 @@ def test_compare_stores_held_out_predictions_and_redoes_choices_of_an_older_rule
 
 
 def test_folds_hold_every_row_out_once_and_spread_each_class():
-    from textshift.selection import stratified_folds
+    from textshift.training import stratified_folds
 
-    labels = ["a"] * 9 + ["b"] * 5 + ["c"]
+    labels = np.array([0] * 9 + [1] * 5 + [2])
     folds = stratified_folds(labels, 4, seed=3)
     held = np.concatenate([h for _, h in folds])
     assert sorted(held) == list(range(15)) and len(folds) == 4
     for fit, rows in folds:
         assert set(fit).isdisjoint(rows) and len(fit) + len(rows) == 15
-        assert 2 <= sum(labels[i] == "a" for i in rows) <= 3  # 9 rows of 'a' dealt round 4 folds
+        assert 2 <= sum(labels[i] == 0 for i in rows) <= 3  # 9 rows of class 0 spread over 4 folds
     assert stratified_folds(labels, 4, seed=3)[0][1].tolist() == folds[0][1].tolist()  # seeded
-    assert len(stratified_folds(["a", "b"], 4, seed=0)) == 2  # empty folds are left out
+    assert len(stratified_folds(np.array([0, 1]), 4, seed=0)) == 2  # no more folds than rows
 
 
 def test_probe_survives_a_fold_without_any_class_the_source_knows(news_model):

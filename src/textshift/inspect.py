@@ -387,22 +387,6 @@ def _duplicate_groups(n: int, pairs: pd.DataFrame) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------------------------- probabilities
-def _folds(label_ids: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    n = len(label_ids)
-    folds = min(folds, n)
-    if folds < 2:
-        raise DataError(f"out-of-fold scores need at least 2 items; found {n}. Add data")
-    counts = np.bincount(label_ids)
-    if counts[counts > 0].max() >= folds:
-        with warnings.catch_warnings():  # rare classes: sklearn warns that they cannot fill every fold
-            warnings.simplefilter("ignore", UserWarning)
-            splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
-            return list(splitter.split(np.zeros(n), label_ids))
-    return list(KFold(folds, shuffle=True, random_state=seed).split(np.zeros(n)))
-
-
 def _fit_predict(make_model, features, label_ids: np.ndarray, n_classes: int,
                  splits: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     probabilities = np.zeros((len(label_ids), n_classes))
@@ -609,7 +593,9 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
 
 def _out_of_fold(config: InspectConfig, texts, labels, label_ids, classes, embeddings, neighbor_indices,
                  neighbor_sims, *, backbone: str) -> np.ndarray:
-    splits = _folds(label_ids, config.folds, config.seed)
+    from textshift.training import stratified_folds
+
+    splits = stratified_folds(label_ids, config.folds, config.seed)
     k = len(classes)
     if config.scorer == "fine-tune":
         return fine_tune_oof(texts, labels, classes, backbone=backbone, splits=splits, settings=config.fine_tune,

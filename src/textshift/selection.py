@@ -105,20 +105,23 @@ def probe(candidate: str, sample: TextData, seed: int, train, source: Classifier
     for its held-out rows, for every candidate alike.
     """
     from textshift.model import head_linear
-    from textshift.training import warm_up_head
+    from textshift.training import stratified_folds, warm_up_head
     from textshift.transfer import TransferConfig, prepare_model
 
     started = time.perf_counter()
     # adapt and joint start from the fine-tuned source's head; their probe is finetune's.
     config = TransferConfig(strategy="finetune" if candidate in ("adapt", "joint") else candidate, train=train)
-    features = prepare_model(source, sample, config).features(sample.texts, max_length=train.max_length)
+    class_ids = np.unique(sample.labels, return_inverse=True)[1]
+    features = None  # the same for every fold: the starting models differ only in their heads
     predicted = [""] * len(sample)
-    for fit_rows, held_rows in stratified_folds(sample.labels, folds, seed):
+    for fit_rows, held_rows in stratified_folds(class_ids, folds, seed):
         fit = sample.subset(fit_rows)
         try:
             model = prepare_model(source, fit, config)
         except DataError:  # e.g. finetune on a fold without any class the source knows: it cannot predict these
             continue  # rows (left "", counted wrong)
+        if features is None:
+            features = model.features(sample.texts, max_length=train.max_length)
         label_ids = np.array([model.label2id[label] for label in fit.labels])
         warm_up_head(model, features[fit_rows], label_ids, epochs=max(train.warmup_epochs, 10),
                      learning_rate=train.head_learning_rate, batch_size=train.batch_size, seed=seed)
@@ -128,18 +131,3 @@ def probe(candidate: str, sample: TextData, seed: int, train, source: Classifier
         for row, best in zip(held_rows, (features[held_rows] @ weight.T + bias).argmax(axis=1)):
             predicted[row] = model.labels[best]
     return predicted, time.perf_counter() - started
-
-
-def stratified_folds(labels: list[str], folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(training rows, held-out rows)`` of ``folds`` folds: each class's rows dealt round the folds in a seeded
-    order, so every row is held out exactly once. Empty folds (fewer rows than folds) are left out."""
-    rng = np.random.default_rng(seed)
-    labels_arr = np.asarray(labels)
-    fold_of = np.empty(len(labels), dtype=int)
-    start = 0
-    for label in sorted(set(labels)):
-        positions = rng.permutation(np.flatnonzero(labels_arr == label))
-        fold_of[positions] = (start + np.arange(len(positions))) % folds
-        start += len(positions)  # the next class's rows start where this one stopped: folds stay even
-    rows = np.arange(len(labels))
-    return [(rows[fold_of != f], rows[fold_of == f]) for f in range(folds) if (fold_of == f).any()]

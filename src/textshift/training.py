@@ -222,6 +222,27 @@ def stratified_holdout(labels: list[str], fraction: float, seed: int) -> tuple[n
     return train_arr, held_arr
 
 
+def stratified_folds(label_ids: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """``(training rows, held-out rows)`` of ``folds`` seeded folds (fewer when there are fewer rows), every row
+    held out once; stratified by label when some class can fill every fold. Needs at least 2 rows."""
+    import warnings
+
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    label_ids = np.asarray(label_ids)
+    n = len(label_ids)
+    folds = min(folds, n)
+    if folds < 2:
+        raise DataError(f"out-of-fold scores need at least 2 items; found {n}. Add data")
+    counts = np.bincount(label_ids)
+    if counts[counts > 0].max() >= folds:
+        with warnings.catch_warnings():  # rare classes: sklearn warns that they cannot fill every fold
+            warnings.simplefilter("ignore", UserWarning)
+            splitter = StratifiedKFold(folds, shuffle=True, random_state=seed)
+            return list(splitter.split(np.zeros(n), label_ids))
+    return list(KFold(folds, shuffle=True, random_state=seed).split(np.zeros(n)))
+
+
 def score(true: list[str], predicted: list[str]) -> dict:
     return {"accuracy": float(accuracy_score(true, predicted)),
             "macro_f1": float(f1_score(true, predicted, average="macro", zero_division=0))}
