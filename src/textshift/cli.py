@@ -55,7 +55,55 @@ LogitAdjust = Annotated[float | None, typer.Option(
 
 
 def _progress_enabled(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty() or os.environ.get("TEXTSHIFT_PROGRESS") == "1"
+    """Progress on stderr: on a terminal, or anywhere with TEXTSHIFT_PROGRESS=1; never under --quiet."""
+    return not quiet and (sys.stderr.isatty() or os.environ.get("TEXTSHIFT_PROGRESS") == "1")
+
+
+class _EpochProgress:
+    """Draws a training's :class:`~textshift.training.TrainProgress` on stderr: a line per finished epoch (loss,
+    validation macro-F1) and, on a terminal, a bar for the epoch under way that is gone once the run ends.
+
+    ``epoch_lines=False`` keeps only the bar (``compare`` prints a line per run instead, and trains many).
+    """
+
+    def __init__(self, *, epoch_lines: bool = True):
+        self.epoch_lines = epoch_lines
+        self.bar = None
+        self.task = None
+
+    def __enter__(self) -> _EpochProgress:
+        if err_console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[scores]}"), TimeElapsedColumn(), console=err_console,
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("training", total=None, scores="")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, event) -> None:
+        stage = (f"epoch {event.epoch}/{event.epochs}" if event.phase == "fine-tune"
+                 else f"{event.phase} (encoder frozen)")
+        scores = ([f"loss {event.loss:.4f}"] if event.loss is not None else []) + (
+            [f"validation macro-F1 {event.val_macro_f1:.3f}"] if event.val_macro_f1 is not None else [])
+        if event.done and self.epoch_lines:
+            err_console.print("  ".join([f"  {stage}", *scores, f"({event.seconds:.0f}s)"]), highlight=False)
+        if self.bar is not None:
+            run = f"{_plain(event.run)}: " if event.run else ""
+            self.bar.update(self.task, description=run + stage, completed=event.step, total=event.steps or None,
+                            scores="  ".join(scores))
+
+
+def _training_progress(quiet: bool, *, epoch_lines: bool = True):
+    """A context giving the ``progress`` callback of a training command (None when progress is off)."""
+    import contextlib
+
+    return _EpochProgress(epoch_lines=epoch_lines) if _progress_enabled(quiet) else contextlib.nullcontext()
 
 
 def _train_config(**overrides):
@@ -162,9 +210,9 @@ def train(
     if not quiet:
         err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone "
                           f"{_plain(backbone)}" + resuming)
-    classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,
-                                          progress=_progress_enabled(quiet), checkpoint_dir=checkpoint_dir,
-                                          resume=resume)
+    with _training_progress(quiet) as progress:
+        classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,
+                                              progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
     if not process.is_main_process:  # the main process writes; the others wait until the model is saved
         process.wait_for_everyone()
         return

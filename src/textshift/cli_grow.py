@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _plain, _print_json, _progress_enabled,
-                           _train_config, app, console, err_console)
+from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _plain, _print_json, _train_config,
+                           _training_progress, app, console, err_console)
 from textshift.locks import writes
 from textshift.memory import DEFAULT_MEMORY_PER_CLASS
 
@@ -111,10 +111,11 @@ def grow(
             check_label_spelling(dataset, labels)
     if not quiet:
         err_console.print(f"growing {_plain(model)} with {len(new):,} rows of {_plain(new_data)}")
-    with _warnings_shown():  # as they happen, before the long part, not again at the end
+    # warnings as they happen, before the long part, not again at the end
+    with _warnings_shown(), _training_progress(quiet) as progress:
         report = grow_folder(model, new, output, config=config, old_data=old, rebuild_memory=rebuild_memory,
                              eval_data=evaluation, compare_joint=compare_joint, overwrite=overwrite,
-                             progress=_progress_enabled(quiet))
+                             progress=progress)
     if quiet:
         _print_json(report.summary())
         return

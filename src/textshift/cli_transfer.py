@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from textshift.cli import (RESUME_HELP, LabelColumn, LogitAdjust, Overwrite, Quiet, TextColumn, _checkpoint_preflight,
-                           _plain, _print_json, _progress_enabled, app, console, err_console)
+                           _plain, _print_json, _training_progress, app, console, err_console)
 from textshift.errors import ConfigError, TextshiftError
 from textshift.locks import writes
 from textshift.transfer import DEFAULT_STRATEGY, STRATEGIES, STRATEGY_HELP
@@ -88,9 +88,10 @@ def transfer(
     unlabeled_texts = _read_unlabeled(unlabeled, text_column)
     if not quiet:
         err_console.print(f"{_plain(strategy)}: {len(target):,} target rows, {len(target.classes)} classes{resuming}")
-    model, result = run_transfer(source, target, config=config, source_data=source_rows,
-                                 unlabeled_texts=unlabeled_texts, progress=_progress_enabled(quiet),
-                                 checkpoint_dir=checkpoint_dir, resume=resume)
+    with _training_progress(quiet) as progress:
+        model, result = run_transfer(source, target, config=config, source_data=source_rows,
+                                     unlabeled_texts=unlabeled_texts, progress=progress,
+                                     checkpoint_dir=checkpoint_dir, resume=resume)
     if process.is_main_process:  # the others wait until the model is saved
         from textshift.checkpoints import remove_checkpoints
 
@@ -138,9 +139,9 @@ def _run_compare(source, target, test, out_dir, config, *, source_data=None, unl
                               f"{row['macro_f1']:.3f}  ({row['train_seconds']:.0f}s, total "
                               f"{time.perf_counter() - started:.0f}s)", highlight=False)
 
-    return run_compare(source, target, test=test, out_dir=out_dir, config=config, source_data=source_data,
-                       unlabeled_texts=unlabeled, on_run=on_run, progress=_progress_enabled(quiet),
-                       overwrite=overwrite)
+    with _training_progress(quiet, epoch_lines=False) as progress:
+        return run_compare(source, target, test=test, out_dir=out_dir, config=config, source_data=source_data,
+                           unlabeled_texts=unlabeled, on_run=on_run, progress=progress, overwrite=overwrite)
 
 
 @app.command()
@@ -260,8 +261,8 @@ def demo(
             err_console.print(f"1/2 training a news-topic model on {len(news):,} New York Times headlines "
                               f"({len(news.classes)} topics)…")
         # Three epochs keep the whole demo within about 15 minutes on two CPU cores.
-        classifier, result = train_classifier(news, backbone=backbone, config=news_config,
-                                              progress=_progress_enabled(quiet))
+        with _training_progress(quiet) as progress:
+            classifier, result = train_classifier(news, backbone=backbone, config=news_config, progress=progress)
         classifier.save(news_model)
         trained = True
         if not quiet:

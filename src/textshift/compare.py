@@ -30,7 +30,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +43,7 @@ from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.evaluate import evaluate_predictions
 from textshift.locks import writes
 from textshift.model import Classifier, is_model_folder, model_digest
-from textshift.training import TrainConfig, stratified_holdout
+from textshift.training import ProgressFn, TrainConfig, stratified_holdout
 from textshift.transfer import STRATEGIES, TransferConfig, load_source, source_training_data, transfer
 from textshift.validation import check_types
 
@@ -497,7 +497,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
             out_dir: str | os.PathLike, test: str | os.PathLike | TextData | None = None,
             config: CompareConfig | None = None, source_data: TextData | None = None,
             unlabeled_texts: list[str] | None = None, on_run: Callable[[dict], None] | None = None,
-            progress: bool = False, overwrite: bool = False) -> CompareResult:
+            progress: ProgressFn | None = None, overwrite: bool = False) -> CompareResult:
     """Run the comparison (resuming from ``out_dir/runs.sqlite``) and write ``report.html`` there.
 
     Parameters
@@ -513,6 +513,9 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
         Test rows; default: a stratified ``config.test_fraction`` of ``target``.
     on_run : callable, optional
         Called with each finished run's record (for progress display).
+    progress : callable, optional
+        Called with the :class:`~textshift.training.TrainProgress` of every training run (its ``run`` names the
+        strategy, rows and seed), as :func:`textshift.training.train` describes. Nothing is printed.
     overwrite : bool
         Delete the runs stored in ``out_dir`` (and its recommended model) and start over. Without it, a folder
         whose runs were made from other inputs (target, test rows, source model, unlabelled or source rows) is
@@ -572,8 +575,10 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     def run_strategy(strategy: str, sample: TextData, seed: int) -> tuple[Classifier, float]:
         train_config = TrainConfig(**{**config.train.to_dict(), "seed": seed})
         started = time.perf_counter()
+        run = f"{strategy}, {len(sample)} rows, seed {seed}"
+        hook = (lambda event: progress(replace(event, run=run))) if progress else None
         model, _ = transfer(source_model, sample, config=TransferConfig(strategy=strategy, train=train_config),
-                            source_data=source_data, unlabeled_texts=unlabeled_texts, progress=progress)
+                            source_data=source_data, unlabeled_texts=unlabeled_texts, progress=hook)
         return model, time.perf_counter() - started
 
     for k in config.sizes:
