@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import LabelColumn, Overwrite, Quiet, Seed, TextColumn, _print_json, app, console, err_console
+from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _plain, _print_json, app, console,
+                           err_console)
 from textshift.errors import DataError
 from textshift.locks import writes
 
@@ -73,7 +74,7 @@ def inspect(
     if label_column and not dataset.has_labels:
         raise DataError(f"label column '{label_column}' not found in {data}; expected it among the columns "
                         f"{', '.join(c for c in dataset.frame.columns if c != 'text')}. Check --label-column")
-    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{message}…[/]"))
+    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{_plain(message)}…[/]"))
     result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=on_stage)
     result.save(output, overwrite=overwrite)
     summary = result.summary
@@ -88,7 +89,7 @@ def inspect(
                   + (f"; out-of-fold accuracy {summary['out_of_fold_accuracy']:.3f}"
                      if summary.get("out_of_fold_accuracy") is not None else ""))
     for note in summary["notes"]:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {_plain(note)}")
     if dataset.has_labels and counts["label_error"]:
         shown = label_errors(result).head(top)
         table = Table(title="most likely label errors")
@@ -100,15 +101,15 @@ def inspect(
             table.add_column(column, justify="right" if column in ("row", "quality") else "left",
                              no_wrap=column == "text", width=text_width if column == "text" else None)
         for item in shown.itertuples(index=False):
-            table.add_row(str(item.row), _shorten(item.text, text_width), str(item.label), str(item.suggested_label),
-                          f"{item.label_quality:.3f}")
+            table.add_row(str(item.row), _plain(_shorten(item.text, text_width)), _plain(item.label),
+                          _plain(item.suggested_label), f"{item.label_quality:.3f}")
         console.print(table)
     if len(result.most_confused):
-        pairs = ", ".join(f"{r.true} → {r.predicted} ({r.count})"
+        pairs = ", ".join(f"{_plain(r.true)} → {_plain(r.predicted)} ({r.count})"
                           for r in result.most_confused.head(min(top, 5)).itertuples(index=False))
         console.print(f"most confused: {pairs}")
-    console.print(f"report written to [bold]{output}[/] (items.csv has every score); "
-                  f"review it with: textshift review {data} --report {output}")
+    console.print(f"report written to [bold]{_plain(output)}[/] (items.csv has every score); "
+                  f"review it with: textshift review {_plain(data)} --report {_plain(output)}")
 
 
 @app.command()
@@ -176,18 +177,18 @@ def review(
             _print_json(summary.to_dict() | ({"before_after": scores.to_dict(orient="records")}
                                              if scores is not None else {}))
             return
-        console.print(f"wrote {summary.rows:,} rows to [bold]{summary.output}[/] ({summary.relabeled} relabeled, "
-                      f"{summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
-                      f"{summary.changes}")
+        console.print(f"wrote {summary.rows:,} rows to [bold]{_plain(summary.output)}[/] ({summary.relabeled} "
+                      f"relabeled, {summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
+                      f"{_plain(summary.changes)}")
         if scores is not None:
             table = Table(title="quick classifier before and after review, same test rows")
             for column in scores.columns:
                 table.add_column(column, justify="left" if column == "training" else "right")
             for row in scores.itertuples(index=False):
-                table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+                table.add_row(*(f"{v:.4f}" if isinstance(v, float) else _plain(v) for v in row))
             console.print(table)
         return
-    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{message}…[/]"))
+    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{_plain(message)}…[/]"))
     server = start_review(dataset, store=store, model=model, report=report, host=host, port=port,
                           export_dir=export_dir, backbone=backbone,
                           config=_config(folds, scorer, duplicate_threshold, seed), text_column=text_column,
@@ -195,7 +196,7 @@ def review(
     counts = server.store.summary()
     if not quiet:
         err_console.print(f"{counts['suspicious']:,} suspicious items of {counts['items']:,}, "
-                          f"{counts['reviewed']:,} reviewed; edit log {server.store.path}")
+                          f"{counts['reviewed']:,} reviewed; edit log {_plain(server.store.path)}")
         err_console.print("press Ctrl+C to stop (every acknowledged edit is already saved)")
     typer.echo(server.url)
     sys.stdout.flush()

@@ -479,6 +479,11 @@ class Classifier:
         except OSError as exc:
             raise _save_error(target, exc) from exc
         tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        # The saved tokenizer's limit is the one textshift predicts with, so that
+        # pipeline("text-classification", model=folder, truncation=True) cuts every text where predict does
+        # (the backbone's own limit, 512 for MiniLM, scores long texts differently).
+        saved_limit, self.tokenizer.model_max_length = (self.tokenizer.model_max_length,
+                                                        int(self.meta.settings.get("max_length", 128)))
         try:
             self.model.config.problem_type = "single_label_classification"
             with _quiet_transformers():
@@ -501,6 +506,7 @@ class Classifier:
         except OSError as exc:
             raise _save_error(target, exc) from exc
         finally:
+            self.tokenizer.model_max_length = saved_limit
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return target
