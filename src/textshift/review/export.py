@@ -68,6 +68,27 @@ def changes_path(output: str | os.PathLike) -> Path:
     return output.with_name(f"{name}.changes.csv")
 
 
+def _is_changes_file(path: Path) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.readline().strip() == ",".join(CHANGE_COLUMNS)
+
+
+def check_export_path(output: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Fail at once unless an export can be written to ``output`` and its :func:`changes_path`: both writable,
+    and an existing pair replaced only with ``overwrite``; a file of the user's (one without the changes file
+    an export writes beside it) is never replaced. See :func:`textshift.outputs.check_output`."""
+    from textshift.outputs import OutputKind, check_output
+
+    output = Path(output).expanduser()
+    detect_format(output)
+    cleaned = OutputKind("a review export (it has no NAME.changes.csv beside it)", folder=False,
+                         owns=lambda p: changes_path(p).is_file() and _is_changes_file(changes_path(p)))
+    check_output(output, cleaned, overwrite=overwrite, option="--export")
+    check_output(changes_path(output), OutputKind("a review changes file", folder=False, owns=_is_changes_file),
+                 overwrite=overwrite, option="--export")
+    return output
+
+
 def data_file(data: TextData) -> Path:
     """The file ``data`` was read from; for ``embedded:NAME``, the package's own file."""
     source = str(data.fingerprint.path)
@@ -163,9 +184,7 @@ def export_cleaned(data: TextData, store: ReviewStore, output: str | os.PathLike
                 or target.resolve() == store.path.resolve()):
             raise ProtectedOutputError(f"export {target} is the data or its edit log; expected another path. "
                                        "textshift never modifies the original data")
-        if target.exists() and not overwrite:
-            raise OutputExistsError(f"{target} exists; expected a new file. Pass --overwrite or choose another "
-                                    "name")
+    check_export_path(output, overwrite=overwrite)
     frame, changes = cleaned_frame(data, store)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
