@@ -162,7 +162,8 @@ def review(
         if export_dir is not None:
             check_writable(export_dir, option="--export-dir")
     else:
-        check_export_path(export, overwrite=overwrite)
+        protected = [store or default_store_path(data)] + ([] if data.startswith("embedded:") else [data])
+        check_export_path(export, overwrite=overwrite, protected=tuple(protected))
     dataset = load_data(data, text_column=text_column, label_column=label_column)
     if export is not None:
         path = store or default_store_path(dataset.fingerprint.path)

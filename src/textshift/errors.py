@@ -45,7 +45,7 @@ class NotFittedError(TextshiftError):
     """An object was used before it was trained."""
 
 
-class OutputNotWritableError(TextshiftError, PermissionError):
+class OutputNotWritableError(ConfigError, PermissionError):
     """Nothing can be created where an output goes (permissions, a read-only file system)."""
 
 

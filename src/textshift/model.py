@@ -465,10 +465,11 @@ class Classifier:
         """Save atomically: write a sibling temporary folder, then swap it into place.
 
         An existing textshift model folder is replaced; any other existing non-empty folder is refused, whatever
-        ``overwrite`` says (textshift replaces only what it wrote). If the process dies midway, the previous folder is left intact. ``extra_files`` (name →
-        bytes) are written into the folder in the same swap; metadata entries of ``meta.extra`` that name a
-        ``file`` not written this time are left out of ``textshift.json``. A path that cannot be created (a file
-        in the way, no permission) raises :class:`~textshift.errors.OutputExistsError` or
+        ``overwrite`` says (textshift replaces only what it wrote). If the process dies midway, the previous
+        folder is left intact. ``extra_files`` (name → bytes) are written into the folder in the same swap;
+        metadata entries of ``meta.extra`` that name a ``file`` not written this time are left out of
+        ``textshift.json``. A path that cannot be used (a file in the way, no permission) raises
+        :class:`~textshift.errors.OutputExistsError`, :class:`~textshift.errors.OutputNotWritableError` or
         :class:`~textshift.errors.ConfigError`.
         """
         target = output_folder_path(path)

@@ -148,12 +148,13 @@ def check_output(path: str | os.PathLike, kind: OutputKind, *, overwrite: bool =
     if kind.folder:
         _check_not_cwd(target, absolute, option)
     _check_inputs(target, absolute, kind, inputs, option)
+    new = "a new folder" if kind.folder else "a new file"
     if target.exists() and (not kind.folder or any(target.iterdir())):
         if not kind.owns(target):
-            raise ForeignOutputError(f"{target} exists and is not {kind.what}; expected a new path (textshift "
-                                    f"replaces only what it wrote). Choose another {option} path")
+            raise ForeignOutputError(f"{target} exists and is not {kind.what}; expected {new} (textshift "
+                                     f"replaces only what it wrote). Choose another {option} path")
         if not kind.reused and not overwrite:
-            raise OutputExistsError(f"{target} already exists ({kind.what}); expected a new path. Pass "
+            raise OutputExistsError(f"{target} already exists ({kind.what}); expected {new}. Pass "
                                     f"--overwrite to replace it, or choose another {option} path")
     check_writable(absolute.parent, option=option)
     if kind.folder and target.is_dir():
@@ -211,6 +212,7 @@ def _check_inputs(target: Path, absolute: Path, kind: OutputKind, inputs, option
         source = source.resolve()
         inside = kind.folder and not kind.reused and resolved in source.parents
         if source == resolved or inside:
-            where = "is" if source == resolved else "contains"
-            raise ForeignOutputError(f"{target} {where} the input {given}; expected another output path, since "
-                                    f"textshift never modifies its inputs. Choose another {option} path")
+            what = "model folder" if source.is_dir() else "file"
+            where = f"is the input {what}" if source == resolved else f"contains the input {what} {given}"
+            raise ForeignOutputError(f"{target} {where}; expected another output path, since textshift never "
+                                     f"overwrites its input. Choose another {option} path")
