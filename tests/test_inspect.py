@@ -189,13 +189,14 @@ def test_report_round_trips_and_refuses_foreign_folders(flipped_result, tmp_path
     other = tmp_path / "notes"
     other.mkdir()
     (other / "todo.txt").write_text("mine")
-    with pytest.raises(OutputExistsError, match=r"already exists \(a non-empty folder\)"):
+    with pytest.raises(OutputExistsError, match="is not an inspect report"):
         result.save(other)
     assert (other / "todo.txt").read_text() == "mine"
     with pytest.raises(DataError, match="not a complete inspect report"):
         load_report(other)
-    result.save(other, overwrite=True)  # not a report: the report's files join the user's, which stay
-    assert (other / "todo.txt").read_text() == "mine" and (other / "summary.json").is_file()
+    with pytest.raises(OutputExistsError, match="is not an inspect report"):
+        result.save(other, overwrite=True)  # not a report: refused whatever overwrite says
+    assert [p.name for p in other.iterdir()] == ["todo.txt"]
 
 
 def test_fine_tune_scorer_runs_k_models(tiny_backbone):

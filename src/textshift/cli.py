@@ -189,7 +189,7 @@ def train(
                            warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
                            gradual_unfreeze=gradual_unfreeze or None, max_length=max_length,
                            logit_adjust=logit_adjust, seed=seed)
-    check_output_folder(output, overwrite=overwrite)  # fail before the long part
+    check_output_folder(output, overwrite=overwrite, inputs=(data, val_data, backbone))  # before the long part
     checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     val = read_labeled(val_data, text_column=text_column, label_column=label_column) if val_data else None
@@ -268,10 +268,12 @@ def predict(
     from tqdm.auto import tqdm
 
     from textshift.model import Classifier
+    from textshift.outputs import PREDICTIONS, check_output
     from textshift.predict import predict_file
 
     for option, value in (("--top-k", top_k), ("--chunk-size", chunk_size), ("--batch-size", batch_size)):
         _require(option, value, value >= 1, ">= 1")
+    check_output(output, PREDICTIONS, overwrite=overwrite, inputs=(data, model))  # before loading and scoring
     classifier = Classifier.load(model).to(device)
     bar = tqdm(desc="predicting", unit="row", disable=not _progress_enabled(quiet), file=sys.stderr)
     done = [0]
@@ -318,12 +320,14 @@ def evaluate(
     Example: textshift evaluate news-model embedded:bills-test
     """
     from textshift.data import check_label_spelling, read_labeled
+    from textshift.evaluate import check_png_path, plot_confusion
     from textshift.evaluate import evaluate as evaluate_model
-    from textshift.evaluate import plot_confusion
     from textshift.model import Classifier
 
     if confusion is not None:
         _check_png_output(confusion, overwrite=overwrite, data=data)
+    else:  # the default inside the model folder: a read-only model fails here, not after scoring
+        check_png_path(Path(model) / "confusion.png", overwrite=True)
     classifier = Classifier.load(model)
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     check_label_spelling(dataset, classifier.labels)

@@ -103,7 +103,7 @@ def grow(
         return read_labeled(path, text_column=text_column, label_column=label_column) if path else None
 
     check_model_folder(model)  # a broken model fails here, before the status line
-    check_output_folder(output, overwrite=overwrite, inputs=(model,))
+    check_output_folder(output, overwrite=overwrite, inputs=(model, new_data, old_data, eval_data))
     new, old, evaluation = load(new_data), load(old_data), load(eval_data)
     labels = _model_labels(model)
     for dataset in (new, old, evaluation):

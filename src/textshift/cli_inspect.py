@@ -65,7 +65,7 @@ def inspect(
     from textshift.review import load_data
 
     config = _config(folds, scorer, duplicate_threshold, seed)
-    check_report_folder(output, overwrite=overwrite)  # fail before the long part
+    check_report_folder(output, overwrite=overwrite, inputs=(data, model))  # fail before the long part
     dataset = load_data(data, text_column=text_column, label_column=label_column)
     if model is not None:
         from textshift.model import check_model_folder
@@ -152,11 +152,19 @@ def review(
     Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv --before-after
     """
     from textshift.review import ReviewStore, default_store_path, export_cleaned, load_data, start_review
+    from textshift.review.export import check_export_path
 
     if export is None:
+        from textshift.outputs import EDIT_LOG, check_output, check_writable
         from textshift.review.server import check_address
 
         check_address(host, port)  # before the scoring, which can take minutes
+        check_output(store or default_store_path(data), EDIT_LOG, option="--store", inputs=(data,))
+        if export_dir is not None:
+            check_writable(export_dir, option="--export-dir")
+    else:
+        protected = [store or default_store_path(data)] + ([] if data.startswith("embedded:") else [data])
+        check_export_path(export, overwrite=overwrite, protected=tuple(protected))
     dataset = load_data(data, text_column=text_column, label_column=label_column)
     if export is not None:
         path = store or default_store_path(dataset.fingerprint.path)

@@ -75,7 +75,7 @@ def transfer(
 
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{strategy}'; expected one of {', '.join(STRATEGIES)}")
-    check_output_folder(output, overwrite=overwrite, inputs=(source_model,))
+    check_output_folder(output, overwrite=overwrite, inputs=(source_model, target_data, source_data, unlabeled))
     checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     source = load_source(source_model)
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
@@ -238,6 +238,8 @@ def demo(
     from textshift.compare import CompareConfig, check_output, check_sizes
     from textshift.data import read_labeled
     from textshift.model import Classifier, is_model_folder
+    from textshift.outputs import DEMO, MODEL
+    from textshift.outputs import check_output as check_output_path
     from textshift.training import train_classifier
 
     # Every option is checked before the news model's minutes of training.
@@ -247,7 +249,9 @@ def demo(
     bills_train, bills_test = read_labeled("embedded:bills-train"), read_labeled("embedded:bills-test")
     check_sizes(config.sizes, len(bills_train))
     news_model = output / "news-model"
-    check_output(output)
+    check_output_path(output, DEMO)  # a user's folder, the current folder or an unwritable place: refused
+    if not is_model_folder(news_model):
+        check_output_path(news_model, MODEL)
     check_output(output / "compare", source=news_model)
     output.mkdir(parents=True, exist_ok=True)
     trained = False

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from textshift import selection
+from textshift import outputs, selection
 from textshift.baselines import BASELINES, EmbeddingCache
 from textshift.data import TextData, read_labeled
 from textshift.errors import ConfigError, DataError, OutputExistsError
@@ -385,8 +385,9 @@ def _show_input(value: dict | None) -> str:
 
 
 def check_output(out: str | os.PathLike, *, source: str | os.PathLike | None = None) -> None:
-    """Fail at once if ``out`` cannot hold a comparison: a file, a model folder, or the source model's folder (as
-    ``out`` or as the ``recommended-model/`` a comparison saves into it)."""
+    """Fail at once if ``out`` cannot hold a comparison: a file, a model folder, the source model's folder (as
+    ``out`` or as the ``recommended-model/`` a comparison saves into it), a non-empty folder that is not a
+    comparison, the current folder, or a place that cannot be written (:func:`textshift.outputs.check_output`)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} exists and is a file; expected a folder for the results. Choose another -o")
@@ -398,6 +399,7 @@ def check_output(out: str | os.PathLike, *, source: str | os.PathLike | None = N
     if out.is_dir() and is_model_folder(out):
         raise OutputExistsError(f"{out} is a textshift model folder; expected a new or comparison folder, so the "
                                 "model is left as it is. Choose another -o")
+    outputs.check_output(out, outputs.COMPARISON)  # a user's folder, the current folder, unwritable: refused
 
 
 def check_sizes(sizes: list[int], available: int) -> None:
@@ -581,7 +583,8 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     store = RunStore(out / RUNS_FILE)
     if overwrite:
         store.clear()
-        shutil.rmtree(out / MODEL_DIR, ignore_errors=True)  # check_output made sure it is not the source
+        if is_model_folder(out / MODEL_DIR):  # check_output made sure it is not the source
+            shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
     check_inputs(store, inputs, out)
     key = config.run_key()
     encoder_cache: EmbeddingCache | None = None

@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from textshift.data import read_labeled
 from textshift.review import start_review
+from textshift.review.export import CHANGE_COLUMNS
 from textshift.review.store import ReviewStore, default_store_path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -214,7 +215,7 @@ def test_hundred_thousand_rows_open_in_under_a_second(tmp_path, page):
 
 
 def test_export_button_asks_before_replacing_a_file(review_csv, browser, tmp_path):
-    """The user's own mytest.csv in the export folder is replaced only after they confirm."""
+    """An earlier export mytest.csv in the export folder is replaced only after the user confirms."""
     _, store = make_store(review_csv)
     store.apply(2, "delete")
     store.close()
@@ -222,6 +223,7 @@ def test_export_button_asks_before_replacing_a_file(review_csv, browser, tmp_pat
     exports.mkdir()
     mine = "text,label\nmy own test row,Health\n"
     (exports / "mytest.csv").write_text(mine)
+    (exports / "mytest.changes.csv").write_text(",".join(CHANGE_COLUMNS) + "\n")  # as an earlier export left it
     server = start_review(review_csv, label_column="topic", export_dir=exports)
     context = browser.new_context()
     try:
@@ -233,7 +235,7 @@ def test_export_button_asks_before_replacing_a_file(review_csv, browser, tmp_pat
         tab.fill("#export-name", "mytest.csv")
         tab.click("#export")
         expect(tab.locator("#message")).to_contain_text("not exported")
-        assert len(asked) == 1 and "mytest.csv exists" in asked[0] and "Replace it?" in asked[0]
+        assert len(asked) == 1 and "mytest.csv already exists (a review export)" in asked[0] and "Replace it?" in asked[0]
         assert (exports / "mytest.csv").read_text() == mine
         tab.click("#export")
         expect(tab.locator("#message")).to_contain_text("exported 39 rows")

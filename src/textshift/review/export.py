@@ -68,6 +68,34 @@ def changes_path(output: str | os.PathLike) -> Path:
     return output.with_name(f"{name}.changes.csv")
 
 
+def _is_changes_file(path: Path) -> bool:
+    with open(path, encoding="utf-8", errors="replace") as handle:
+        return handle.readline().strip() == ",".join(CHANGE_COLUMNS)
+
+
+def check_export_path(output: str | os.PathLike, *, overwrite: bool = False,
+                      protected: tuple[str | os.PathLike, ...] = ()) -> Path:
+    """Fail at once unless an export can be written to ``output`` and its :func:`changes_path`: neither may be
+    one of the ``protected`` files (the data, its edit log; :class:`ProtectedOutputError`), both must be
+    writable, and an existing pair is replaced only with ``overwrite``; a file of the user's (one without the
+    changes file an export writes beside it) is never replaced. See :func:`textshift.outputs.check_output`."""
+    from textshift.outputs import OutputKind, check_output
+
+    output = Path(output).expanduser()
+    detect_format(output)
+    for target in (output, changes_path(output)):
+        for source in map(Path, protected):
+            if same_file(source, target) or target.resolve() == source.resolve():
+                raise ProtectedOutputError(f"export {target} is the data or its edit log; expected another path. "
+                                           "textshift never modifies the original data")
+    cleaned = OutputKind("a review export", folder=False,
+                         owns=lambda p: changes_path(p).is_file() and _is_changes_file(changes_path(p)))
+    check_output(output, cleaned, overwrite=overwrite, option="--export")
+    check_output(changes_path(output), OutputKind("a review changes file", folder=False, owns=_is_changes_file),
+                 overwrite=overwrite, option="--export")
+    return output
+
+
 def data_file(data: TextData) -> Path:
     """The file ``data`` was read from; for ``embedded:NAME``, the package's own file."""
     source = str(data.fingerprint.path)
@@ -148,7 +176,8 @@ def export_cleaned(data: TextData, store: ReviewStore, output: str | os.PathLike
 
     Raises :class:`ProtectedOutputError` when ``output`` or its changes file is the original data (for
     ``embedded:NAME`` the package's file) or the edit log, even with ``overwrite``, and
-    :class:`~textshift.errors.OutputExistsError` when one of them exists and ``overwrite`` is False.
+    :class:`~textshift.errors.OutputExistsError` when an earlier export is there and ``overwrite`` is False;
+    a file there that is not an earlier export is never replaced (:class:`~textshift.errors.ForeignOutputError`).
     """
     if not isinstance(data, TextData):
         raise DataError(f"data must be the reviewed TextData; got a {type(data).__name__}. Load it with "
@@ -157,15 +186,7 @@ def export_cleaned(data: TextData, store: ReviewStore, output: str | os.PathLike
     output = Path(output)
     detect_format(output)
     changes_output = changes_path(output)
-    source = data_file(data)
-    for target in (output, changes_output):
-        if (same_file(source, target) or target.resolve() == source.resolve() or same_file(store.path, target)
-                or target.resolve() == store.path.resolve()):
-            raise ProtectedOutputError(f"export {target} is the data or its edit log; expected another path. "
-                                       "textshift never modifies the original data")
-        if target.exists() and not overwrite:
-            raise OutputExistsError(f"{target} exists; expected a new file. Pass --overwrite or choose another "
-                                    "name")
+    check_export_path(output, overwrite=overwrite, protected=(data_file(data), store.path))
     frame, changes = cleaned_frame(data, store)
     try:
         output.parent.mkdir(parents=True, exist_ok=True)
