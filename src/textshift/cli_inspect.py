@@ -186,7 +186,7 @@ def review(
 
     Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv --before-after
     """
-    from textshift.review import (ReviewStore, default_store_path, export_cleaned, load_data, review_columns,
+    from textshift.review import (default_store_path, export_cleaned, load_data, open_store, review_columns,
                                   start_review)
 
     if export is None:
@@ -204,7 +204,7 @@ def review(
         if not Path(path).exists():
             raise DataError(f"no edit log at {path}; expected the log of a review of {data}. Run "
                             f"`textshift review {data}` first (or pass --store)")
-        with ReviewStore.open(path, data=dataset) as review_store:
+        with open_store(dataset, store=path, text_column=text_column, label_column=label_column) as review_store:
             summary = export_cleaned(dataset, review_store, export, overwrite=overwrite)
             scores = None
             if before_after:
