@@ -132,9 +132,8 @@ def open_store(data: str | os.PathLike | TextData, *, store: str | os.PathLike |
                             "on it again")
     else:
         result = inspect_data(data, model=model, backbone=backbone, config=config, on_stage=on_stage)
-    texts, labels = file_columns(data, text_column=text_column, label_column=label_column)
-    return ReviewStore.create(path, data=data, items=result.items, classes=result.classes, text_column=texts,
-                              label_column=labels or "", extra={"summary": result.summary})
+    return ReviewStore.create(path, data=data, items=result.items, classes=result.classes, text_column=text_column,
+                              label_column=label_column, extra={"summary": result.summary})
 
 
 def start_review(data: str | os.PathLike | TextData, *, store: str | os.PathLike | None = None,

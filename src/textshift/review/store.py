@@ -157,11 +157,13 @@ class ReviewStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, data: TextData, items: pd.DataFrame, classes: list[str],
-               text_column: str = "text", label_column: str = "label", extra: dict | None = None) -> ReviewStore:
+               text_column: str | None = None, label_column: str | None = None, extra: dict | None = None
+               ) -> ReviewStore:
         """Write a new store for ``data`` from an inspect items table (see :class:`~textshift.inspect.InspectResult`).
 
-        ``text_column`` and ``label_column`` name the file's columns that ``data`` read its texts and labels from;
-        the export writes the edits into that label column. Refuses to replace an existing store (its edits would
+        ``text_column`` and ``label_column`` name the file's columns that ``data`` read its texts and labels from
+        (default: found in the file, see :func:`~textshift.review.export.file_columns`); the export writes the
+        edits into that label column. Refuses to replace an existing store (its edits would
         be lost), and items whose labels are not the labels of ``data`` (the export could not apply an edit).
         """
         path = Path(path)
@@ -171,8 +173,11 @@ class ReviewStore:
         if len(items) != len(data):
             raise DataError(f"the inspect report has {len(items)} items but the data has {len(data)} rows; "
                             "expected the report of this data. Run inspect on it again")
+        from textshift.review.export import file_columns
+
+        text_column, label_column = file_columns(data, text_column=text_column, label_column=label_column)
         _check_item_labels(items["label"].tolist() if "label" in items else [None] * len(items), data,
-                           label_column)
+                           label_column or "label")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
@@ -182,7 +187,7 @@ class ReviewStore:
             connection.executescript(_SCHEMA)
             meta = data_identity(data) | {
                 "schema_version": str(SCHEMA_VERSION), "created": _now(), "classes": json.dumps(classes),
-                "text_column": text_column, "label_column": label_column if data.has_labels else "",
+                "text_column": text_column, "label_column": label_column or "",
                 "has_labels": "1" if data.has_labels else "0", "extra": json.dumps(extra or {}, default=str)}
             connection.execute("BEGIN")
             connection.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
@@ -559,7 +564,7 @@ class ReviewStore:
 
 def _check_item_labels(labels: list, data: TextData, label_column: str) -> None:
     """Refuse items with labels that ``data`` does not carry in the same rows: relabels could not be written."""
-    has_item_labels = any(label is not None and label == label for label in labels)  # NaN != NaN
+    has_item_labels = any(_clean(label) is not None for label in labels)
     if has_item_labels and not data.has_labels:
         raise DataError(f"the inspect items have labels but {data.fingerprint.path} was read without a label "
                         "column; expected the label column the items were scored with. Pass --label-column NAME as "
