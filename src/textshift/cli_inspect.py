@@ -50,6 +50,9 @@ def inspect(
     scorer: Scorer = "ensemble",
     duplicate_threshold: DuplicateThreshold = 0.95,
     top: Annotated[int, typer.Option(help="Rows of each table to print.")] = 10,
+    no_labels: Annotated[bool, typer.Option("--no-labels", help="Inspect the texts alone, even when the data has a "
+                                                                "label column: duplicates only, and unsure items "
+                                                                "with --model.")] = False,
     seed: Seed = 42,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -57,7 +60,9 @@ def inspect(
     """Find likely label errors, misclassified and unsure items, duplicates and leaks, from out-of-fold scores.
 
     Writes items.csv (one row per item: scores, flags, suggested label), pairs.csv (duplicates),
-    confusion.csv, most_confused.csv and summary.json.
+    confusion.csv, most_confused.csv and summary.json. Labels are read from --label-column (default: label);
+    without it, data with another column that looks like labels (topic, class, …) is refused with a hint, and
+    --no-labels inspects the texts alone.
 
     Example: textshift inspect embedded:bills-train -o bills-inspect
     """
@@ -66,7 +71,12 @@ def inspect(
 
     config = _config(folds, scorer, duplicate_threshold, seed)
     check_report_folder(output, overwrite=overwrite, inputs=(data, model))  # fail before the long part
-    dataset = load_data(data, text_column=text_column, label_column=label_column)
+    if no_labels and label_column:
+        raise DataError(f"--no-labels and --label-column {label_column} were both given; expected one of them. "
+                        "Leave out --no-labels to inspect the labels, or --label-column to inspect the texts alone")
+    dataset = load_data(data, text_column=text_column, label_column=label_column, labels=not no_labels)
+    if not no_labels and not dataset.has_labels:
+        _refuse_unnamed_labels(data, dataset)
     if model is not None:
         from textshift.model import check_model_folder
 
@@ -75,7 +85,8 @@ def inspect(
         raise DataError(f"label column '{label_column}' not found in {data}; expected it among the columns "
                         f"{', '.join(c for c in dataset.frame.columns if c != 'text')}. Check --label-column")
     on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{_plain(message)}…[/]"))
-    result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=on_stage)
+    result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=on_stage,
+                          text_column=text_column, label_column=label_column)
     result.save(output, overwrite=overwrite)
     summary = result.summary
     if quiet:
@@ -109,7 +120,32 @@ def inspect(
                           for r in result.most_confused.head(min(top, 5)).itertuples(index=False))
         console.print(f"most confused: {pairs}")
     console.print(f"report written to [bold]{_plain(output)}[/] (items.csv has every score); "
-                  f"review it with: textshift review {_plain(data)} --report {_plain(output)}")
+                  f"review it with: {_plain(_review_command(data, output, result.data))}")
+
+
+LABEL_LIKE = ("label", "labels", "topic", "class", "category", "target")  # as train's hint finds them
+
+
+def _refuse_unnamed_labels(data: str, dataset, without: str = "--no-labels to inspect the texts alone") -> None:
+    """Stop, as train does, when unlabelled data has a column that looks like labels: it needs --label-column."""
+    guesses = [c for c in dataset.frame.columns if c != "text" and str(c).lower() in LABEL_LIKE]
+    if guesses:
+        columns = ", ".join(map(str, dataset.frame.columns))
+        raise DataError(f"label column 'label' not found in {Path(data).name}; columns are {columns}. Pass "
+                        f"--label-column {guesses[0]} (or {without})")
+
+
+def _review_command(data: str, output: Path, recorded: dict) -> str:
+    """The `textshift review` line for this report; it names the columns when they are not the defaults."""
+    from textshift.review.export import source_columns
+
+    text_default, label_default = source_columns(data, None, None)
+    parts = ["textshift review", data, "--report", str(output)]
+    if recorded.get("text_column") not in (None, text_default):
+        parts += ["--text-column", recorded["text_column"]]
+    if recorded.get("label_column") not in (None, label_default):
+        parts += ["--label-column", recorded["label_column"]]
+    return " ".join(parts)
 
 
 @app.command()
@@ -151,7 +187,8 @@ def review(
 
     Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv --before-after
     """
-    from textshift.review import ReviewStore, default_store_path, export_cleaned, load_data, start_review
+    from textshift.review import (default_store_path, export_cleaned, load_data, open_store, review_columns,
+                                  start_review)
     from textshift.review.export import check_export_path
 
     if export is None:
@@ -165,13 +202,18 @@ def review(
     else:
         protected = [store or default_store_path(data)] + ([] if data.startswith("embedded:") else [data])
         check_export_path(export, overwrite=overwrite, protected=tuple(protected))
-    dataset = load_data(data, text_column=text_column, label_column=label_column)
+    text_column, label_column, labels = review_columns(data, store=store, report=report, text_column=text_column,
+                                                       label_column=label_column)
+    dataset = load_data(data, text_column=text_column, label_column=label_column, labels=labels)
+    if (report is None and not dataset.has_labels and export is None
+            and not Path(store or default_store_path(dataset.fingerprint.path)).exists()):
+        _refuse_unnamed_labels(data, dataset, "review a report of `textshift inspect --no-labels` with --report")
     if export is not None:
         path = store or default_store_path(dataset.fingerprint.path)
         if not Path(path).exists():
             raise DataError(f"no edit log at {path}; expected the log of a review of {data}. Run "
                             f"`textshift review {data}` first (or pass --store)")
-        with ReviewStore.open(path, data=dataset) as review_store:
+        with open_store(dataset, store=path, text_column=text_column, label_column=label_column) as review_store:
             summary = export_cleaned(dataset, review_store, export, overwrite=overwrite)
             scores = None
             if before_after:

@@ -159,7 +159,8 @@ class InspectResult:
         Out-of-fold probabilities, shape (n_items, n_classes); None without labels and model.
     config : InspectConfig
     data : dict
-        Fingerprint of the data (path, rows, sha256).
+        Fingerprint of the data (path, rows, sha256) and the file's ``text_column`` and ``label_column`` (None
+        without labels).
     summary : dict
         Counts per issue type, timings and notes.
     """
@@ -482,8 +483,8 @@ def fine_tune_oof(texts: list[str], labels: list[str], classes: list[str], *, ba
 
 # ---------------------------------------------------------------------------------------------- main entry
 def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, backbone: str | None = None,
-                 config: InspectConfig | None = None, on_stage: Callable[[str], None] | None = None
-                 ) -> InspectResult:
+                 config: InspectConfig | None = None, on_stage: Callable[[str], None] | None = None,
+                 text_column: str | None = None, label_column: str | None = None) -> InspectResult:
     """Score every item of ``data`` for label errors, uncertainty and duplication.
 
     Parameters
@@ -500,6 +501,9 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
     config : InspectConfig, optional
     on_stage : callable, optional
         Called with a short description as each stage starts (for progress display).
+    text_column, label_column : str, optional
+        The file's columns ``data`` was read from, recorded in the report (``data`` of summary.json) so that
+        ``textshift review --report`` reads the file the same way [default: found in the file].
 
     Returns
     -------
@@ -583,8 +587,20 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
         "seconds": round(time.perf_counter() - started, 2), **timings, "notes": notes,
     }
     return InspectResult(items=items, pairs=pairs, confusion=confusion, most_confused=confused, classes=classes,
-                         probabilities=probabilities, config=config, data=data.fingerprint.to_dict(),
+                         probabilities=probabilities, config=config,
+                         data=data.fingerprint.to_dict() | _file_columns(data, text_column, label_column),
                          summary=summary)
+
+
+def _file_columns(data: TextData, text_column: str | None, label_column: str | None) -> dict:
+    """``text_column`` and ``label_column`` (None without labels) of the data's file, for summary.json."""
+    from textshift.review.export import file_columns
+
+    try:
+        texts, labels = file_columns(data, text_column=text_column, label_column=label_column)
+    except DataError:  # the file changed or is ambiguous: review then asks for the columns
+        return {}
+    return {"text_column": texts, "label_column": labels}
 
 
 def _out_of_fold(config: InspectConfig, texts, labels, label_ids, classes, embeddings, neighbor_indices,
