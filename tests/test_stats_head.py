@@ -129,7 +129,7 @@ def test_statistics_that_do_not_match_their_model_are_refused(two_class, tmp_pat
         read_stats(moved, Classifier.load(moved))
     more = tmp_path / "more.csv"
     keyword_rows(["Education"], 8, seed=6).frame.to_csv(more, index=False)
-    out = run_cli("grow", str(moved), str(more), "-o", str(tmp_path / "v3"), "--head", "lda")
+    out = run_cli("grow", str(moved), str(more), "-o", str(tmp_path / "v3"), "--head", "lda", "-q")
     assert out.exit_code == 2 and "other encoder weights" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
     # a statistics file edited after saving, and one without a record, are refused too

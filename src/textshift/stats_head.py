@@ -170,9 +170,12 @@ class FeatureStats:
     def to_bytes(self) -> bytes:
         from safetensors.numpy import save
 
-        metadata = {"format": str(STATS_FORMAT), "classes": json.dumps(self.classes, ensure_ascii=False),
-                    "encoder": self.encoder}
-        return save({"counts": self.counts, "means": self.means, "scatter": self.scatter}, metadata=metadata)
+        # One metadata entry: safetensors writes several in no fixed order, and the same statistics must give
+        # the same bytes.
+        header = json.dumps({"format": STATS_FORMAT, "classes": self.classes, "encoder": self.encoder},
+                            ensure_ascii=False, sort_keys=True)
+        return save({"counts": self.counts, "means": self.means, "scatter": self.scatter},
+                    metadata={"textshift_stats": header})
 
     @classmethod
     def from_bytes(cls, payload: bytes, *, source: str = STATS_FILE) -> FeatureStats:
@@ -182,8 +185,8 @@ class FeatureStats:
             tensors = load(payload)
             # load() drops the metadata: read it from the JSON header (8-byte length, then the header)
             header_size = int.from_bytes(payload[:8], "little")
-            metadata = json.loads(payload[8:8 + header_size]).get("__metadata__") or {}
-            classes = json.loads(metadata["classes"])
+            metadata = json.loads(json.loads(payload[8:8 + header_size])["__metadata__"]["textshift_stats"])
+            classes = metadata["classes"]
             stats = cls(classes=[str(c) for c in classes], counts=tensors["counts"].astype(np.int64),
                         means=tensors["means"].astype(np.float64), scatter=tensors["scatter"].astype(np.float64),
                         encoder=metadata["encoder"])
