@@ -28,6 +28,11 @@ la-align         ``la`` with weight aligning
 bic              ``default`` with calibration (as in BiC): 4 rows per class held out of training, then one scale
                  and one shift of the new classes' logits fitted on them
 la-align-bic     ``la-align`` with that calibration
+stats-lda        no training: the encoder stays as step 1 left it and the head is linear discriminant analysis
+                 from exact class statistics of the feature vectors (the old classes' computed once from all step-1
+                 rows, as ``--old-data`` does; then stored and updated), shared covariance shrunk by 0.1
+stats-lda-s0.01, stats-lda-s0.3  the same with shrinkage 0.01 / 0.3
+stats-lda-mem    ``stats-lda`` with the old classes' statistics estimated from the 20 remembered rows a class
 joint       one model trained from the backbone on all classes seen so far, at once
 
 Output: one row per (variant, step, seed) appended to the CSV as soon as it is finished, so an interrupted run
@@ -66,6 +71,7 @@ import pandas as pd
 from textshift.data import TextData, read_labeled
 from textshift.grow import GrowConfig, Memory, grow, read_memory, save_with_memory, score_steps
 from textshift.model import DEFAULT_BACKBONE, Classifier
+from textshift.stats_head import read_stats
 from textshift.training import TrainConfig, train_classifier
 
 STEP_SIZES = (8, 6, 6)
@@ -92,6 +98,10 @@ VARIANTS = {
     "la-align": dict(bias_correction="logit-adjust+align"),
     "bic": dict(calibrate_holdout=4),
     "la-align-bic": dict(bias_correction="logit-adjust+align", calibrate_holdout=4),
+    "stats-lda": dict(head="lda", old_data=True),
+    "stats-lda-s0.01": dict(head="lda", shrinkage=0.01, old_data=True),
+    "stats-lda-s0.3": dict(head="lda", shrinkage=0.3, old_data=True),
+    "stats-lda-mem": dict(head="lda"),
     "joint": None,
 }
 
@@ -228,24 +238,29 @@ class Runner:
                 continue
             overrides = settings.get("train", {})
             train_config = TrainConfig(**{**self.train_config(seed).to_dict(), **overrides})
-            config = GrowConfig(**{k: v for k, v in settings.items() if k != "train"}, seed=seed, train=train_config)
+            config = GrowConfig(**{k: v for k, v in settings.items() if k not in ("train", "old_data")}, seed=seed,
+                                train=train_config)
+            old_data, stats = None, None
             if step == 2:
                 classifier = first
                 memory = Memory.sample(step_data[0].text.tolist(), step_data[0].label.tolist(),
                                        per_class=config.memory_per_class, seed=seed) \
                     if config.memory_per_class else None
+                if settings.get("old_data"):  # the statistics of the step-1 classes, computed once from all rows
+                    old_data = as_data(step_data[0], "bills-train step 1")
             else:
                 previous = base / f"step{step - 1}"
                 if not previous.exists():
                     raise SystemExit(f"{previous} is missing; delete the CSV rows of {variant} seed {seed} to rerun")
                 classifier, memory = Classifier.load(previous), read_memory(previous)
+                stats = read_stats(previous, classifier) if config.head == "lda" else None
             new = as_data(step_data[step - 1], f"bills-train step {step}")
-            result = grow(classifier, new, memory=memory, config=config)
+            result = grow(classifier, new, memory=memory, old_data=old_data, config=config, stats=stats)
             self.record(variant, step, seed, score_steps(result.classifier, test, steps[:step]), result.seconds,
                         len(new) + result.rehearsal_rows)
             if step < len(steps):
                 save_with_memory(result.classifier, base / f"step{step}", result.memory, overwrite=True,
-                                 per_class=config.memory_per_class)
+                                 per_class=config.memory_per_class, stats=result.stats)
             else:
                 shutil.rmtree(base, ignore_errors=True)
 

@@ -65,10 +65,17 @@ def grow(
     calibrate_holdout: Annotated[int, typer.Option(help="Rows per class held out of training to fit a scale and "
                                                         "shift of the new classes' logits afterwards (BiC); "
                                                         "0: off.")] = 0,
+    head: Annotated[str, typer.Option(help="trained (fine-tune the model on the new data and the memory) or lda "
+                                           "(no training: the encoder stays, every head row comes from per-class "
+                                           "feature statistics saved with the model).")] = "trained",
+    shrinkage: Annotated[float, typer.Option(help="--head lda: share of the identity mixed into the shared "
+                                                  "covariance, in [0, 1).")] = 0.1,
     old_data: Annotated[str | None, typer.Option("--old-data", help="Old training data: rehearsal examples when the "
-                                                 "model has no memory, and the old half of --compare-joint.")] = None,
-    rebuild_memory: Annotated[bool, typer.Option("--rebuild-memory", help="Ignore the stored memory and sample a "
-                                                 "new one from --old-data.")] = False,
+                                                 "model has no memory, the old classes' statistics for --head lda "
+                                                 "when the model has none, and the old half of --compare-joint."
+                                                 )] = None,
+    rebuild_memory: Annotated[bool, typer.Option("--rebuild-memory", help="Ignore the stored memory (and feature "
+                                                 "statistics) and rebuild them from --old-data.")] = False,
     eval_data: Annotated[str | None, typer.Option("--eval-data", help="Labelled test data: report accuracy per "
                                                   "step's classes, forgetting and macro-F1.")] = None,
     compare_joint: Annotated[bool, typer.Option("--compare-joint", help="Also train one model on --old-data and "
@@ -95,7 +102,7 @@ def grow(
 
     config = GrowConfig(memory_per_class=memory_per_class, distill=distill, distill_weight=distill_weight,
                         bias_correction=bias_correction, asymmetric_loss=asymmetric_loss,
-                        calibrate_holdout=calibrate_holdout, seed=seed,
+                        calibrate_holdout=calibrate_holdout, head=head, shrinkage=shrinkage, seed=seed,
                         train=_train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                             warmup_epochs=warmup_epochs, max_length=max_length, seed=seed))
 

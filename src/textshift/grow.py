@@ -55,6 +55,8 @@ from textshift.errors import ConfigError, DataError, ModelError
 from textshift.memory import (DEFAULT_MEMORY_PER_CLASS, MEMORY_FILE, Memory, RehearsalMemoryError, attach_memory,
                                read_memory, save_with_memory)
 from textshift.model import Classifier, check_output_folder, head_linear
+from textshift.stats_head import (FeatureStats, FeatureStatsError, check_stats, compute_stats, encoder_fingerprint,
+                                  fold_into_head, read_stats)
 from textshift.training import (ProgressFn, TrainConfig, TrainResult, as_text_data, deepcopy_classifier,
                                  record_training, train)
 from textshift.validation import check_types
@@ -62,13 +64,15 @@ from textshift.validation import check_types
 logger = logging.getLogger(__name__)
 
 # The memory's names are part of this module's interface too (``from textshift.grow import Memory``).
-__all__ = ["BIAS_CORRECTIONS", "DEFAULT_MEMORY_PER_CLASS", "FINETUNE_HINT", "MEMORY_FILE", "GrowConfig", "GrowError",
+__all__ = ["BIAS_CORRECTIONS", "DEFAULT_MEMORY_PER_CLASS", "FINETUNE_HINT", "HEADS", "MEMORY_FILE", "FeatureStats",
+           "FeatureStatsError", "GrowConfig", "GrowError",
            "GrowReport", "GrowResult", "Memory", "RehearsalMemoryError", "StepScores", "accuracy_matrix",
            "attach_memory", "check_new_data", "class_steps", "forgetting", "grow", "grow_folder",
            "no_rehearsal_warning", "read_memory", "record_scores", "recorded_scores", "save_with_memory", "score_steps",
            "train_joint"]
 
 BIAS_CORRECTIONS = ("balanced+align", "balanced", "align", "logit-adjust", "logit-adjust+align", "none")
+HEADS = ("trained", "lda")
 FINETUNE_HINT = "`textshift transfer MODEL DATA -o OUT --strategy finetune --keep-source-classes`"
 
 
@@ -78,7 +82,7 @@ class GrowError(DataError):
 
 # ---------------------------------------------------------------------------------------------------- settings
 # Settings that have a command-line flag named after them.
-GROW_FLAGS = ("memory_per_class", "distill_weight", "bias_correction", "calibrate_holdout")
+GROW_FLAGS = ("memory_per_class", "distill_weight", "bias_correction", "calibrate_holdout", "head", "shrinkage")
 
 
 @dataclass
@@ -115,6 +119,14 @@ class GrowConfig:
         head. 0 (default) turns it off. Classes with too few rows to spare keep all of them for training.
     init_from_mean : bool
         Initialise new head rows from the mean head-input vector of their examples (else at random).
+    head : {"trained", "lda"}
+        ``trained`` (default): fine-tune the whole model as described above. ``lda``: keep the encoder as it is
+        and set every head row from statistics of the feature vectors (per-class means and a shared covariance,
+        :mod:`textshift.stats_head`): no training, forward passes only, and the old classes' statistics stay
+        exact because the encoder does not move. The statistics are saved with the model.
+    shrinkage : float
+        ``head="lda"``: weight in [0, 1) of the identity (scaled to the mean variance) mixed into the shared
+        covariance; larger is more robust with few rows per class.
     seed : int
         Seed of the memory sampling (training uses ``train.seed``).
     train : TrainConfig
@@ -129,6 +141,8 @@ class GrowConfig:
     asymmetric_loss: bool = False
     calibrate_holdout: int = 0
     init_from_mean: bool = True
+    head: str = "trained"
+    shrinkage: float = 0.1
     seed: int = 42
     train: TrainConfig = field(default_factory=TrainConfig)
 
@@ -140,6 +154,8 @@ class GrowConfig:
             ("distill_weight", self.distill_weight > 0, "> 0"),
             ("temperature", self.temperature > 0, "> 0"),
             ("bias_correction", self.bias_correction in BIAS_CORRECTIONS, f"one of {', '.join(BIAS_CORRECTIONS)}"),
+            ("head", self.head in HEADS, f"one of {', '.join(HEADS)}"),
+            ("shrinkage", 0 <= self.shrinkage < 1, ">= 0 and < 1"),
         ]
         for name, ok, allowed in checks:
             if not ok:
@@ -216,6 +232,9 @@ class GrowResult:
     rehearsal_rows : int
         Old-class rows trained on besides the new data.
     seconds : float
+    stats : FeatureStats or None
+        ``head="lda"``: the feature statistics of every class, to save with the model (None otherwise, or when
+        some old class had none).
     """
 
     classifier: Classifier
@@ -225,6 +244,7 @@ class GrowResult:
     warnings: list[str] = field(default_factory=list)
     rehearsal_rows: int = 0
     seconds: float = 0.0
+    stats: FeatureStats | None = None
 
 
 def _class_weights(labels: list[str]) -> list[float]:
@@ -312,7 +332,7 @@ def _calibrate_new_rows(classifier: Classifier, texts: list[str], labels: list[s
 
 
 def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = None,
-         old_data: TextData | None = None, config: GrowConfig | None = None,
+         old_data: TextData | None = None, config: GrowConfig | None = None, stats: FeatureStats | None = None,
          progress: ProgressFn | None = None) -> GrowResult:
     """Add the classes of ``new_data`` to a copy of ``classifier`` and train it without forgetting the old ones.
 
@@ -326,8 +346,13 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
         The model's rehearsal memory (see :func:`read_memory`).
     old_data : TextData, optional
         Examples of the old classes, used when there is no memory: ``memory_per_class`` rows per class are
-        sampled from it (they become the new model's memory of those classes).
+        sampled from it (they become the new model's memory of those classes). With ``head="lda"`` and no
+        ``stats``, the old classes' statistics are computed from all its rows.
     config : GrowConfig, optional
+    stats : FeatureStats, optional
+        ``head="lda"``: the model's stored feature statistics (see :func:`~textshift.stats_head.read_stats`);
+        they must match its encoder weights and classes. Without them they come from ``old_data``, else from
+        the memory (approximate: a few rows a class), else the old classes keep their trained rows (warned).
     progress : callable, optional
         Called with the training's :class:`~textshift.training.TrainProgress` (see :func:`textshift.training.train`).
 
@@ -362,6 +387,9 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
                                 per_class=max(config.memory_per_class, 1), seed=config.seed)
     # A memory saved with more rows per class than asked for is trimmed (kept rows come first).
     memory = memory.updated([], [], per_class=config.memory_per_class) if config.memory_per_class else Memory()
+    if config.head == "lda":
+        return _grow_lda(classifier, new_data, added=added, memory=memory, old_data=old_data, stats=stats,
+                         config=config, warnings=warnings, started=started)
     new_texts, new_labels = new_data.texts, new_data.labels
     old_in_new = set(new_labels) & set(old_labels)
     rehearsed = set(memory.labels) | old_in_new
@@ -420,16 +448,83 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
     if held.any():
         scale, shift = _calibrate_new_rows(model, *calibration, n_old=len(old_labels), max_length=max_length)
         extra["grow"]["calibration"] = {"rows": int(held.sum()), "scale": round(scale, 4), "shift": round(shift, 4)}
-    history = list(model.meta.class_history) or [
-        {"step": 1, "added": old_labels, "data": (classifier.meta.training_data or [None])[-1]}]
-    model.meta.class_history = history + [{"step": len(history) + 1, "added": added,
-                                           "data": new_data.fingerprint.to_dict()}]
+    _record_step(model, classifier, new_data, added)
     record_training(model, new_data, train_config, result, strategy="grow", warnings=warnings, extra=extra)
     model.meta.extra.pop("memory", None)
     next_memory = memory.updated(new_texts, new_labels, per_class=config.memory_per_class, seed=config.seed) \
         if config.memory_per_class else Memory()
     return GrowResult(classifier=model, memory=next_memory, added=added, train_result=result, warnings=warnings,
                       rehearsal_rows=len(memory), seconds=round(time.perf_counter() - started, 2))
+
+
+def _record_step(model: Classifier, parent: Classifier, new_data: TextData, added: list[str]) -> None:
+    history = list(model.meta.class_history) or [
+        {"step": 1, "added": list(parent.labels), "data": (parent.meta.training_data or [None])[-1]}]
+    model.meta.class_history = history + [{"step": len(history) + 1, "added": added,
+                                           "data": new_data.fingerprint.to_dict()}]
+
+
+def _grow_lda(classifier: Classifier, new_data: TextData, *, added: list[str], memory: Memory,
+              old_data: TextData | None, stats: FeatureStats | None, config: GrowConfig, warnings: list[str],
+              started: float) -> GrowResult:
+    """``head="lda"``: the encoder stays as it is; every head row comes from the classes' feature statistics."""
+    old_labels = list(classifier.labels)
+    max_length = config.train.max_length
+    model = deepcopy_classifier(classifier)
+    fingerprint = encoder_fingerprint(model)
+    name = Path(new_data.fingerprint.path).name
+    source = "stored"
+    if stats is not None:
+        check_stats(stats, classifier, fingerprint=fingerprint, source="the statistics passed")
+    elif old_data is not None:
+        rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels) if lab in set(old_labels)]
+        stats = compute_stats(model, [t for t, _ in rows], [lab for _, lab in rows], max_length=max_length,
+                              encoder=fingerprint)
+        source = f"old data ({len(rows)} rows)"
+    elif len(memory):
+        stats = compute_stats(model, memory.texts, memory.labels, max_length=max_length, encoder=fingerprint)
+        source = f"memory ({len(memory)} rows)"
+        warnings.append(f"the model has no feature statistics: those of its old classes are estimated from the "
+                        f"{len(memory)} remembered rows, which is approximate. Pass --old-data OLD_TRAINING_DATA to "
+                        "compute them from every old row")
+    else:
+        source = "none"
+    new_stats = compute_stats(model, new_data.texts, new_data.labels, max_length=max_length, encoder=fingerprint)
+    stats = stats.merged(new_stats) if stats is not None else new_stats
+    missing = [label for label in old_labels if label not in stats.classes]
+    if missing:
+        warnings.append(f"no feature statistics, memory or --old-data rows for {len(missing)} old class(es) "
+                        f"({', '.join(missing[:4])}{'…' if len(missing) > 4 else ''}) and none in {name}: they "
+                        "keep their trained head rows, which are not on the scale of the new ones, so expect them "
+                        "to be predicted too often or too rarely. Pass --old-data OLD_TRAINING_DATA")
+    for message in warnings:
+        logger.warning(message)
+    model.replace_head(old_labels + added, keep_rows=True)
+    fold_into_head(model, stats, shrinkage=config.shrinkage)
+    if missing:
+        _align_stats_rows(model, [model.label2id[label] for label in missing])
+    _record_step(model, classifier, new_data, added)
+    result = TrainResult(seconds=round(time.perf_counter() - started, 2), train_rows=len(new_data))
+    extra = {"grow": config.to_dict() | {"stats_from": source}}
+    record_training(model, new_data, config.train, result, strategy="grow", warnings=warnings, extra=extra)
+    model.meta.extra.pop("memory", None)
+    next_memory = memory.updated(new_data.texts, new_data.labels, per_class=config.memory_per_class,
+                                 seed=config.seed) if config.memory_per_class else Memory()
+    return GrowResult(classifier=model, memory=next_memory, added=added, train_result=result, warnings=warnings,
+                      rehearsal_rows=0, seconds=round(time.perf_counter() - started, 2),
+                      stats=None if missing else stats.reordered(model.labels))
+
+
+def _align_stats_rows(classifier: Classifier, kept_rows: list[int]) -> None:
+    """Scale the statistics rows (weights and biases) to the kept trained rows' mean weight norm."""
+    linear = head_linear(classifier.model)
+    with torch.no_grad():
+        others = [i for i in range(linear.out_features) if i not in set(kept_rows)]
+        norms = linear.weight.norm(dim=1)
+        factor = norms[kept_rows].mean() / norms[others].mean().clamp_min(1e-8)
+        linear.weight[others] *= factor
+        centred = linear.bias[others] - linear.bias[others].mean()
+        linear.bias[others] = centred * factor + linear.bias[kept_rows].mean()
 
 
 # -------------------------------------------------------------------------------------------------- measuring
@@ -616,6 +711,7 @@ def grow_folder(model_dir: str | os.PathLike, new_data: TextData, output: str | 
     check_output_folder(output, overwrite=overwrite, inputs=(model_dir,))  # fail before the long part
     classifier = Classifier.load(model_dir)
     memory = None if rebuild_memory else read_memory(model_dir)
+    stats = read_stats(model_dir, classifier) if config.head == "lda" and not rebuild_memory else None
     if not classifier.meta.class_history:
         classifier.meta.class_history = [{"step": 1, "added": list(classifier.labels),
                                           "data": (classifier.meta.training_data or [None])[-1]}]
@@ -626,7 +722,8 @@ def grow_folder(model_dir: str | os.PathLike, new_data: TextData, output: str | 
                     if s.step < len(classifier.meta.class_history)]
         previous.append(score_steps(classifier, eval_data))
         record_scores(classifier, previous[-1], eval_data)
-    result = grow(classifier, new_data, memory=memory, old_data=old_data, config=config, progress=progress)
+    result = grow(classifier, new_data, memory=memory, old_data=old_data, config=config, stats=stats,
+                  progress=progress)
     grown = result.classifier
     grown.meta.source_model = str(classifier.path or Path(model_dir).resolve())
     report = GrowReport(output=output, added=result.added, step=len(grown.meta.class_history), rows=len(new_data),
@@ -635,7 +732,8 @@ def grow_folder(model_dir: str | os.PathLike, new_data: TextData, output: str | 
         current = score_steps(grown, eval_data)
         record_scores(grown, current, eval_data)
         report.scores = previous + [current]
-    save_with_memory(grown, output, result.memory, overwrite=True, per_class=config.memory_per_class)
+    save_with_memory(grown, output, result.memory, overwrite=True, per_class=config.memory_per_class,
+                     stats=result.stats)
     if compare_joint:
         known = set(grown.labels)
         old_rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels) if lab in known]

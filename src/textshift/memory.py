@@ -169,31 +169,41 @@ def read_memory(folder: str | os.PathLike) -> Memory | None:
 
 
 def save_with_memory(classifier: Classifier, folder: str | os.PathLike, memory: Memory | None, *,
-                     overwrite: bool = False, per_class: int | None = None) -> Path:
+                     overwrite: bool = False, per_class: int | None = None, stats=None) -> Path:
     """Save ``classifier`` and its memory into ``folder`` as one atomic swap.
 
     The model and ``memory.jsonl`` are written to a temporary sibling folder which then replaces ``folder``, so
     a crash never leaves a model whose memory does not match its ``textshift.json``. ``memory=None`` (or an empty
-    memory) saves the model without one.
+    memory) saves the model without one. ``stats`` (a :class:`~textshift.stats_head.FeatureStats` of the
+    classifier's current encoder and classes) are saved in the same swap as ``feature_stats.safetensors``.
     """
     target = output_folder_path(folder)
     prepare_output_dir(target, overwrite=overwrite)
     payload = memory.to_bytes() if memory else b""
     # The record lives only in the saved textshift.json: a later plain save() of this classifier must not claim
     # a memory file it does not write.
-    previous = classifier.meta.extra.pop("memory", None)
+    previous = {key: classifier.meta.extra.pop(key, None) for key in ("memory", "stats")}
+    extra_files = {}
     if memory:
         counts = memory.counts()
         classifier.meta.extra["memory"] = {
             "file": MEMORY_FILE, "sha256": _sha256(payload), "rows": len(memory), "classes": len(counts),
             "per_class": per_class if per_class is not None else max(counts.values())}
+        extra_files[MEMORY_FILE] = payload
+    if stats is not None:
+        from textshift.stats_head import STATS_FILE, check_stats
+
+        check_stats(stats, classifier)
+        stats_payload = stats.to_bytes()
+        classifier.meta.extra["stats"] = stats.record(stats_payload)
+        extra_files[STATS_FILE] = stats_payload
     try:
-        return classifier.save(target, overwrite=overwrite,
-                               extra_files={MEMORY_FILE: payload} if memory else None)
+        return classifier.save(target, overwrite=overwrite, extra_files=extra_files or None)
     finally:
-        classifier.meta.extra.pop("memory", None)
-        if previous is not None:
-            classifier.meta.extra["memory"] = previous
+        for key, value in previous.items():
+            classifier.meta.extra.pop(key, None)
+            if value is not None:
+                classifier.meta.extra[key] = value
 
 
 def attach_memory(folder: str | os.PathLike, data: TextData, *, per_class: int = DEFAULT_MEMORY_PER_CLASS,
