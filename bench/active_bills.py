@@ -30,11 +30,11 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import RESULTS, WORK, append_row, done_keys  # noqa: E402
+from common import RESULTS, WORK, append_row, done_keys
 
-from textshift.data import read_labeled  # noqa: E402
-from textshift.suggest import DEFAULT_STRATEGY, label_loop  # noqa: E402
-from textshift.training import TrainConfig  # noqa: E402
+from textshift.data import read_labeled
+from textshift.suggest import DEFAULT_STRATEGY, label_loop
+from textshift.training import TrainConfig
 
 SOURCE = WORK / "news-model"
 RUNS = WORK / "active-bills"

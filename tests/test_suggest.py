@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+
 from textshift.data import TextData, read_labeled
 from textshift.suggest import STRATEGIES, label_loop, pool_outputs, suggest, uncertainty
 

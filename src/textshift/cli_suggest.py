@@ -109,8 +109,13 @@ def label(
     Example: textshift label to_label.csv --model news-model, then textshift transfer news-model labelled.csv -o m2
     """
     from textshift.errors import DataError
-    from textshift.review.label import (LabelStore, default_label_store_path, export_labels, read_suggestions,
-                                        start_labelling)
+    from textshift.review.label import (
+        LabelStore,
+        default_label_store_path,
+        export_labels,
+        read_suggestions,
+        start_labelling,
+    )
     from textshift.review.server import check_address
 
     if export is not None:

@@ -26,6 +26,7 @@ the model's weights (:func:`pool_outputs`), so ranking a 100,000-text pool again
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import re
@@ -129,7 +130,7 @@ def pool_outputs(classifier, texts: list[str], *, batch_size: int = 64, max_leng
             stored = load_file(path)
             if stored["features"].shape[0] == len(texts):
                 return stored["features"], stored["logits"]
-        except Exception:  # a damaged cache file is recomputed, never trusted
+        except Exception:  # noqa: BLE001 - a damaged cache file is recomputed, never trusted
             logger.warning("ignoring the unreadable cache file %s", path)
     linear = head_linear(classifier.model)
     weight = linear.weight.detach().float().cpu().numpy()
@@ -431,7 +432,7 @@ def label_loop(source, pool: TextData, oracle: Callable[[list[str]], list[str]] 
     if model not in ("finetune", "scratch"):
         raise ConfigError(f"model must be 'finetune' or 'scratch'; got {model!r}")
     rounds = [int(r) for r in rounds]
-    if not rounds or any(b <= a for a, b in zip(rounds, rounds[1:])) or rounds[0] < 1:
+    if not rounds or any(b <= a for a, b in itertools.pairwise(rounds)) or rounds[0] < 1:
         raise ConfigError(f"rounds must be increasing label counts of at least 1; got {rounds}")
     if rounds[-1] > len(pool):
         raise ConfigError(f"the last round asks for {rounds[-1]} labels but the pool has {len(pool)} rows; "

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from review_helpers import free_port
-
 from playwright.sync_api import expect
+from review_helpers import free_port
 
 from textshift.data import read_labeled
 
@@ -29,7 +28,7 @@ pytestmark = [pytest.mark.browser,
 def textshift(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TEXTSHIFT_CACHE=str(cwd / "cache"))
     return subprocess.run([sys.executable, "-m", "textshift", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+                          text=True, timeout=600, check=False)
 
 
 class LabelServer:
