@@ -423,7 +423,7 @@ def _register_optional_commands() -> None:
     """Commands of the other modules register themselves on import (kept in their own CLI modules)."""
     import importlib
 
-    for module in ("textshift.cli_transfer", "textshift.cli_inspect", "textshift.cli_grow"):
+    for module in ("textshift.cli_transfer", "textshift.cli_inspect", "textshift.cli_grow", "textshift.cli_suggest"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

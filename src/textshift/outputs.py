@@ -68,6 +68,11 @@ def is_predictions_file(path: str | os.PathLike) -> bool:
     return header[:1] == [b"row"] and b"label" in header and b"probability" in header
 
 
+def is_suggestions_file(path: str | os.PathLike) -> bool:
+    """True for a CSV written by ``textshift suggest`` (header ``rank,row,text,...``)."""
+    return _head(Path(path)).split(b"\n", 1)[0].rstrip(b"\r").startswith(b"rank,row,text")
+
+
 def is_confusion_png(path: str | os.PathLike) -> bool:
     """True for a PNG image drawn by textshift's confusion-matrix plot (matplotlib signs what it writes)."""
     head = _head(Path(path))
@@ -107,6 +112,7 @@ REPORT = OutputKind("an inspect report", True, is_report_folder)
 COMPARISON = OutputKind("a comparison folder", True, is_comparison_folder, reused=True)
 DEMO = OutputKind("a demo folder", True, is_demo_folder, reused=True)
 PREDICTIONS = OutputKind("a predictions CSV", False, is_predictions_file)
+SUGGESTIONS = OutputKind("a suggestions CSV", False, is_suggestions_file)
 CONFUSION_PNG = OutputKind("a confusion-matrix PNG", False, is_confusion_png)
 EDIT_LOG = OutputKind("a review edit log", False, is_sqlite_file, reused=True)
 
@@ -121,7 +127,7 @@ def check_output(path: str | os.PathLike, kind: OutputKind, *, overwrite: bool =
         The output, existing or not.
     kind : OutputKind
         What is written there (:data:`MODEL`, :data:`REPORT`, :data:`COMPARISON`, :data:`DEMO`,
-        :data:`PREDICTIONS`, :data:`CONFUSION_PNG`, :data:`EDIT_LOG`, or one of the caller's).
+        :data:`PREDICTIONS`, :data:`SUGGESTIONS`, :data:`CONFUSION_PNG`, :data:`EDIT_LOG`, or one of the caller's).
     overwrite : bool
         Whether an existing output of this kind may be replaced. Never allows replacing anything else.
     inputs : paths
