@@ -186,6 +186,17 @@ def train(
             backbone_config = None  # loading the backbone reports it properly below
         if backbone_config is not None:
             check_max_length(backbone_config, max_length)
+    if config.long_texts == "chunks":  # an overlap that leaves the windows nothing new fails before the long part
+        from transformers import AutoTokenizer
+
+        from textshift.windows import WindowEncoder
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(backbone_path)
+        except (OSError, ValueError):
+            tokenizer = None  # loading the backbone reports it properly below
+        if tokenizer is not None:
+            WindowEncoder(tokenizer, max_length=config.max_length, long_texts=config.windows())
     process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
     quiet = quiet or not process.is_main_process
     if not quiet:
