@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -39,7 +40,7 @@ def tiny_classifier(tiny_backbone):
 def test_window_starts_cover_the_text_and_spread_when_capped():
     assert window_starts(100, content=30, long_texts=LongTexts()) == [0]
     starts = window_starts(100, content=30, long_texts=LongTexts("chunks", overlap=10))
-    assert starts[0] == 0 and starts[-1] == 70 and all(b - a <= 20 for a, b in zip(starts, starts[1:]))
+    assert starts[0] == 0 and starts[-1] == 70 and all(b - a <= 20 for a, b in itertools.pairwise(starts))
     assert len(starts) == windows_needed(100, content=30, overlap=10)
     capped = window_starts(100_000, content=30, long_texts=LongTexts("chunks", overlap=10, max_windows=5))
     assert len(capped) == 5 and capped[0] == 0 and capped[-1] == 100_000 - 30
@@ -163,6 +164,41 @@ def test_cli_chunks_train_info_predict(run_cli, tiny_backbone, long_docs, tmp_pa
     assert "read in" in result.stderr and len(pd.read_csv(predictions)) == len(pd.read_csv(long_docs))
     result = run_cli("evaluate", model, long_docs, "--quiet")
     assert result.exit_code == 0 and json.loads(result.stdout)["lengths"]["mode"] == "chunks"
+    # a 50,000-word document: one prediction from at most --max-windows (64) windows, and the cap is reported
+    document = tmp_path / "document.csv"
+    pd.DataFrame({"text": [" ".join(["the committee reported a bill on veterans health care"] * 5000)]}).to_csv(
+        document, index=False)
+    result = run_cli("predict", model, document, "-o", tmp_path / "document-predictions.csv", "--quiet")
+    assert result.exit_code == 0, result
+    lengths = json.loads(result.stdout)["lengths"]
+    assert (lengths["capped"], lengths["windows"]) == (1, 64) and lengths["tokens_unread"] > 40_000
+    assert len(pd.read_csv(tmp_path / "document-predictions.csv")) == 1
+    result = run_cli("predict", model, document, "-o", tmp_path / "again.csv")
+    assert result.exit_code == 0 and "needed more than the window cap" in result.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "predict"])
+def test_cli_empty_text_is_one_line_and_writes_nothing(run_cli, tiny_backbone, long_docs, tmp_path, command):
+    data = tmp_path / "with-empty.csv"
+    frame = pd.read_csv(long_docs)
+    frame.loc[3, "text"] = "   "
+    frame.to_csv(data, index=False)
+    if command == "train":
+        output = tmp_path / "model"
+        result = run_cli("train", data, "-o", output, "--backbone", tiny_backbone, "--epochs", "1",
+                         "--max-length", "32", "--long-texts", "chunks", "--window-overlap", "8")
+    else:
+        model = tmp_path / "model"
+        from textshift.model import Classifier
+
+        clf = Classifier.from_backbone(tiny_backbone, labels=sorted(frame.label.unique()), seed=0)
+        clf.long_texts = CHUNKS
+        clf.save(model)
+        output = tmp_path / "predictions.csv"
+        result = run_cli("predict", model, data, "-o", output)
+    assert result.exit_code == 2, result
+    assert "empty or whitespace-only" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert not output.exists() and not list(tmp_path.glob("predictions*"))
 
 
 @pytest.mark.parametrize("args, words", [
