@@ -52,6 +52,40 @@ Seed = Annotated[int, typer.Option("--seed", help="Random seed (sampling, initia
 LogitAdjust = Annotated[float | None, typer.Option(
     "--logit-adjust", help="Add this times log(rows of the class) to each logit in the training loss only "
                            "(1: balanced softmax, for macro-F1 on imbalanced classes) \\[default: 0, off].")]
+LongTextsMode = Annotated[str | None, typer.Option(
+    "--long-texts", help="Texts longer than --max-length: truncate (keep the first tokens) or chunks (read the "
+                         "whole text in overlapping windows and average their logits). Saved with the model "
+                         "\\[default: truncate].")]
+WindowOverlap = Annotated[int | None, typer.Option(
+    "--window-overlap", help="Tokens shared by consecutive windows with --long-texts chunks \\[default: 32].")]
+MaxWindows = Annotated[int | None, typer.Option(
+    "--max-windows", help="Most windows read per text with --long-texts chunks; a longer text keeps this many, "
+                          "spread from its start to its end \\[default: 64].")]
+
+
+def long_text_options(long_texts: str | None, window_overlap: int | None, max_windows: int | None,
+                      model: Path | None = None) -> dict:
+    """TrainConfig values of the long-text flags; a flag not passed keeps ``model``'s saved setting, if any."""
+    from textshift.windows import SETTING_KEYS
+
+    given = {"long_texts": long_texts, "window_overlap": window_overlap, "max_windows": max_windows}
+    saved = {}
+    meta = Path(model) / "textshift.json" if model is not None else None
+    if meta is not None and meta.is_file():
+        try:
+            saved = json.loads(meta.read_text(encoding="utf-8")).get("settings") or {}
+        except (OSError, ValueError, AttributeError):
+            saved = {}  # loading the model reports a broken file properly
+    return {key: given[key] if given[key] is not None else saved.get(key) for key in SETTING_KEYS.values()}
+
+
+def print_lengths(report: dict | None, quiet: bool) -> None:
+    """Say on stderr how many texts were longer than the model's length, and what was done with them."""
+    from textshift.windows import LengthReport
+
+    line = LengthReport(**report).summary() if report else None
+    if line and not quiet:
+        err_console.print(f"[yellow]long texts:[/] {line}", highlight=False)
 
 
 def _progress_enabled(quiet: bool) -> bool:
@@ -162,6 +196,9 @@ def train(
     gradual_unfreeze: Annotated[bool, typer.Option(help="Unfreeze encoder layers one per epoch, top first.")
                                 ] = False,
     max_length: Annotated[int | None, typer.Option(help="Max tokens per text \\[default: 128].")] = None,
+    long_texts: LongTextsMode = None,
+    window_overlap: WindowOverlap = None,
+    max_windows: MaxWindows = None,
     logit_adjust: LogitAdjust = None,
     memory_per_class: Annotated[int, typer.Option(help="Examples per class kept in the model folder as rehearsal "
                                                        "memory for `textshift grow` (0: none).")] = 20,
@@ -188,6 +225,7 @@ def train(
     config = _train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                            warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
                            gradual_unfreeze=gradual_unfreeze or None, max_length=max_length,
+                           long_texts=long_texts, window_overlap=window_overlap, max_windows=max_windows,
                            logit_adjust=logit_adjust, seed=seed)
     check_output_folder(output, overwrite=overwrite, inputs=(data, val_data, backbone))  # before the long part
     checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
@@ -205,6 +243,17 @@ def train(
             backbone_config = None  # loading the backbone reports it properly below
         if backbone_config is not None:
             check_max_length(backbone_config, max_length)
+    if config.long_texts == "chunks":  # an overlap that leaves the windows nothing new fails before the long part
+        from transformers import AutoTokenizer
+
+        from textshift.windows import WindowEncoder
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(backbone_path)
+        except (OSError, ValueError):
+            tokenizer = None  # loading the backbone reports it properly below
+        if tokenizer is not None:
+            WindowEncoder(tokenizer, max_length=config.max_length, long_texts=config.windows())
     process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
     quiet = quiet or not process.is_main_process
     if not quiet:
@@ -218,6 +267,7 @@ def train(
         return
     for warning in classifier.meta.extra.get("warnings", []):
         err_console.print(f"[yellow]warning:[/] {_plain(warning)}")
+    print_lengths(result.lengths, quiet)
     if memory_per_class > 0:
         from textshift.memory import Memory, save_with_memory
 
@@ -228,7 +278,7 @@ def train(
     remove_checkpoints(checkpoint_dir)
     process.wait_for_everyone()
     summary = {"model": str(output), "rows": result.train_rows, "val_rows": result.val_rows,
-               "seconds": result.seconds, **result.val_metrics}
+               "seconds": result.seconds, **result.val_metrics, "lengths": result.lengths}
     if quiet:
         _print_json(summary)
     else:
@@ -285,8 +335,9 @@ def predict(
     summary = predict_file(classifier, data, output, text_column=text_column, top_k=top_k, chunk_size=chunk_size,
                            batch_size=batch_size, overwrite=overwrite, resume=resume, on_chunk=advance)
     bar.close()
+    print_lengths(summary.lengths, quiet)
     if quiet:
-        _print_json({"output": str(summary.output), "rows": summary.rows})
+        _print_json({"output": str(summary.output), "rows": summary.rows, "lengths": summary.lengths})
     else:
         top = ", ".join(f"{_plain(k)} {v}" for k, v in list(summary.label_counts.items())[:5])
         console.print(f"wrote {summary.rows:,} predictions to [bold]{_plain(summary.output)}[/] (most frequent: {top})")
@@ -333,8 +384,9 @@ def evaluate(
     check_label_spelling(dataset, classifier.labels)
     report = evaluate_model(classifier, dataset)
     png = plot_confusion(report, confusion or Path(model) / "confusion.png", overwrite=overwrite or confusion is None)
+    print_lengths(report.lengths, quiet)
     if quiet:
-        _print_json(report.summary() | {"confusion_png": str(png)})
+        _print_json(report.summary() | {"confusion_png": str(png), "lengths": report.lengths})
         return
     table = Table(title=f"{_plain(model)} on {_plain(data)}")
     for column in ("label", "precision", "recall", "f1", "support"):
@@ -383,6 +435,10 @@ def info(
     for step, entry in enumerate(meta.class_history, 1):
         console.print(f"step {step}: +{len(entry.get('added', []))} classes "
                       f"({_plain(', '.join(map(str, entry.get('added', []))))})")
+    from textshift.windows import LongTexts
+
+    console.print("long texts: "
+                  + _plain(LongTexts.from_settings(meta.settings).describe(meta.settings.get('max_length', 128))))
     settings = ", ".join(f"{k}={v}" for k, v in meta.settings.items())
     if settings:
         console.print(f"settings: {_plain(settings)}")

@@ -14,8 +14,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _plain, _print_json, _train_config,
-                           _training_progress, app, console, err_console)
+from textshift.cli import (LabelColumn, LongTextsMode, MaxWindows, Overwrite, Quiet, Seed, TextColumn, WindowOverlap,
+                           _plain, _print_json, _train_config, _training_progress, app, console, err_console,
+                           long_text_options)
 from textshift.locks import writes
 from textshift.memory import DEFAULT_MEMORY_PER_CLASS
 
@@ -88,6 +89,9 @@ def grow(
     warmup_epochs: Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen \\[default: 10].")
                              ] = None,
     max_length: Annotated[int | None, typer.Option(help="Max tokens per text \\[default: 128].")] = None,
+    long_texts: LongTextsMode = None,
+    window_overlap: WindowOverlap = None,
+    max_windows: MaxWindows = None,
     seed: Seed = 42,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -104,7 +108,8 @@ def grow(
                         bias_correction=bias_correction, asymmetric_loss=asymmetric_loss,
                         calibrate_holdout=calibrate_holdout, head=head, shrinkage=shrinkage, seed=seed,
                         train=_train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                            warmup_epochs=warmup_epochs, max_length=max_length, seed=seed))
+                                            warmup_epochs=warmup_epochs, max_length=max_length, seed=seed,
+                                            **long_text_options(long_texts, window_overlap, max_windows, model)))
 
     def load(path: str | None):
         return read_labeled(path, text_column=text_column, label_column=label_column) if path else None

@@ -10,8 +10,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (RESUME_HELP, LabelColumn, LogitAdjust, Overwrite, Quiet, TextColumn, _checkpoint_preflight,
-                           _plain, _print_json, _training_progress, app, console, err_console)
+from textshift.cli import (RESUME_HELP, LabelColumn, LogitAdjust, LongTextsMode, MaxWindows, Overwrite, Quiet,
+                           TextColumn, WindowOverlap, _checkpoint_preflight, _plain, _print_json, _training_progress,
+                           app, console, err_console)
 from textshift.errors import ConfigError, TextshiftError
 from textshift.locks import writes
 from textshift.transfer import DEFAULT_STRATEGY, STRATEGIES, STRATEGY_HELP
@@ -52,6 +53,9 @@ def transfer(
     epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto].")] = None,
     learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate \\[default: 1e-4].")] = None,
     logit_adjust: LogitAdjust = None,
+    long_texts: LongTextsMode = None,
+    window_overlap: WindowOverlap = None,
+    max_windows: MaxWindows = None,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 42,
     resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
     overwrite: Overwrite = False,
@@ -67,7 +71,7 @@ def transfer(
     """
     from accelerate import PartialState
 
-    from textshift.cli import _train_config
+    from textshift.cli import _train_config, long_text_options, print_lengths
     from textshift.data import read_labeled
     from textshift.model import check_output_folder
     from textshift.transfer import TransferConfig, load_source
@@ -82,7 +86,9 @@ def transfer(
     source_rows = read_labeled(source_data) if source_data else None
     config = TransferConfig(strategy=strategy, keep_source_classes=keep_source_classes,
                             train=_train_config(epochs=epochs, learning_rate=learning_rate,
-                                                logit_adjust=logit_adjust, seed=seed))
+                                                logit_adjust=logit_adjust, seed=seed,
+                                                **long_text_options(long_texts, window_overlap, max_windows,
+                                                                    source_model)))
     process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
     quiet = quiet or not process.is_main_process
     unlabeled_texts = _read_unlabeled(unlabeled, text_column)
@@ -100,6 +106,7 @@ def transfer(
     process.wait_for_everyone()
     if not process.is_main_process:
         return
+    print_lengths(model.meta.metrics.get("lengths"), quiet)
     summary = {"model": str(output), "strategy": strategy, "seconds": result.seconds, **result.val_metrics}
     if quiet:
         _print_json(summary)
@@ -170,6 +177,9 @@ def compare(
     unlabeled: Annotated[str | None, typer.Option(help="adapt: extra unlabelled target texts.")] = None,
     epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto].")] = None,
     logit_adjust: LogitAdjust = None,
+    long_texts: LongTextsMode = None,
+    window_overlap: WindowOverlap = None,
+    max_windows: MaxWindows = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete the runs stored in OUTPUT (and its "
                                                                 "recommended model) and start over.")] = False,
     quiet: Quiet = False,
@@ -183,7 +193,7 @@ def compare(
 
     Example: textshift compare news-model embedded:bills-train --test embedded:bills-test --sizes 100,300 --seeds 1
     """
-    from textshift.cli import _train_config
+    from textshift.cli import _train_config, long_text_options
     from textshift.compare import CompareConfig, check_output
     from textshift.data import read_labeled
     from textshift.transfer import load_source
@@ -193,7 +203,9 @@ def compare(
                            strategies=_split_list(strategies),
                            baselines=[] if baselines == "none" else _split_list(baselines),
                            candidates=_split_list(candidates) if candidates else None,
-                           train=_train_config(epochs=epochs, logit_adjust=logit_adjust))
+                           train=_train_config(epochs=epochs, logit_adjust=logit_adjust,
+                                               **long_text_options(long_texts, window_overlap, max_windows,
+                                                                   source_model)))
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
     test_rows = read_labeled(test, text_column=text_column, label_column=label_column) if test else None
     source = load_source(source_model)  # before the output folder is created

@@ -37,6 +37,9 @@ class EvalReport:
     unseen_labels : list of str
         Labels in the data that the model cannot predict.
     rows : int
+    lengths : dict
+        How the texts fitted the model's length (a :class:`~textshift.windows.LengthReport` as a dict; empty
+        when scoring predictions made elsewhere).
     """
 
     accuracy: float
@@ -46,6 +49,7 @@ class EvalReport:
     labels: list[str]
     unseen_labels: list[str] = field(default_factory=list)
     rows: int = 0
+    lengths: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         return {"accuracy": round(self.accuracy, 4), "macro_f1": round(self.macro_f1, 4), "rows": self.rows,
@@ -92,7 +96,9 @@ def evaluate(classifier: Classifier, data: TextData, *, batch_size: int = 64) ->
     max_length = classifier.meta.settings.get("max_length", 128)
     probs = classifier.predict_proba(data.texts, batch_size=batch_size, max_length=max_length)
     predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
-    return evaluate_predictions(data.labels, predicted, model_labels=classifier.labels)
+    report = evaluate_predictions(data.labels, predicted, model_labels=classifier.labels)
+    report.lengths = classifier.length_report(data.texts, max_length=max_length).to_dict()
+    return report
 
 
 def plot_confusion(report: EvalReport, path: str | os.PathLike, *, normalize: bool = True,

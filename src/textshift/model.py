@@ -39,8 +39,9 @@ from torch import nn
 from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError, TextshiftError
 from textshift.locks import writes
 from textshift.outputs import MODEL, check_output, is_model_folder  # noqa: F401 - is_model_folder re-exported
-from textshift.tokens import pad_batch, pad_id_of
+from textshift.tokens import TokenizedTexts, pad_batch, pad_id_of
 from textshift.validation import as_str_list
+from textshift.windows import LengthReport, LongTexts, mean_by_owner
 
 logger = logging.getLogger(__name__)
 
@@ -368,46 +369,67 @@ class Classifier:
         self.check_max_length(max_length)
         return self.tokenizer(texts, truncation=True, max_length=max_length, padding=True, return_tensors="pt")
 
-    def _batches(self, texts: list[str], batch_size: int, max_length: int):
-        """Yield (positions, encoded batch), batching texts of similar token count to keep padding small.
+    @property
+    def long_texts(self) -> LongTexts:
+        """How texts longer than the model's length are read (saved in ``textshift.json`` settings)."""
+        return LongTexts.from_settings(self.meta.settings)
 
-        Texts are tokenized once, sorted by token count (characters are a poor proxy: bill titles of the same
-        length hold 33 to 111 tokens) and padded per batch — about a quarter faster than sorting by characters.
-        Batches carry ``input_ids`` and ``attention_mask`` only, as in training (:func:`pad_batch`, 5× faster
-        than ``tokenizer.pad``).
+    @long_texts.setter
+    def long_texts(self, value: LongTexts) -> None:
+        self.meta.settings = {**self.meta.settings, **value.to_settings()}
+
+    def length_report(self, texts: list[str], *, max_length: int | None = None,
+                      long_texts: LongTexts | None = None) -> LengthReport:
+        """How ``texts`` fit the model's length (texts longer, by how much, windows read), without predicting."""
+        texts = as_str_list(texts, what="texts")
+        max_length = max_length or self.meta.settings.get("max_length", 128)
+        self.check_max_length(max_length)
+        return TokenizedTexts.build(self.tokenizer, texts, max_length=max_length,
+                                    long_texts=long_texts or self.long_texts).report
+
+    def _batches(self, texts: list[str], batch_size: int, max_length: int, long_texts: LongTexts | None = None):
+        """Yield (text index of each row, encoded batch): rows are the texts cut at ``max_length`` or, in
+        ``chunks`` mode, their windows (``long_texts``, default the model's own setting).
+
+        Rows are sorted by token count (characters are a poor proxy: bill titles of the same length hold 33 to
+        111 tokens) and padded per batch — about a quarter faster than sorting by characters. Batches carry
+        ``input_ids`` and ``attention_mask`` only, as in training (:func:`pad_batch`, 5× faster than
+        ``tokenizer.pad``). A text's windows are at most ``max_windows``, so memory does not grow with its length.
         """
         self.check_max_length(max_length)
         if not texts:
             return
-        ids = self.tokenizer(texts, truncation=True, max_length=max_length, return_attention_mask=False,
-                             return_token_type_ids=False)["input_ids"]
-        order = np.argsort([len(row) for row in ids], kind="stable")
+        rows = TokenizedTexts.build(self.tokenizer, texts, max_length=max_length,
+                                    long_texts=long_texts or self.long_texts)
+        order = np.argsort(rows.lengths, kind="stable")
         pad_id, side = pad_id_of(self.tokenizer), getattr(self.tokenizer, "padding_side", "right")
         for start in range(0, len(order), batch_size):
             positions = order[start:start + batch_size]
-            batch = pad_batch([ids[i] for i in positions], pad_id=pad_id, padding_side=side)
-            yield positions, {k: v.to(self.device) for k, v in batch.items()}
+            batch = pad_batch([rows[i] for i in positions], pad_id=pad_id, padding_side=side)
+            yield rows.owners[positions], {k: v.to(self.device) for k, v in batch.items()}
 
     @torch.inference_mode()
-    def predict_logits(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+    def predict_logits(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
+                       long_texts: LongTexts | None = None) -> np.ndarray:
         """Logits, shape (n_texts, n_labels), in input order.
 
         ``texts`` is a list (or any sequence or iterable: tuple, pandas Series, numpy array) of strings; a bare
         string, a non-string item or a ``batch_size`` below 1 is refused with a one-line error. No texts give an
-        array of shape (0, n_labels).
+        array of shape (0, n_labels). ``long_texts`` (default: the model's setting) says how texts longer than
+        ``max_length`` tokens are read; in ``chunks`` mode a text's logits are the mean of its windows'.
         """
         texts = _inference_texts(texts, batch_size)
         self.model.eval()
-        out = np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         where, logits = [], []
-        for positions, batch in self._batches(texts, batch_size, max_length):
-            where.append(positions)  # logits stay on the device until the end: no GPU sync per batch
+        for owners, batch in self._batches(texts, batch_size, max_length, long_texts):
+            where.append(owners)  # logits stay on the device until the end: no GPU sync per batch
             logits.append(self.model(**batch).logits.float())
-        if logits:
-            out[np.concatenate(where)] = torch.cat(logits).cpu().numpy()
-        return out
+        if not logits:
+            return np.zeros((len(texts), len(self.labels)), dtype=np.float32)
+        return mean_by_owner(torch.cat(logits), np.concatenate(where), len(texts)).cpu().numpy()
 
-    def predict_proba(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
+    def predict_proba(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
+                      long_texts: LongTexts | None = None) -> np.ndarray:
         """Class probabilities, shape (n_texts, n_labels), columns in ``self.labels`` order.
 
         Example
@@ -415,48 +437,51 @@ class Classifier:
         >>> clf.predict_proba(["A bill to fund hospitals"], batch_size=32).shape   # doctest: +SKIP
         (1, 2)
         """
-        logits = self.predict_logits(texts, batch_size=batch_size, max_length=max_length)
+        logits = self.predict_logits(texts, batch_size=batch_size, max_length=max_length, long_texts=long_texts)
         return softmax(logits)
 
     @torch.inference_mode()
-    def features(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128) -> np.ndarray:
-        """The head's input vectors (what the last linear layer sees), shape (n_texts, hidden)."""
+    def features(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
+                 long_texts: LongTexts | None = None) -> np.ndarray:
+        """The head's input vectors (what the last linear layer sees), shape (n_texts, hidden); in ``chunks``
+        mode the mean of a text's windows' vectors."""
         texts = _inference_texts(texts, batch_size)
         self.model.eval()
         captured: list[torch.Tensor] = []
         handle = head_linear(self.model).register_forward_hook(lambda _m, inputs, _o: captured.append(inputs[0]))
-        out = None
+        where, vectors = [], []
         try:
-            for positions, batch in self._batches(texts, batch_size, max_length):
+            for owners, batch in self._batches(texts, batch_size, max_length, long_texts):
                 captured.clear()
                 self.model(**batch)
-                vectors = captured[-1].float().cpu().numpy()
-                if out is None:
-                    out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-                out[positions] = vectors
+                where.append(owners)
+                vectors.append(captured[-1].float())
         finally:
             handle.remove()
-        return out if out is not None else np.zeros((0, head_linear(self.model).in_features), dtype=np.float32)
+        if not vectors:
+            return np.zeros((len(texts), head_linear(self.model).in_features), dtype=np.float32)
+        return mean_by_owner(torch.cat(vectors), np.concatenate(where), len(texts)).cpu().numpy()
 
     @torch.inference_mode()
     def embed(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
-              normalize: bool = True) -> np.ndarray:
-        """Mean-pooled encoder embeddings (sentence-transformers style), shape (n_texts, hidden)."""
+              normalize: bool = True, long_texts: LongTexts | None = None) -> np.ndarray:
+        """Mean-pooled encoder embeddings (sentence-transformers style), shape (n_texts, hidden); in ``chunks``
+        mode the mean of a text's windows' embeddings."""
         texts = _inference_texts(texts, batch_size)
         self.model.eval()
         body = encoder_module(self.model)
-        out = None
-        for positions, batch in self._batches(texts, batch_size, max_length):
+        where, vectors = [], []
+        for owners, batch in self._batches(texts, batch_size, max_length, long_texts):
             hidden = body(**batch).last_hidden_state
             mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)
-            if normalize:
-                pooled = torch.nn.functional.normalize(pooled, dim=-1)
-            vectors = pooled.float().cpu().numpy()
-            if out is None:
-                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
-            out[positions] = vectors
-        return out if out is not None else np.zeros((0, self.model.config.hidden_size), dtype=np.float32)
+            where.append(owners)
+            vectors.append(((hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9)).float())
+        if not vectors:
+            return np.zeros((len(texts), self.model.config.hidden_size), dtype=np.float32)
+        pooled = mean_by_owner(torch.cat(vectors), np.concatenate(where), len(texts))
+        if normalize:
+            pooled = torch.nn.functional.normalize(pooled, dim=-1)
+        return pooled.cpu().numpy()
 
     # ------------------------------------------------------------------ saving
     @writes("path")

@@ -72,6 +72,8 @@ class PredictSummary:
     output: Path
     rows: int
     label_counts: dict[str, int]
+    lengths: dict | None = None
+    """The :class:`~textshift.windows.LengthReport` (as a dict) of the rows predicted in this run."""
 
 
 def _partial_paths(output: Path) -> tuple[Path, Path]:
@@ -133,6 +135,7 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
         logger.info("nothing to resume for %s; starting from the first row", output)
     output.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = dict(state["counts"])
+    lengths = None
     rows = skip = int(state["rows"])
     finished = False
     try:
@@ -146,6 +149,8 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
                     continue
                 chunk, skip = chunk.iloc[skip:], 0
                 preds = predict_texts(classifier, chunk["text"].tolist(), top_k=top_k, batch_size=batch_size)
+                chunk_lengths = classifier.length_report(chunk["text"].tolist())
+                lengths = chunk_lengths if lengths is None else lengths.add(chunk_lengths)
                 preds.index = chunk.index
                 kept = chunk if keep_columns else chunk[["text"]]
                 # An input column named like an output column (row, probability, label_2, ...) is kept as input_NAME.
@@ -174,7 +179,8 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
     finally:
         if finished:
             partial.unlink(missing_ok=True)
-    return PredictSummary(output, rows, dict(sorted(counts.items(), key=lambda kv: -kv[1])))
+    return PredictSummary(output, rows, dict(sorted(counts.items(), key=lambda kv: -kv[1])),
+                          lengths.to_dict() if lengths is not None else None)
 
 
 def _write_progress(path: Path, state: dict) -> None:

@@ -22,41 +22,58 @@ import numpy as np
 import torch
 
 from textshift.errors import ConfigError
+from textshift.windows import LengthReport, LongTexts, WindowEncoder
 
 CHUNK_ROWS = 8192
 MEMMAP_ROWS = 200_000
 
 
 class TokenizedTexts:
-    """Token ids of ``texts`` (truncated to ``max_length``), addressable by row: ``tokens[i]`` -> int32 array."""
+    """Token ids of model-input rows, addressable by row: ``tokens[i]`` -> int32 array.
 
-    def __init__(self, ids: np.ndarray, offsets: np.ndarray, *, folder: Path | None = None):
+    A row is a text cut at ``max_length`` tokens, or, with ``LongTexts(mode="chunks")``, one window of a text:
+    ``owners[i]`` is the index of the text row ``i`` comes from, and ``report`` counts the texts longer than
+    ``max_length`` (a :class:`~textshift.windows.LengthReport`).
+    """
+
+    def __init__(self, ids: np.ndarray, offsets: np.ndarray, *, folder: Path | None = None,
+                 owners: np.ndarray | None = None, report: LengthReport | None = None):
         self.ids = ids
         self.offsets = offsets
         self.lengths = np.diff(offsets).astype(np.int32)
+        self.owners = owners if owners is not None else np.arange(len(self.lengths))
+        self.report = report
         self.folder = folder
         if folder is not None:
             weakref.finalize(self, shutil.rmtree, str(folder), True)
 
     @classmethod
-    def build(cls, tokenizer, texts, *, max_length: int, chunk_rows: int = CHUNK_ROWS,
-              memmap_rows: int = MEMMAP_ROWS) -> TokenizedTexts:
-        """Tokenize ``texts`` (any sequence of str) ``chunk_rows`` at a time.
+    def build(cls, tokenizer, texts, *, max_length: int, long_texts: LongTexts | None = None,
+              chunk_rows: int = CHUNK_ROWS, memmap_rows: int = MEMMAP_ROWS) -> TokenizedTexts:
+        """Tokenize ``texts`` (any sequence of str) ``chunk_rows`` at a time, as ``long_texts`` says (default
+        ``truncate``: the first ``max_length`` tokens of each text, special tokens included, as the tokenizer's
+        own truncation gives).
 
-        With more than ``memmap_rows`` rows the ids are written to a temporary file and memory-mapped.
+        With more than ``memmap_rows`` texts the ids are written to a temporary file and memory-mapped.
         """
+        encoder = WindowEncoder(tokenizer, max_length=max_length, long_texts=long_texts or LongTexts())
         n = len(texts)
-        offsets = np.zeros(n + 1, dtype=np.int64)
+        offsets = [np.zeros(1, dtype=np.int64)]
+        owners: list[np.ndarray] = []
+        report = LengthReport(mode=encoder.long_texts.mode, max_length=max_length)
         folder = Path(tempfile.mkdtemp(prefix="textshift-tokens-")) if n > memmap_rows else None
         parts: list[np.ndarray] = []
         handle = open(folder / "ids.int32", "wb") if folder is not None else None
+        end = 0
         try:
             for start in range(0, n, chunk_rows):
-                rows = tokenizer(list(texts[start:start + chunk_rows]), truncation=True, max_length=max_length,
-                                 return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+                rows, chunk_owners, chunk_report = encoder.encode(list(texts[start:start + chunk_rows]))
+                report = report.add(chunk_report)
+                owners.append(chunk_owners + start)
                 lengths = np.fromiter((len(row) for row in rows), dtype=np.int64, count=len(rows))
-                offsets[start + 1:start + 1 + len(rows)] = offsets[start] + np.cumsum(lengths)
-                flat = np.fromiter((i for row in rows for i in row), dtype=np.int32, count=int(lengths.sum()))
+                offsets.append(end + np.cumsum(lengths))
+                end += int(lengths.sum())
+                flat = np.concatenate(rows) if rows else np.zeros(0, dtype=np.int32)
                 if handle is not None:
                     handle.write(flat.tobytes())
                 else:
@@ -64,13 +81,15 @@ class TokenizedTexts:
         finally:
             if handle is not None:
                 handle.close()
+        offsets = np.concatenate(offsets)
         if folder is None:
             ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int32)
         elif offsets[-1] == 0:
             ids = np.zeros(0, dtype=np.int32)
         else:
             ids = np.memmap(folder / "ids.int32", dtype=np.int32, mode="r", shape=(int(offsets[-1]),))
-        return cls(ids, offsets, folder=folder)
+        owners = np.concatenate(owners) if owners else np.zeros(0, dtype=np.int64)
+        return cls(ids, offsets, folder=folder, owners=owners, report=report)
 
     def __len__(self) -> int:
         return len(self.lengths)
@@ -81,7 +100,7 @@ class TokenizedTexts:
     @property
     def nbytes(self) -> int:
         """Bytes held (in memory, or in the mapped file)."""
-        return int(self.ids.nbytes + self.offsets.nbytes + self.lengths.nbytes)
+        return int(self.ids.nbytes + self.offsets.nbytes + self.lengths.nbytes + self.owners.nbytes)
 
 
 def pad_batch(rows: list[np.ndarray], *, pad_id: int, padding_side: str = "right") -> dict[str, torch.Tensor]:

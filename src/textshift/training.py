@@ -49,6 +49,7 @@ from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier, encoder_module, head_linear
 from textshift.tokens import LabelledRows, LengthGroupedBatches, RowCollator, TokenizedTexts
 from textshift.validation import check_types
+from textshift.windows import LongTexts, WindowEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -100,13 +101,14 @@ ProgressFn = Callable[[TrainProgress], None]
 
 # Settings added after runs were first stored: left out of to_dict() at their default value, so the stored
 # runs' settings (and the run keys of `textshift compare`) stay those of the same training.
-ADDED_SETTINGS = {"logit_adjust": 0.0}
+ADDED_SETTINGS = {"logit_adjust": 0.0, "long_texts": "truncate", "window_overlap": 32, "max_windows": 64}
 
 
 # The command-line flags of TrainConfig settings (the others are set from Python).
 CLI_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr",
              "warmup_epochs": "--warmup-epochs", "layer_lr_decay": "--layer-lr-decay", "max_length": "--max-length",
-             "logit_adjust": "--logit-adjust"}
+             "logit_adjust": "--logit-adjust", "long_texts": "--long-texts", "window_overlap": "--window-overlap",
+             "max_windows": "--max-windows"}
 
 
 @dataclass
@@ -138,7 +140,14 @@ class TrainConfig:
         each class's logit inside the training loss only. 1 is the balanced softmax: rare classes must win by a
         wider margin, so the trained model does not favour the frequent ones. 0 (default) turns it off.
     max_length : int
-        Tokens per text; longer texts are truncated.
+        Tokens per text (per window in ``chunks`` mode).
+    long_texts : {"truncate", "chunks"}
+        Texts longer than ``max_length``: cut (``truncate``), or read whole in overlapping windows whose outputs
+        are averaged (``chunks``; see :mod:`textshift.windows`). Saved with the model, which predicts the same way.
+    window_overlap : int
+        Tokens shared by consecutive windows (``chunks``).
+    max_windows : int
+        Most windows per text (``chunks``); a longer text keeps this many, spread from its start to its end.
     val_fraction : float
         Share of the training rows held out for model selection when no validation data is passed.
     min_val_rows : int
@@ -167,6 +176,9 @@ class TrainConfig:
     max_grad_norm: float = 1.0
     logit_adjust: float = 0.0
     max_length: int = 128
+    long_texts: str = "truncate"
+    window_overlap: int = 32
+    max_windows: int = 64
     val_fraction: float = 0.1
     min_val_rows: int = 1000
     patience: int = 3
@@ -196,6 +208,7 @@ class TrainConfig:
                 flag = f" ({CLI_FLAGS[name]} on the command line)" if name in CLI_FLAGS else ""
                 raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}. Set it "
                                   f"{allowed}{flag}")
+        self.windows()  # checks long_texts, window_overlap and max_windows
         if self.epochs == 0 and self.warmup_epochs == 0:
             raise ConfigError("epochs 0 and warmup_epochs 0 would save an untrained model; expected at least one "
                               "epoch of either. Pass --epochs N, or --warmup-epochs N to train only the head")
@@ -206,6 +219,10 @@ class TrainConfig:
             if values[name] == default:
                 del values[name]
         return values
+
+    def windows(self) -> LongTexts:
+        """The long-text setting (:class:`~textshift.windows.LongTexts`)."""
+        return LongTexts(mode=self.long_texts, overlap=self.window_overlap, max_windows=self.max_windows)
 
     def holds_out(self, n_rows: int) -> bool:
         """Whether training on ``n_rows`` rows (no validation data passed) holds some out for validation."""
@@ -244,6 +261,7 @@ class TrainResult:
     seconds: float = 0.0
     train_rows: int = 0
     val_rows: int = 0
+    lengths: dict = field(default_factory=dict)
 
 
 def set_seed(seed: int) -> None:
@@ -474,6 +492,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         raise DataError(f"got {len(val_texts)} validation texts but {len(val_labels)} labels; expected one label per "
                         "text")
     classifier.check_max_length(config.max_length)
+    WindowEncoder(classifier.tokenizer, max_length=config.max_length, long_texts=config.windows())  # overlap fits
+    classifier.long_texts = config.windows()  # validation, warm-up features and the saved model read texts so
     label2id = classifier.label2id
     unknown = sorted(set(labels) - set(label2id))
     if unknown:
@@ -557,8 +577,13 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
                              seconds=time.perf_counter() - started))
 
     # 2. Full fine-tuning. The loader is not passed to accelerator.prepare: the sampler shards itself.
-    tokens = TokenizedTexts.build(classifier.tokenizer, texts, max_length=config.max_length)
-    rows = LabelledRows(tokens, label_ids, row_weights, indices)
+    # In chunks mode each window is a row with its text's label, weighted 1/windows: every text counts once.
+    tokens = TokenizedTexts.build(classifier.tokenizer, texts, max_length=config.max_length,
+                                  long_texts=config.windows())
+    result.lengths = tokens.report.to_dict()
+    windows_per_text = np.bincount(tokens.owners, minlength=len(texts))
+    rows = LabelledRows(tokens, label_ids[tokens.owners],
+                        (row_weights / windows_per_text)[tokens.owners].astype(np.float32), indices[tokens.owners])
     sampler = LengthGroupedBatches(tokens.lengths, config.batch_size, seed=config.seed,
                                    num_shards=accelerator.num_processes, shard_index=accelerator.process_index)
     loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler, collate_fn=RowCollator(classifier.tokenizer))
@@ -789,6 +814,8 @@ def record_training(classifier: Classifier, data, config: TrainConfig, result: T
     meta.settings = config.to_dict()
     meta.metrics = {"validation": result.val_metrics, "best_epoch": result.best_epoch, "history": result.history,
                     "train_rows": result.train_rows, "val_rows": result.val_rows, "train_seconds": result.seconds}
+    if result.lengths:
+        meta.metrics["lengths"] = result.lengths
     if warnings:
         meta.extra.setdefault("warnings", []).extend(warnings)
     if extra:
