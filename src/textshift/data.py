@@ -772,7 +772,7 @@ def atomic_write_frame(frame: pd.DataFrame, destination: str | os.PathLike) -> P
     """Write a frame as CSV/TSV/JSONL/Parquet (by extension) beside the target, then rename into place."""
     destination = Path(destination)
     fmt = detect_format(destination)
-    compression = _compression(destination)  # the temporary name's extension would not tell pandas
+    compression = _compression(destination)  # pandas cannot infer it from a file handle
     if fmt == "tsv":
         _check_tsv_values(frame, destination)
     with atomic_write(destination, "wb") as handle:
