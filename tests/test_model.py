@@ -220,13 +220,13 @@ def test_save_swaps_folders_in_one_step_and_keeps_no_leftovers(tiny_backbone, tm
 
 
 def test_a_save_killed_between_its_two_renames_is_recovered_on_load(tiny_backbone, tmp_path):
-    from textshift.model import recover_interrupted_save
+    from textshift.files import recover_interrupted_swap
 
     target = Classifier.from_backbone(tiny_backbone, labels=["a", "b"], seed=0).save(tmp_path / "m")
     target.rename(tmp_path / ".m.old-1234abcd")  # the state a kill leaves after the first rename
     (tmp_path / ".m.tmp-5678abcd").mkdir()  # and a half-written new folder, never taken as a model
     assert Classifier.load(target).labels == ["a", "b"]
-    assert target.is_dir() and not recover_interrupted_save(target)
+    assert target.is_dir() and not recover_interrupted_swap(target)
 
 
 @pytest.mark.parametrize("labels, expect", [("abc", "one string"), (["a", "b", "a"], "labels must be distinct; 'a'"),

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from textshift.errors import ConfigError
+from textshift.files import remove_folder, swap_folder
 
 STATE_FILE = "state.json"
 FORMAT_VERSION = 1
@@ -110,8 +111,7 @@ def remove_checkpoints(folder: str | os.PathLike) -> None:
     _check_folder(folder)
     if folder.is_dir():
         doomed = folder.with_name(f".{folder.name.removesuffix('.checkpoint')}.tmp-checkpoint-{uuid.uuid4().hex[:8]}")
-        os.replace(folder, doomed)
-        shutil.rmtree(doomed)
+        remove_folder(folder, aside=doomed)
 
 
 def clear_checkpoints(folder: str | os.PathLike) -> None:
@@ -200,11 +200,9 @@ def save_checkpoint(folder: str | os.PathLike, *, epoch: int, model: dict[str, t
         payload = {"format": FORMAT_VERSION, **state, "epoch": epoch, "optimizer": optimizer_rest,
                    "rng": [values for _, values in rng]}
         (tmp / STATE_FILE).write_text(json.dumps(payload) + "\n")  # last: its presence marks a complete checkpoint
-        _fsync_folder(tmp, files=True)
         if final.exists():
             shutil.rmtree(final)
-        os.replace(tmp, final)
-        _fsync_folder(folder)
+        swap_folder(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -255,11 +253,3 @@ def check_fingerprint(path: Path, saved: dict, current: dict) -> None:
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 80 else text[:77] + "..."
-
-
-def _fsync_folder(folder: Path, *, files: bool = False) -> None:
-    from textshift.model import _fsync_dir, _fsync_tree
-
-    if files:
-        _fsync_tree(folder)
-    _fsync_dir(folder)

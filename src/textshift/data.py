@@ -39,6 +39,7 @@ from pathlib import Path
 import pandas as pd
 
 from textshift.errors import ConfigError, DataError, DataFileNotFoundError
+from textshift.files import atomic_write
 from textshift.outputs import OutputKind, check_output
 from textshift.validation import as_list, check_column_name, check_data_path
 
@@ -225,13 +226,8 @@ def export_embedded(name: str, destination: str | os.PathLike, *, overwrite: boo
     if spec.split:
         frame = frame[frame["split"] == spec.split]
     if fmt == "csv" and not spec.split:
-        tmp = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
-        try:
-            tmp.write_bytes(source.read_bytes())
-            os.replace(tmp, destination)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        with atomic_write(destination, "wb") as handle:
+            handle.write(source.read_bytes())
     else:
         atomic_write_frame(frame, destination)
     return destination
@@ -776,23 +772,18 @@ def atomic_write_frame(frame: pd.DataFrame, destination: str | os.PathLike) -> P
     """Write a frame as CSV/TSV/JSONL/Parquet (by extension) beside the target, then rename into place."""
     destination = Path(destination)
     fmt = detect_format(destination)
-    compression = _compression(destination)  # the temporary name's extension would not tell pandas
+    compression = _compression(destination)  # pandas cannot infer it from a file handle
     if fmt == "tsv":
         _check_tsv_values(frame, destination)
-    tmp = destination.with_name(f".{destination.name}.tmp-{os.getpid()}")
-    try:
+    with atomic_write(destination, "wb") as handle:
         if fmt == "csv":
-            frame.to_csv(tmp, index=False, quoting=csv.QUOTE_MINIMAL, compression=compression)
+            frame.to_csv(handle, index=False, quoting=csv.QUOTE_MINIMAL, compression=compression)
         elif fmt == "tsv":
-            frame.to_csv(tmp, index=False, sep="\t", quoting=csv.QUOTE_NONE, compression=compression)
+            frame.to_csv(handle, index=False, sep="\t", quoting=csv.QUOTE_NONE, compression=compression)
         elif fmt == "jsonl":
-            frame.to_json(tmp, orient="records", lines=True, force_ascii=False, compression=compression)
+            frame.to_json(handle, orient="records", lines=True, force_ascii=False, compression=compression)
         else:
-            frame.to_parquet(tmp, index=False)
-        os.replace(tmp, destination)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+            frame.to_parquet(handle, index=False)
     return destination
 
 

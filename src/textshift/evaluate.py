@@ -16,6 +16,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, OutputExistsError
+from textshift.files import atomic_write
 from textshift.model import Classifier
 from textshift.outputs import CONFUSION_PNG, check_output, is_confusion_png
 from textshift.validation import as_list
@@ -145,16 +146,14 @@ def plot_confusion(report: EvalReport, path: str | os.PathLike, *, normalize: bo
     ax.set_title(f"{title} (accuracy {report.accuracy:.3f}, macro-F1 {report.macro_f1:.3f})")
     fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp-{os.getpid()}.png")
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        with atomic_write(path, "wb") as handle:
+            fig.savefig(handle, dpi=110, format="png")
     except OSError as exc:
         raise ConfigError(f"cannot write {path}: {exc.strerror or type(exc).__name__}; expected a folder you can "
                           "write to. Choose another path") from exc
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
     return path
 
 

@@ -187,7 +187,7 @@ class InspectResult:
         import uuid
 
         from textshift.data import atomic_write_frame
-        from textshift.model import swap_into_place
+        from textshift.files import atomic_write, swap_folder
 
         folder = Path(os.path.abspath(Path(folder).expanduser()))
         check_report_folder(folder, overwrite=overwrite)
@@ -200,10 +200,9 @@ class InspectResult:
             atomic_write_frame(self.most_confused, staging / "most_confused.csv")
             payload = {"data": self.data, "classes": self.classes, "config": self.config.to_dict(),
                        "summary": self.summary}
-            tmp = staging / f".summary.json.tmp-{os.getpid()}"
-            tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
-            os.replace(tmp, staging / "summary.json")
-            swap_into_place(staging, folder)
+            with atomic_write(staging / "summary.json") as handle:
+                handle.write(json.dumps(payload, indent=2, default=str) + "\n")
+            swap_folder(staging, folder)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)

@@ -27,7 +27,6 @@ import logging
 import numbers
 import os
 import shutil
-import sys
 import uuid
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ import torch
 from torch import nn
 
 from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError, TextshiftError
+from textshift.files import recover_interrupted_swap, swap_folder
 from textshift.locks import writes
 from textshift.outputs import MODEL, check_output, is_model_folder  # noqa: F401 - is_model_folder re-exported
 from textshift.tokens import TokenizedTexts, pad_batch, pad_id_of
@@ -527,7 +527,7 @@ class Classifier:
             meta["extra"] = {key: value for key, value in meta["extra"].items()
                              if not (isinstance(value, dict) and "file" in value and value["file"] not in extra_files)}
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str) + "\n")
-            swap_into_place(tmp, target)
+            swap_folder(tmp, target)
         except TextshiftError:
             raise
         except OSError as exc:
@@ -592,72 +592,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     return exp / exp.sum(axis=1, keepdims=True)
 
 
-def swap_into_place(tmp: Path, target: Path) -> None:
-    """Make the complete folder ``tmp`` (a sibling of ``target``) appear as ``target`` in one step, replacing the
-    folder there if any; ``tmp``'s files are made durable first. A crash leaves either folder whole."""
-    _fsync_tree(tmp)
-    if target.exists() and _exchange(tmp, target):
-        shutil.rmtree(tmp, ignore_errors=True)  # tmp now holds the previous folder
-    elif target.exists():
-        backup = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-        os.replace(target, backup)
-        os.replace(tmp, target)
-        shutil.rmtree(backup, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-    _fsync_dir(target.parent)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False where unsupported, so
-    the caller falls back to two renames (a crash between them leaves the previous folder as ``.NAME.old-*``,
-    which :func:`recover_interrupted_save` restores)."""
-    if sys.platform != "linux":
-        return False
-    import ctypes
-
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        renameat2 = libc.renameat2
-    except (OSError, AttributeError):
-        return False
-    at_fdcwd, rename_exchange = -100, 2
-    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
-
-
-def _fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory handles
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def recover_interrupted_save(target: Path) -> bool:
-    """Put back the previous model folder when a save died between its two renames (only on platforms
-    without an atomic exchange). Returns True when a folder was restored."""
-    if target.exists():
-        return False
-    backups = sorted(target.parent.glob(f".{target.name}.old-*"), key=lambda p: p.stat().st_mtime)
-    backups = [b for b in backups if is_model_folder(b)]
-    if not backups:
-        return False
-    os.replace(backups[-1], target)
-    return True
-
-
-def _fsync_tree(folder: Path) -> None:
-    for item in folder.iterdir():
-        if item.is_file():
-            with open(item, "rb") as handle:
-                os.fsync(handle.fileno())
-
-
 def prepare_output_dir(target: Path, *, overwrite: bool) -> None:
     """Refuse a save to ``target`` unless it is new, empty or a textshift model folder (never a user's folder,
     whatever ``overwrite`` says), or if nothing can be written there."""
@@ -703,7 +637,7 @@ def check_model_folder(path: str | os.PathLike) -> Path:
         raise ModelError(f"expected a model folder path (a str or pathlib.Path); got {path!r:.60}. Pass the folder "
                          "written by `textshift train` or Classifier.save")
     folder = Path(text).expanduser()
-    if not folder.exists() and recover_interrupted_save(folder):
+    if not folder.exists() and recover_interrupted_swap(folder, accept=is_model_folder):
         logger.warning("restored %s from a save that was interrupted between its two renames", folder)
     if not folder.exists():
         raise ModelError(f"model folder {folder} not found; expected a folder written by `textshift train`")

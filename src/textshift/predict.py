@@ -24,6 +24,7 @@ import pandas as pd
 
 from textshift.data import detect_format, iter_text_chunks, same_file
 from textshift.errors import ConfigError, OutputExistsError, TextshiftError
+from textshift.files import atomic_write, replace_file
 from textshift.locks import writes
 from textshift.model import Classifier, model_digest
 from textshift.outputs import PREDICTIONS, check_output
@@ -169,7 +170,7 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
                                            "counts": counts})
                 if on_chunk:
                     on_chunk(rows)
-        os.replace(partial, output)
+        replace_file(partial, output)
         progress.unlink(missing_ok=True)
         finished = True
     except TextshiftError:
@@ -184,6 +185,5 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
 
 
 def _write_progress(path: Path, state: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(state, default=str), encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path, encoding="utf-8") as handle:
+        handle.write(json.dumps(state, default=str))

@@ -40,6 +40,7 @@ import pandas as pd
 
 from textshift.data import TextData, check_label_spelling
 from textshift.errors import ConfigError, DataError
+from textshift.files import replace_file
 
 logger = logging.getLogger(__name__)
 
@@ -148,7 +149,7 @@ def pool_outputs(classifier, texts: list[str], *, batch_size: int = 64, max_leng
         folder.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         save_file({"features": features, "logits": logits}, str(tmp))
-        os.replace(tmp, path)
+        replace_file(tmp, path)
     except OSError as exc:  # a read-only cache folder only costs the next run the forward passes
         logger.warning("could not cache the pool's outputs in %s: %s", folder, exc)
     return features, logits

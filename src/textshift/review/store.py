@@ -32,6 +32,7 @@ import pandas as pd
 
 from textshift.data import EMBEDDED_PREFIX, TextData
 from textshift.errors import ConfigError, DataError
+from textshift.files import replace_file
 
 SCHEMA_VERSION = 1
 STORE_SUFFIX = ".textshift-review.sqlite"
@@ -200,7 +201,7 @@ class ReviewStore:
             connection.close()
         for leftover in (Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
             leftover.unlink(missing_ok=True)
-        os.replace(tmp, path)  # a half-written store never appears under the real name
+        replace_file(tmp, path)  # a half-written store never appears under the real name
         return cls(path, cls._connect(path))
 
     @classmethod
