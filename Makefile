@@ -1,11 +1,15 @@
 # The two commands of the README. Both set everything up first, so they work on a fresh machine.
-.PHONY: demo test test-fast setup setup-dev
+.PHONY: demo test test-fast lint setup setup-dev
 
 demo: setup
 	HF_HUB_OFFLINE=1 .venv/bin/textshift demo
 
 test: setup-dev
 	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q --timeout=900
+
+# Lint with the rules in pyproject.toml ([tool.ruff.lint]); CI runs it before the tests.
+lint: setup-dev
+	.venv/bin/ruff check src tests bench
 
 # Everything but the real-backbone integration tests (for quick local runs).
 test-fast: setup-dev

@@ -67,7 +67,7 @@ def main() -> None:
         ours = predict_texts(Classifier.load(MODEL), bills.texts).label.tolist()
         pipe = pipeline("text-classification", model=str(MODEL), device="cpu")
         theirs = [r["label"] for r in pipe(bills.texts, batch_size=64, truncation=True, max_length=128)]
-        agree = sum(a == b for a, b in zip(ours, theirs))
+        agree = sum(a == b for a, b in zip(ours, theirs, strict=True))
         append_row(OUT, {"method": "pipeline-agreement", "accuracy": round(agree / len(ours), 4),
                          "macro_f1": "", "train_seconds": "", "rows_train": "", "rows_test": len(ours),
                          "machine": machine()}, COLUMNS)

@@ -36,8 +36,9 @@ def main() -> None:
     setup = Setup(device="cuda", bf16=True, backbone=args.backbone)
     for dataset in ("news", "bills"):
         texts, labels, classes = sample(dataset, args.rows, seed=0)
-        systems = {"textshift": lambda: train_textshift(dataset, texts, labels, classes, setup),
-                   "trainer-default": lambda: train_hf_trainer(texts, labels, classes, setup, grouped=False)}
+        systems = {"textshift": lambda d=dataset, t=texts, y=labels, c=classes: train_textshift(d, t, y, c, setup),
+                   "trainer-default": lambda t=texts, y=labels, c=classes: train_hf_trainer(t, y, c, setup,
+                                                                                            grouped=False)}
         for name, run in systems.items():
             seconds = [round(run(), 2) for _ in range(args.repeats)]
             print(f"{dataset:6} {name:16} seconds per run: {seconds}", flush=True)

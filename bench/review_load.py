@@ -64,7 +64,7 @@ def synthetic_items(data, *, seed: int = 0) -> pd.DataFrame:
     score = rng.random(n).round(4)
     suspicious = score >= 0.5
     predicted = [classes[(classes.index(label) + 1) % len(classes)] if flagged else label
-                 for label, flagged in zip(labels, suspicious)]
+                 for label, flagged in zip(labels, suspicious, strict=True)]
     return pd.DataFrame({
         "row": np.arange(n), "text": data.frame["text"].to_numpy(), "label": labels, "predicted": predicted,
         "predicted_probability": rng.random(n).round(3), "suggested_label": np.where(suspicious, predicted, ""),
@@ -349,10 +349,7 @@ class LoadResult:
                 continue
             milliseconds = np.array([r.seconds for r in records]) * 1000
             p50, p95, p99 = np.percentile(milliseconds, [50, 95, 99])
-            if name in ("writes", "overall"):
-                lost = self.audit.lost_edits
-            else:
-                lost = self.audit.missing.get(name, 0)
+            lost = self.audit.lost_edits if name in ("writes", "overall") else self.audit.missing.get(name, 0)
             rows.append({"op": name, "count": len(records), "errors": sum(not r.ok for r in records),
                          "p50_ms": round(p50, 1), "p95_ms": round(p95, 1), "p99_ms": round(p99, 1),
                          "requests_per_second": round(len(records) / self.wall_seconds, 1), "lost_edits": lost})

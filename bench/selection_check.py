@@ -133,7 +133,7 @@ def main() -> None:
         for (k, seed), group in result.runs.groupby(["k", "seed"]):
             if ("news-shuffled-labels", selection, RULE, str(k), str(seed)) in done:
                 continue
-            f1 = dict(zip(group.strategy, group.macro_f1))
+            f1 = dict(zip(group.strategy, group.macro_f1, strict=True))
             recommended = group[group.strategy == "recommended"].iloc[0]
             reason = json.loads(recommended.settings).get("choice", {})
             row = {"source": "news-shuffled-labels", "selection": selection, "rule": RULE, "k": k, "seed": seed,

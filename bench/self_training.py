@@ -145,7 +145,8 @@ def main() -> None:
                 pseudo_texts = [pool.texts[i] for i in picked[:, 0]]
                 pseudo_labels = [teachers[0].labels[j] for j in picked[:, 1]]
                 truth = [pool.labels[i] for i in picked[:, 0]]
-                pseudo_accuracy = float(np.mean([a == b for a, b in zip(pseudo_labels, truth)])) if truth else 0.0
+                agree = [a == b for a, b in zip(pseudo_labels, truth, strict=True)]
+                pseudo_accuracy = float(np.mean(agree)) if truth else 0.0
                 combined = TextData.from_lists(sample.texts + pseudo_texts, sample.labels + pseudo_labels)
                 student_config = TransferConfig(strategy="finetune", train=TrainConfig(seed=seed, val_fraction=0))
                 student = prepare_model(source, combined, student_config)

@@ -195,8 +195,13 @@ def train_hf_trainer(texts: list[str], labels: list[str], classes: list[str], se
                      grouped: bool) -> float:
     import torch
     from datasets import Dataset
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
-                              TrainingArguments)
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+        TrainingArguments,
+    )
 
     folder = backbone_folder(setup)
     tokenizer = AutoTokenizer.from_pretrained(folder)

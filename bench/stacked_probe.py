@@ -116,7 +116,8 @@ class Probe:
         probs = teacher.predict_proba([self.pool.texts[i] for i in candidates])
         picked = pseudo_label(probs, candidates, threshold=self.args.threshold, per_class=self.args.per_class)
         pseudo_labels = [teacher.labels[j] for j in picked[:, 1]]
-        right = float(np.mean([label == self.pool.labels[i] for label, i in zip(pseudo_labels, picked[:, 0])]))
+        right = float(np.mean([label == self.pool.labels[i]
+                               for label, i in zip(pseudo_labels, picked[:, 0], strict=True)]))
         combined = TextData.from_lists(sample.texts + [self.pool.texts[i] for i in picked[:, 0]],
                                        sample.labels + pseudo_labels)
         config = TransferConfig(strategy="finetune", train=replace(self.stacked, seed=seed, val_fraction=0))

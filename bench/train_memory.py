@@ -20,6 +20,7 @@ Writes bench/results/train_memory.csv (rows,storage,peak_rss_mb,token_bytes_mb,s
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -43,8 +44,7 @@ def run_one(path: Path, storage: str) -> dict:
 
     from textshift.data import read_labeled
     from textshift.model import DEFAULT_BACKBONE, resolve_backbone
-    from textshift.tokens import TokenizedTexts, pad_batch, pad_id_of
-    from textshift.tokens import LengthGroupedBatches
+    from textshift.tokens import LengthGroupedBatches, TokenizedTexts, pad_batch, pad_id_of
 
     started = time.perf_counter()
     data = read_labeled(str(path), label_column="topic")
@@ -74,10 +74,8 @@ def measure(path: Path, storage: str) -> dict:
                             text=True)
     handle, peak = psutil.Process(proc.pid), 0
     while proc.poll() is None:
-        try:
+        with contextlib.suppress(psutil.Error):
             peak = max(peak, handle.memory_info().rss)
-        except psutil.Error:
-            pass
         time.sleep(0.05)
     lines = [line for line in proc.stdout.read().splitlines() if line.startswith(MARK)]
     if proc.returncode != 0 or not lines:

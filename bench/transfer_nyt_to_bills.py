@@ -201,8 +201,8 @@ def export() -> pd.DataFrame:
     runs = runs[~runs.strategy.str.startswith("inner:")][COLUMNS]
     if OUT_CSV.exists():  # runs whose store is not on this machine stay as they were exported
         earlier = pd.read_csv(OUT_CSV, keep_default_na=False)
-        fresh = set(zip(runs.strategy, runs.k, runs.seed))
-        kept = [key not in fresh for key in zip(earlier.strategy, earlier.k, earlier.seed)]
+        fresh = set(zip(runs.strategy, runs.k, runs.seed, strict=True))
+        kept = [key not in fresh for key in zip(earlier.strategy, earlier.k, earlier.seed, strict=True)]
         runs = pd.concat([runs, earlier[kept]], ignore_index=True)
     runs = runs.sort_values(["k", "strategy", "seed"])
     runs["accuracy"] = runs.accuracy.round(4)

@@ -54,7 +54,8 @@ def _tokenizer(arch: str, texts: list[str]):
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=roberta)
     bpe.decoder = decoders.ByteLevel()
-    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"] if roberta else ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    specials = (["<s>", "<pad>", "</s>", "<unk>", "<mask>"] if roberta
+                else ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"])
     bpe.train_from_iterator(texts[:300], trainers.BpeTrainer(
         vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         show_progress=False))

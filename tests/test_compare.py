@@ -44,7 +44,7 @@ def _runs(scores: dict[int, list[tuple[float, float]]]) -> pd.DataFrame:
     """Runs of scratch and finetune: ``{k: [(scratch, finetune) macro-F1 for each seed]}``."""
     rows = [{"strategy": strategy, "k": k, "seed": seed, "macro_f1": value}
             for k, pairs in scores.items() for seed, pair in enumerate(pairs)
-            for strategy, value in zip(("scratch", "finetune"), pair)]
+            for strategy, value in zip(("scratch", "finetune"), pair, strict=True)]
     return pd.DataFrame(rows)
 
 

@@ -7,8 +7,7 @@ import json
 import pandas as pd
 import pytest
 
-from textshift.data import (TextData, check_trainable, export_embedded, iter_text_chunks, read_labeled,
-                            read_texts)
+from textshift.data import TextData, check_trainable, export_embedded, iter_text_chunks, read_labeled, read_texts
 from textshift.errors import DataError, DataFileNotFoundError
 
 

@@ -14,9 +14,24 @@ from typer.testing import CliRunner
 
 from textshift.data import TextData
 from textshift.errors import ConfigError, ModelError
-from textshift.grow import (MEMORY_FILE, GrowConfig, GrowError, Memory, RehearsalMemoryError, StepScores,
-                            _align_new_rows, accuracy_matrix, attach_memory, check_new_data, forgetting, grow,
-                            grow_folder, read_memory, save_with_memory, score_steps)
+from textshift.grow import (
+    MEMORY_FILE,
+    GrowConfig,
+    GrowError,
+    Memory,
+    RehearsalMemoryError,
+    StepScores,
+    _align_new_rows,
+    accuracy_matrix,
+    attach_memory,
+    check_new_data,
+    forgetting,
+    grow,
+    grow_folder,
+    read_memory,
+    save_with_memory,
+    score_steps,
+)
 from textshift.model import Classifier, head_linear
 from textshift.training import TrainConfig, deepcopy_classifier, train_classifier
 

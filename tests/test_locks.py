@@ -41,9 +41,8 @@ def test_a_second_writer_fails_at_once_naming_the_holder(holder, tmp_path):
     target = tmp_path / "model"
     process = holder(target)
     with pytest.raises(OutputBusyError, match=rf"{target} is being written by another textshift process "
-                                              rf"\(pid {process.pid}\)"):
-        with output_lock(target):
-            pass
+                                              rf"\(pid {process.pid}\)"), output_lock(target):
+        pass
 
 
 def test_the_lock_dies_with_its_process(holder, tmp_path):
@@ -92,10 +91,9 @@ def test_stale_temporaries_of_a_killed_save_are_removed_and_nothing_else(tmp_pat
 
 def test_folders_made_for_a_failed_command_are_removed(tmp_path):
     target = tmp_path / "a" / "b" / "model"
-    with pytest.raises(RuntimeError):
-        with output_lock(target):
-            assert target.parent.is_dir()
-            raise RuntimeError("bad input found after the lock was taken")
+    with pytest.raises(RuntimeError), output_lock(target):
+        assert target.parent.is_dir()
+        raise RuntimeError("bad input found after the lock was taken")
     assert not (tmp_path / "a").exists()
     with output_lock(target):
         target.mkdir()

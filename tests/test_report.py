@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from textshift.compare import CompareResult, CompareConfig, summarize
+from textshift.compare import CompareConfig, CompareResult, summarize
 from textshift.report import write_compare_report
 
 CHROMIUM = "/usr/bin/chromium"
@@ -22,7 +22,7 @@ def _result(tmp_path: Path) -> CompareResult:
                           "chosen": "finetune" if s == "recommended" else None, "finished_at": ""}
                          for s, f1s in {"scratch": (0.1, 0.5), "finetune": (0.4, 0.6), "recommended": (0.4, 0.6),
                                         "tfidf-svm": (0.3, 0.4)}.items()
-                         for k, f1 in zip((50, 500), f1s) for seed in (0, 1, 2)])
+                         for k, f1 in zip((50, 500), f1s, strict=True) for seed in (0, 1, 2)])
     summary = summarize(runs)
     return CompareResult(runs, summary, "finetune", "Pretraining on news adds +0.300 macro-F1 at 50 rows",
                          tmp_path, None, {"type_overlap": 0.4, "zero_shot_recall": {"Health": 0.8}})

@@ -9,13 +9,12 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from test_grow import FAST, keyword_rows
 
 from textshift.grow import GrowConfig, Memory, grow, grow_folder, save_with_memory
 from textshift.model import Classifier
 from textshift.stats_head import STATS_FILE, FeatureStats, FeatureStatsError, encoder_fingerprint, read_stats
 from textshift.training import train_classifier
-
-from test_grow import FAST, keyword_rows
 
 LDA = GrowConfig(head="lda", seed=3, train=FAST)
 

@@ -131,12 +131,17 @@ def test_bad_input_gets_one_line(model_dir, tmp_path, small_bills, run_cli, monk
     one_line_error(run("suggest", model_dir, tmp_path / "empty.csv", "-o", out), "no data rows")
     one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "-n", 31, "-o", out),
                    "-n 31 is more than the 30", "Pass -n 30")
-    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--labeled", tmp_path / "all.csv", "-o", out), "labelled already")
-    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--labeled", tmp_path / "outside.csv", "-o", out), "not in the pool")
-    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--labeled", tmp_path / "unknown.csv", "-o", out), "unknown to the model", "--new-labels")
-    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--labeled", tmp_path / "clash.csv", "-o", out), "one label per text")
+    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--labeled", tmp_path / "all.csv", "-o", out),
+                   "labelled already")
+    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--labeled", tmp_path / "outside.csv", "-o", out),
+                   "not in the pool")
+    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--labeled", tmp_path / "unknown.csv", "-o", out),
+                   "unknown to the model", "--new-labels")
+    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--labeled", tmp_path / "clash.csv", "-o", out),
+                   "one label per text")
     one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "-n", 0, "-o", out), "-n")
-    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--strategy", "best", "-o", out), "unknown strategy")
+    one_line_error(run("suggest", model_dir, tmp_path / "pool.csv", "--strategy", "best", "-o", out),
+                   "unknown strategy")
     assert not out.exists()
     ok = run("suggest", model_dir, tmp_path / "pool.csv", "--labeled", tmp_path / "unknown.csv", "--new-labels",
              "-n", 5, "-o", out, "--quiet")

@@ -84,7 +84,7 @@ def adapt_language_model(classifier: Classifier, texts: list[str], *, config: Ad
     encoded = classifier.tokenizer(list(texts), truncation=True, max_length=config.max_length,
                                    return_special_tokens_mask=True)
     items = [{"input_ids": ids, "special_tokens_mask": mask}
-             for ids, mask in zip(encoded["input_ids"], encoded["special_tokens_mask"])]
+             for ids, mask in zip(encoded["input_ids"], encoded["special_tokens_mask"], strict=True)]
     collator = DataCollatorForLanguageModeling(classifier.tokenizer, mlm_probability=config.mlm_probability)
     generator = torch.Generator().manual_seed(config.seed)
     loader = torch.utils.data.DataLoader(items, batch_size=config.batch_size, shuffle=True, collate_fn=collator,

@@ -39,7 +39,7 @@ class EmbeddingCache:
     def __call__(self, texts: list[str]) -> np.ndarray:
         missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
         if missing:
-            for text, vector in zip(missing, self.encoder.embed(missing)):
+            for text, vector in zip(missing, self.encoder.embed(missing), strict=True):
                 self._cache[text] = vector
         return np.stack([self._cache[t] for t in texts]) if texts else np.zeros((0, 1), dtype=np.float32)
 

@@ -14,9 +14,24 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (LabelColumn, LongTextsMode, MaxWindows, Overwrite, Quiet, Seed, TextColumn, WindowOverlap,
-                           _plain, _print_json, _train_config, _training_progress, app, console, err_console,
-                           long_text_options)
+from textshift.cli import (
+    LabelColumn,
+    LongTextsMode,
+    MaxWindows,
+    Overwrite,
+    Quiet,
+    Seed,
+    TextColumn,
+    WindowOverlap,
+    _plain,
+    _print_json,
+    _train_config,
+    _training_progress,
+    app,
+    console,
+    err_console,
+    long_text_options,
+)
 from textshift.locks import writes
 from textshift.memory import DEFAULT_MEMORY_PER_CLASS
 

@@ -9,8 +9,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _plain, _print_json, app, console,
-                           err_console)
+from textshift.cli import (
+    LabelColumn,
+    Overwrite,
+    Quiet,
+    Seed,
+    TextColumn,
+    _plain,
+    _print_json,
+    app,
+    console,
+    err_console,
+)
 from textshift.errors import DataError
 from textshift.locks import writes
 
@@ -187,8 +197,7 @@ def review(
 
     Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv --before-after
     """
-    from textshift.review import (default_store_path, export_cleaned, load_data, open_store, review_columns,
-                                  start_review)
+    from textshift.review import default_store_path, export_cleaned, load_data, open_store, review_columns, start_review
     from textshift.review.export import check_export_path
 
     if export is None:

@@ -13,8 +13,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _plain, _print_json, app, console,
-                           err_console)
+from textshift.cli import (
+    LabelColumn,
+    Overwrite,
+    Quiet,
+    Seed,
+    TextColumn,
+    _plain,
+    _print_json,
+    app,
+    console,
+    err_console,
+)
 from textshift.locks import writes
 from textshift.suggest import DEFAULT_STRATEGY, STRATEGIES
 

@@ -10,9 +10,24 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (RESUME_HELP, LabelColumn, LogitAdjust, LongTextsMode, MaxWindows, Overwrite, Quiet,
-                           TextColumn, WindowOverlap, _checkpoint_preflight, _plain, _print_json, _training_progress,
-                           app, console, err_console)
+from textshift.cli import (
+    RESUME_HELP,
+    LabelColumn,
+    LogitAdjust,
+    LongTextsMode,
+    MaxWindows,
+    Overwrite,
+    Quiet,
+    TextColumn,
+    WindowOverlap,
+    _checkpoint_preflight,
+    _plain,
+    _print_json,
+    _training_progress,
+    app,
+    console,
+    err_console,
+)
 from textshift.errors import ConfigError, TextshiftError
 from textshift.locks import writes
 from textshift.transfer import DEFAULT_STRATEGY, STRATEGIES, STRATEGY_HELP

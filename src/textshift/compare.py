@@ -482,8 +482,8 @@ def plain_answer(runs: pd.DataFrame, *, target_name: str = "target", source_name
             verdict = (f"it helps up to {ks[first - 1]} rows; from {ks[first]} rows on the difference is "
                        + ("within the noise" if "loss" not in verdicts[first:] else "a loss or within the noise"))
         else:
-            verdict = "the gain is clear at " + ", ".join(str(k) for k, v in zip(ks, verdicts) if v == "gain") + \
-                      " rows only (mixed across sizes)"
+            clear = ", ".join(str(k) for k, v in zip(ks, verdicts, strict=True) if v == "gain")
+            verdict = f"the gain is clear at {clear} rows only (mixed across sizes)"
     return f"{lead}: {'; '.join(shown)}. So {verdict}."
 
 

@@ -52,13 +52,34 @@ from sklearn.metrics import f1_score
 
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, ModelError
-from textshift.memory import (DEFAULT_MEMORY_PER_CLASS, MEMORY_FILE, Memory, RehearsalMemoryError, attach_memory,
-                               read_memory, save_with_memory)
+from textshift.memory import (
+    DEFAULT_MEMORY_PER_CLASS,
+    MEMORY_FILE,
+    Memory,
+    RehearsalMemoryError,
+    attach_memory,
+    read_memory,
+    save_with_memory,
+)
 from textshift.model import Classifier, check_output_folder, head_linear
-from textshift.stats_head import (FeatureStats, FeatureStatsError, check_stats, compute_stats, encoder_fingerprint,
-                                  fold_into_head, read_stats)
-from textshift.training import (ProgressFn, TrainConfig, TrainResult, as_text_data, deepcopy_classifier,
-                                 record_training, train)
+from textshift.stats_head import (
+    FeatureStats,
+    FeatureStatsError,
+    check_stats,
+    compute_stats,
+    encoder_fingerprint,
+    fold_into_head,
+    read_stats,
+)
+from textshift.training import (
+    ProgressFn,
+    TrainConfig,
+    TrainResult,
+    as_text_data,
+    deepcopy_classifier,
+    record_training,
+    train,
+)
 from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
@@ -379,7 +400,7 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
                                    "OLD_TRAINING_DATA --rebuild-memory")
     if old_data is not None:
         known = set(old_labels)
-        old_rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels) if lab in known]
+        old_rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels, strict=True) if lab in known]
         if not old_rows:
             raise DataError(f"{Path(old_data.fingerprint.path).name} has no rows of the model's classes; expected "
                             "examples of the old classes for --old-data")
@@ -417,9 +438,10 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
             warnings.append(f"calibrate_holdout={config.calibrate_holdout}: no class has {needed} rows to spare, so "
                             "nothing is held out and no calibration is fitted; pass a smaller --calibrate-holdout")
             logger.warning(warnings[-1])
-        calibration = ([t for t, h in zip(texts, held) if h], [lab for lab, h in zip(labels, held) if h])
-        texts = [t for t, h in zip(texts, held) if not h]
-        labels = [lab for lab, h in zip(labels, held) if not h]
+        calibration = ([t for t, h in zip(texts, held, strict=True) if h],
+                       [lab for lab, h in zip(labels, held, strict=True) if h])
+        texts = [t for t, h in zip(texts, held, strict=True) if not h]
+        labels = [lab for lab, h in zip(labels, held, strict=True) if not h]
     max_length = config.train.max_length
     loss_fn = None
     if config.distill:
@@ -477,7 +499,7 @@ def _grow_lda(classifier: Classifier, new_data: TextData, *, added: list[str], m
     if stats is not None:
         check_stats(stats, classifier, fingerprint=fingerprint, source="the statistics passed")
     elif old_data is not None:
-        rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels) if lab in set(old_labels)]
+        rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels, strict=True) if lab in set(old_labels)]
         stats = compute_stats(model, [t for t, _ in rows], [lab for _, lab in rows], max_length=max_length,
                               encoder=fingerprint)
         source = f"old data ({len(rows)} rows)"
@@ -736,7 +758,7 @@ def grow_folder(model_dir: str | os.PathLike, new_data: TextData, output: str | 
                      stats=result.stats)
     if compare_joint:
         known = set(grown.labels)
-        old_rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels) if lab in known]
+        old_rows = [(t, lab) for t, lab in zip(old_data.texts, old_data.labels, strict=True) if lab in known]
         everything = TextData.from_lists([t for t, _ in old_rows] + new_data.texts,
                                          [lab for _, lab in old_rows] + new_data.labels, name="old+new data")
         joint = train_joint(classifier.meta.backbone, everything, config.train, progress=progress)

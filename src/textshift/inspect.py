@@ -344,7 +344,7 @@ def find_duplicates(texts: list[str], *, neighbor_indices: np.ndarray | None = N
             kinds.append("exact")
     if neighbor_indices is not None and neighbor_similarities is not None and neighbor_indices.size:
         close_rows, close_cols = np.nonzero(neighbor_similarities >= threshold)
-        for row, col in zip(close_rows.tolist(), close_cols.tolist()):
+        for row, col in zip(close_rows.tolist(), close_cols.tolist(), strict=True):
             other = int(neighbor_indices[row, col])
             pair = (min(row, other), max(row, other))
             if pair in seen:
@@ -369,7 +369,7 @@ def _duplicate_groups(n: int, pairs: pd.DataFrame) -> np.ndarray:
             x = parent[x]
         return x
 
-    for a, b in zip(pairs["row_a"].tolist(), pairs["row_b"].tolist()):
+    for a, b in zip(pairs["row_a"].tolist(), pairs["row_b"].tolist(), strict=True):
         root_a, root_b = find(a), find(b)
         if root_a != root_b:
             parent[max(root_a, root_b)] = min(root_a, root_b)

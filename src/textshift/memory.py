@@ -71,12 +71,12 @@ class Memory:
         texts, labels = _pairs(texts, labels)
         rng = np.random.default_rng(seed)
         kept: dict[str, list[str]] = {}
-        for text, label in zip(self.texts, self.labels):
+        for text, label in zip(self.texts, self.labels, strict=True):
             rows = kept.setdefault(label, [])
             if len(rows) < per_class and text not in rows:
                 rows.append(text)
         by_class: dict[str, list[str]] = {}
-        for text, label in zip(texts, labels):
+        for text, label in zip(texts, labels, strict=True):
             by_class.setdefault(label, []).append(text)
         for label, candidates in by_class.items():
             rows = kept.setdefault(label, [])
@@ -95,13 +95,13 @@ class Memory:
 
     def restricted_to(self, classes: list[str]) -> Memory:
         keep = set(classes)
-        pairs = [(t, lab) for t, lab in zip(self.texts, self.labels) if lab in keep]
+        pairs = [(t, lab) for t, lab in zip(self.texts, self.labels, strict=True) if lab in keep]
         return Memory([t for t, _ in pairs], [lab for _, lab in pairs])
 
     def to_bytes(self) -> bytes:
         """JSON Lines, one ``{"text", "label"}`` object per row (the ``memory.jsonl`` format)."""
         return "".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n"
-                       for t, lab in zip(self.texts, self.labels)).encode("utf-8")
+                       for t, lab in zip(self.texts, self.labels, strict=True)).encode("utf-8")
 
     @classmethod
     def from_bytes(cls, payload: bytes, *, source: str = MEMORY_FILE) -> Memory:
@@ -214,7 +214,7 @@ def attach_memory(folder: str | os.PathLike, data: TextData, *, per_class: int =
     """
     classifier = Classifier.load(folder)
     known = set(classifier.labels)
-    pairs = [(t, lab) for t, lab in zip(data.texts, data.labels) if lab in known]
+    pairs = [(t, lab) for t, lab in zip(data.texts, data.labels, strict=True) if lab in known]
     if not pairs:
         raise DataError(f"{data.fingerprint.path} has no rows of the model's classes ({', '.join(sorted(known)[:5])}"
                         "…); expected the data the model was trained on")

@@ -80,7 +80,7 @@ def _table(frame: pd.DataFrame, digits: dict[str, int] | None = None, *, prose: 
 
     head = "".join(f"{tag('th', c)}{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join("<tr>" + "".join(f"{tag('td', column)}{html.escape(_cell(v, digits.get(column, 3)))}</td>"
-                                    for column, v in zip(frame.columns, row)) + "</tr>"
+                                    for column, v in zip(frame.columns, row, strict=True)) + "</tr>"
                    for row in frame.itertuples(index=False))
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -108,7 +108,7 @@ def shift_table(diagnostics: dict) -> pd.DataFrame:
 def summary_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Strategies as rows, sizes as columns, cells 'mean ± ci'."""
     cells = summary.assign(cell=[f"{m:.3f} ± {c:.3f}" if c else f"{m:.3f}"
-                                 for m, c in zip(summary.macro_f1, summary.ci95)])
+                                 for m, c in zip(summary.macro_f1, summary.ci95, strict=True)])
     table = cells.pivot(index="strategy", columns="k", values="cell").fillna("")
     order = sorted(table.index, key=lambda s: (s in BASELINES, s != "recommended", s))
     table = table.loc[order]

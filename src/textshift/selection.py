@@ -128,6 +128,6 @@ def probe(candidate: str, sample: TextData, seed: int, train, source: Classifier
         linear = head_linear(model.model)
         weight = linear.weight.detach().cpu().float().numpy()
         bias = linear.bias.detach().cpu().float().numpy() if linear.bias is not None else 0.0
-        for row, best in zip(held_rows, (features[held_rows] @ weight.T + bias).argmax(axis=1)):
+        for row, best in zip(held_rows, (features[held_rows] @ weight.T + bias).argmax(axis=1), strict=True):
             predicted[row] = model.labels[best]
     return predicted, time.perf_counter() - started

@@ -79,7 +79,7 @@ def zero_shot_recall(source: Classifier, test: TextData) -> dict[str, float]:
     truth = [test.labels[i] for i in keep]
     recall = {}
     for label in shared:
-        rows = [p for p, t in zip(predicted, truth) if t == label]
+        rows = [p for p, t in zip(predicted, truth, strict=True) if t == label]
         recall[label] = round(sum(p == label for p in rows) / len(rows), 4)
     return dict(sorted(recall.items(), key=lambda kv: -kv[1]))
 

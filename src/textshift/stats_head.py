@@ -127,7 +127,7 @@ class FeatureStats:
         classes, counts = list(self.classes), list(self.counts)
         means, scatter = list(self.means), self.scatter + other.scatter
         index = {label: i for i, label in enumerate(classes)}
-        for label, count, mean in zip(other.classes, other.counts, other.means):
+        for label, count, mean in zip(other.classes, other.counts, other.means, strict=True):
             if label in index:
                 i = index[label]
                 total = counts[i] + count

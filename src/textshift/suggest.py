@@ -248,7 +248,7 @@ def _check_labeled(pool: TextData, labeled: TextData | None, classes: list[str],
         return set(), []
     name = Path(str(labeled.fingerprint.path)).name
     by_text: dict[str, str] = {}
-    for text, label in zip(labeled.texts, labeled.labels):
+    for text, label in zip(labeled.texts, labeled.labels, strict=True):
         key = _normalise(text)
         if by_text.setdefault(key, label) != label:
             raise DataError(f"{name} labels the text {text[:60]!r} both {by_text[key]!r} and {label!r}; expected "
@@ -351,7 +351,7 @@ def _without_duplicates(order: np.ndarray, reasons: list[str], texts: list[str],
     """The first ``n`` of ``order`` that are no near-copy of a text taken before or of a labelled text."""
     taken: list[frozenset[str]] = [_words(_normalise(t)) for t in labeled_texts]
     chosen, why, skipped = [], [], 0
-    for position, reason in zip(order, reasons):
+    for position, reason in zip(order, reasons, strict=True):
         words = _words(_normalise(texts[position]))
         if any(_jaccard(words, other) >= NEAR_DUPLICATE_JACCARD for other in taken):
             skipped += 1

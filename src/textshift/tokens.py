@@ -63,7 +63,7 @@ class TokenizedTexts:
         report = LengthReport(mode=encoder.long_texts.mode, max_length=max_length)
         folder = Path(tempfile.mkdtemp(prefix="textshift-tokens-")) if n > memmap_rows else None
         parts: list[np.ndarray] = []
-        handle = open(folder / "ids.int32", "wb") if folder is not None else None
+        handle = open(folder / "ids.int32", "wb") if folder is not None else None  # noqa: SIM115 (closed below)
         end = 0
         try:
             for start in range(0, n, chunk_rows):

@@ -42,8 +42,15 @@ from textshift.checkpoints import latest_checkpoint
 from textshift.data import TextData, check_trainable, read_labeled
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier
-from textshift.training import (ProgressFn, TrainConfig, TrainResult, as_text_data, deepcopy_classifier,
-                                 record_training, train)
+from textshift.training import (
+    ProgressFn,
+    TrainConfig,
+    TrainResult,
+    as_text_data,
+    deepcopy_classifier,
+    record_training,
+    train,
+)
 from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
@@ -121,7 +128,7 @@ def _mean_features(classifier: Classifier, texts: list[str], labels: list[str], 
         return {}
     features = classifier.features([texts[i] for i in positions], max_length=max_length)
     rows: dict[str, list[np.ndarray]] = {}
-    for vector, i in zip(features, positions):
+    for vector, i in zip(features, positions, strict=True):
         rows.setdefault(labels[i], []).append(vector)
     return {label: np.mean(vectors, axis=0) for label, vectors in rows.items()}
 

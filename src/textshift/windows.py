@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import asdict, dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -223,7 +224,7 @@ class WindowEncoder:
             if total > self.max_length:
                 report.over += 1
                 report.tokens_over += total - self.max_length
-                covered = sum(min(self.content, b - a) for a, b in zip(starts, starts[1:])) + min(self.content, n)
+                covered = sum(min(self.content, b - a) for a, b in pairwise(starts)) + min(self.content, n)
                 report.tokens_unread += n - covered
                 if self.long_texts.mode == "chunks" and len(starts) < windows_needed(
                         n, content=self.content, overlap=self.long_texts.overlap):

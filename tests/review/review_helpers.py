@@ -31,7 +31,7 @@ def fake_items(data: TextData, *, suspicious_every: int = 2, seed: int = 0) -> p
     score = rng.random(n).round(4)
     suspicious = np.arange(n) % suspicious_every == 0
     predicted = [classes[(classes.index(label) + 1) % len(classes)] if s and classes else (label or "")
-                 for label, s in zip(labels, suspicious)]
+                 for label, s in zip(labels, suspicious, strict=True)]
     issues = np.where(suspicious, "label_error;misclassified", "")
     items = pd.DataFrame({
         "row": np.arange(n), "text": data.frame["text"].to_numpy(), "predicted": predicted,
@@ -74,7 +74,8 @@ class ServerProcess:
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "textshift", "review", str(self.data), "--port", str(self.port), *self.extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            [sys.executable, "-m", "textshift", "review", str(self.data), "--port", str(self.port), *self.extra],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         line = self.process.stdout.readline()  # the URL, printed once the socket listens (imports are slow)
         if not line.startswith("http"):
             self.process.kill()

@@ -123,7 +123,7 @@ def test_suggest_label_kill_restart_export_transfer(project):
     finally:
         server.kill()
     labelled = read_labeled(project / "labelled.csv")
-    assert dict(zip(labelled.texts, labelled.labels)) == expected
+    assert dict(zip(labelled.texts, labelled.labels, strict=True)) == expected
     trained = textshift("transfer", "model", "labelled.csv", "-o", "model2", "--epochs", "1",
                         cwd=project)
     assert trained.returncode == 0, trained.stderr[-2000:]

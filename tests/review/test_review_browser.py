@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from review_helpers import CLASSES, SCRIPT_TEXT, fake_items, make_store
-
 from playwright.sync_api import expect
+from review_helpers import CLASSES, SCRIPT_TEXT, fake_items, make_store
 
 from textshift.data import read_labeled
 from textshift.review import start_review
@@ -235,7 +234,8 @@ def test_export_button_asks_before_replacing_a_file(review_csv, browser, tmp_pat
         tab.fill("#export-name", "mytest.csv")
         tab.click("#export")
         expect(tab.locator("#message")).to_contain_text("not exported")
-        assert len(asked) == 1 and "mytest.csv already exists (a review export)" in asked[0] and "Replace it?" in asked[0]
+        assert len(asked) == 1
+        assert "mytest.csv already exists (a review export)" in asked[0] and "Replace it?" in asked[0]
         assert (exports / "mytest.csv").read_text() == mine
         tab.click("#export")
         expect(tab.locator("#message")).to_contain_text("exported 39 rows")

@@ -8,8 +8,8 @@ import urllib.request
 
 import pandas as pd
 import pytest
-from review_helpers import SCRIPT_TEXT, make_store
 from fastapi.testclient import TestClient
+from review_helpers import SCRIPT_TEXT, make_store
 
 from textshift.errors import ConfigError
 from textshift.review import start_review

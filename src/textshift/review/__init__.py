@@ -25,8 +25,15 @@ from textshift.data import EMBEDDED_PREFIX, TextData, read_labeled
 from textshift.errors import ConfigError, DataError
 from textshift.review.export import ExportSummary, export_cleaned, file_columns
 from textshift.review.retrain import before_after
-from textshift.review.server import (ReviewServer, check_host, check_port, check_token, create_app, is_loopback,
-                                     new_token)
+from textshift.review.server import (
+    ReviewServer,
+    check_host,
+    check_port,
+    check_token,
+    create_app,
+    is_loopback,
+    new_token,
+)
 from textshift.review.store import EditLogMismatchError, ReviewStore, default_store_path
 
 __all__ = ["EditLogMismatchError", "ExportSummary", "ReviewServer", "ReviewStore", "before_after",

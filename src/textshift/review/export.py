@@ -16,9 +16,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from textshift.data import (EMBEDDED, EMBEDDED_PREFIX, TextData, atomic_write_frame, detect_format, embedded_path,
-                            file_sha256, same_file)
-from textshift.data import _label_str, _read_frame, _resolve  # the reader behind read_labeled, for raw columns
+from textshift.data import (  # the reader behind read_labeled, for raw columns
+    EMBEDDED,
+    EMBEDDED_PREFIX,
+    TextData,
+    _label_str,
+    _read_frame,
+    _resolve,
+    atomic_write_frame,
+    detect_format,
+    embedded_path,
+    file_sha256,
+    same_file,
+)
 from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.review.store import ReviewStore, shown
 
@@ -258,7 +268,7 @@ def cleaned_frame(data: TextData, store: ReviewStore) -> tuple[pd.DataFrame, pd.
     changes = pd.DataFrame({
         "row": changed["row"].to_numpy(), "action": actions, "old_label": changed["original_label"].to_numpy(),
         "new_label": [None if status == "deleted" else label
-                      for status, label in zip(changed["status"], changed["label"])],
+                      for status, label in zip(changed["status"], changed["label"], strict=True)],
         "time": changed["time"].to_numpy(), "text": changed["text"].to_numpy()}, columns=CHANGE_COLUMNS)
     return frame, changes
 

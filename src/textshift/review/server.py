@@ -13,6 +13,7 @@ Security, in layers:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import ipaddress
 import logging
@@ -300,10 +301,8 @@ class ReviewServer:
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=10)
-        try:
+        with contextlib.suppress(OSError):
             self._socket.close()
-        except OSError:
-            pass
         if self.store is not None:
             self.store.close()
 

@@ -315,7 +315,7 @@ class ReviewStore:
                 total, suspicious, *issues = db.execute(f"SELECT COUNT(*), {sums} FROM items").fetchone()
                 meta = self.meta
                 self._item_counts = {"items": total, "suspicious": suspicious,
-                                     "issues": dict(zip(ISSUE_COLUMNS, issues)),
+                                     "issues": dict(zip(ISSUE_COLUMNS, issues, strict=True)),
                                      "classes": json.loads(meta.get("classes", "[]")),
                                      "has_labels": meta.get("has_labels") == "1", "data": meta.get("data_path")}
             reviewed = db.execute("SELECT COUNT(*) FROM state JOIN items USING (row) WHERE items.suspicious = 1"
@@ -479,10 +479,9 @@ class ReviewStore:
         for row, action, label in decisions:
             if action not in ACTIONS:
                 raise ConfigError(f"action must be one of {', '.join(ACTIONS)}; got {shown(action)}")
-            if action == "relabel":
-                if label is None or label not in classes:
-                    raise ConfigError(f"relabel needs a label among the dataset's classes; got {shown(label)}. "
-                                      "Choose one of the listed classes")
+            if action == "relabel" and (label is None or label not in classes):
+                raise ConfigError(f"relabel needs a label among the dataset's classes; got {shown(label)}. "
+                                  "Choose one of the listed classes")
             checked.append((row_number(row), action, label))
         if not checked:
             return []
