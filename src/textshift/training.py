@@ -38,6 +38,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -469,12 +470,68 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         Anything else a resumed run must share with the interrupted one (e.g. ``{"strategy": "finetune"}``);
         it is stored in the checkpoint's fingerprint and compared like the settings.
     """
-    from accelerate import Accelerator
+    run = _prepare_run(classifier, texts, labels, config=config or TrainConfig(), val_texts=val_texts,
+                       val_labels=val_labels, weights=weights, loss_fn=loss_fn, row_classes=row_classes,
+                       progress=progress, accelerator=accelerator, checkpoint_dir=checkpoint_dir, resume=resume)
+    _start_or_resume(run, resume=resume, run_tag=run_tag)
+    _head_warm_up(run)
+    _prepare_fine_tuning(run)
+    with cheap_dropout(classifier.model):  # cheaper dropout masks on CPU, for the fine-tuning steps only
+        for epoch in range(run.first_epoch, run.epochs + 1):
+            record = _fine_tune_epoch(run, epoch)
+            if _select_and_checkpoint(run, record):
+                break
+    return _finish(run)
 
-    from textshift import checkpoints
 
-    config = config or TrainConfig()
-    started = time.perf_counter()
+@dataclass
+class _Run:
+    """One run of :func:`train`: its rows and settings, and the state its phases hand on to each other."""
+
+    classifier: Classifier
+    config: TrainConfig
+    texts: list[str]
+    labels: list[str]
+    label_ids: np.ndarray
+    row_weights: np.ndarray
+    indices: np.ndarray  # each training row's position among the caller's rows (for row_classes and loss_fn)
+    val_texts: list[str] | None
+    val_labels: list[str] | None
+    row_classes: np.ndarray | None
+    class_offsets: np.ndarray | None
+    loss_fn: LossFn | None
+    checkpoint_dir: str | os.PathLike | None
+    result: TrainResult
+    started: float
+    accelerator: Any
+    model: nn.Module
+    hooked: bool
+    report: ProgressFn
+    fingerprint: dict | None = None
+    saved: Any = None  # the checkpoints.Checkpoint resumed from
+    loader: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    epochs: int = 0
+    first_epoch: int = 1
+    n_layers: int = 0
+    allowed: torch.Tensor | None = None
+    offsets: torch.Tensor | None = None
+    best_score: float = -1.0
+    best_state: dict | None = None
+    stale: int = 0
+
+    @property
+    def has_val(self) -> bool:
+        return bool(self.val_texts)
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
+
+
+def _check_inputs(classifier: Classifier, texts, labels, *, config: TrainConfig, val_texts, val_labels, weights,
+                  progress, checkpoint_dir, resume: bool) -> tuple[np.ndarray | None, ProgressFn | None]:
+    """Refuse bad arguments of :func:`train`; returns the row weights as an array and the progress callback."""
     if len(texts) != len(labels):
         raise DataError(f"got {len(texts)} texts but {len(labels)} labels; expected one label per text")
     if not len(texts):
@@ -494,11 +551,10 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     classifier.check_max_length(config.max_length)
     WindowEncoder(classifier.tokenizer, max_length=config.max_length, long_texts=config.windows())  # overlap fits
     classifier.long_texts = config.windows()  # validation, warm-up features and the saved model read texts so
-    label2id = classifier.label2id
-    unknown = sorted(set(labels) - set(label2id))
+    unknown = sorted(set(labels) - set(classifier.label2id))
     if unknown:
-        raise DataError(f"labels {unknown[:5]} are not classes of the model ({len(label2id)} classes); expected "
-                        "training labels among the model's classes")
+        raise DataError(f"labels {unknown[:5]} are not classes of the model ({len(classifier.label2id)} classes); "
+                        "expected training labels among the model's classes")
     if progress is not None and not callable(progress):
         if progress is not False:  # False: the default of callers written before progress took a callback
             raise ConfigError(f"progress takes a callable (called with a TrainProgress) or None; got {progress!r}. "
@@ -507,12 +563,24 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     if resume and checkpoint_dir is None:
         raise ConfigError("resume=True needs a checkpoint_dir to resume from; pass the folder of the interrupted run")
     check_val_labels(labels, val_labels)
+    return weights, progress
+
+
+def _prepare_run(classifier: Classifier, texts, labels, *, config: TrainConfig, val_texts, val_labels, weights,
+                 loss_fn, row_classes, progress, accelerator, checkpoint_dir, resume: bool) -> _Run:
+    """Check the arguments, seed, hold out validation rows when none are given, and place the model."""
+    from accelerate import Accelerator
+
+    started = time.perf_counter()
+    weights, progress = _check_inputs(classifier, texts, labels, config=config, val_texts=val_texts,
+                                      val_labels=val_labels, weights=weights, progress=progress,
+                                      checkpoint_dir=checkpoint_dir, resume=resume)
     set_seed(config.seed)
     texts, labels = list(texts), list(labels)
     row_weights = np.asarray(weights if weights is not None else np.ones(len(texts)), dtype=np.float32)
     indices = np.arange(len(texts))
     if row_classes is not None:
-        row_classes = _check_row_classes(row_classes, labels, label2id, config)
+        row_classes = _check_row_classes(row_classes, labels, classifier.label2id, config)
     if val_texts is None and config.holds_out(len(texts)):
         train_pos, val_pos = stratified_holdout(labels, config.val_fraction, config.seed)
         val_texts, val_labels = [texts[i] for i in val_pos], [labels[i] for i in val_pos]
@@ -520,169 +588,206 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         row_weights, indices = row_weights[train_pos], indices[train_pos]
     # Logit adjustment: offsets added to the logits in the loss only, from the rows actually trained on.
     class_offsets = config.logit_adjust * log_class_counts(labels, classifier.labels) if config.logit_adjust else None
-    has_val = bool(val_texts)
     result = TrainResult(train_rows=len(texts), val_rows=len(val_texts or []))
-
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     model = classifier.model.to(accelerator.device)
     hooked = progress is not None and accelerator.is_main_process
-    report = progress if hooked else (lambda _event: None)
-    label_ids = np.array([label2id[label] for label in labels])
+    return _Run(classifier, config, texts, labels, np.array([classifier.label2id[label] for label in labels]),
+                row_weights, indices, val_texts, val_labels, row_classes, class_offsets, loss_fn, checkpoint_dir,
+                result, started, accelerator, model, hooked, progress if hooked else (lambda _event: None))
 
-    saved = None
-    if checkpoint_dir is not None:
+
+def _start_or_resume(run: _Run, *, resume: bool, run_tag: dict | None) -> None:
+    """With a checkpoint folder: load the newest checkpoint of this run when resuming, else clear the folder."""
+    from textshift import checkpoints
+
+    accelerator = run.accelerator
+    if run.checkpoint_dir is not None:
         distributed_type = str(accelerator.distributed_type).rsplit(".", 1)[-1]
         if distributed_type in ("FSDP", "DEEPSPEED", "MEGATRON_LM", "XLA"):
             raise ConfigError(f"checkpoints support one process or DDP; this run uses {distributed_type}. Launch "
                               "without FSDP/DeepSpeed, or train without checkpoints")
-        fingerprint = _run_fingerprint(classifier, texts, labels, row_weights, val_texts, val_labels, config,
-                                       accelerator.num_processes, row_classes)
-        fingerprint |= {"run": run_tag} if run_tag else {}
-        found = checkpoints.latest_checkpoint(checkpoint_dir) if resume else None
+        fingerprint = _run_fingerprint(run.classifier, run.texts, run.labels, run.row_weights, run.val_texts,
+                                       run.val_labels, run.config, accelerator.num_processes, run.row_classes)
+        run.fingerprint = fingerprint | ({"run": run_tag} if run_tag else {})
+        found = checkpoints.latest_checkpoint(run.checkpoint_dir) if resume else None
         if accelerator.num_processes > 1:  # the main process's view decides, so all resume (or not) alike
             from accelerate.utils import broadcast_object_list
 
             found = broadcast_object_list([found], from_process=0)[0]
         if found is not None:
-            checkpoints.check_fingerprint(found, checkpoints.read_state(found).get("fingerprint", {}), fingerprint)
-            saved = checkpoints.load_checkpoint(found, process_index=accelerator.process_index)
+            checkpoints.check_fingerprint(found, checkpoints.read_state(found).get("fingerprint", {}),
+                                          run.fingerprint)
+            run.saved = checkpoints.load_checkpoint(found, process_index=accelerator.process_index)
             logger.info("resuming from %s", found)
         elif accelerator.is_main_process:
-            checkpoints.clear_checkpoints(checkpoint_dir)
+            checkpoints.clear_checkpoints(run.checkpoint_dir)
         accelerator.wait_for_everyone()
+    if run.saved is not None:
+        run.model.load_state_dict(run.saved.model)
+        run.result.history = list(run.saved.state["history"])
+        run.started -= run.saved.state["seconds"]
 
-    # 1. Head warm-up on cached features (one forward pass; the encoder is frozen anyway).
-    if saved is not None:
-        model.load_state_dict(saved.model)
-        result.history = list(saved.state["history"])
-        started -= saved.state["seconds"]
-    elif config.warmup_epochs > 0:
-        report(TrainProgress("head warm-up", 0, config.epochs_for(len(texts)),
-                             seconds=time.perf_counter() - started))
-        # A linear head needs no million rows to warm up; a seeded sample keeps the feature matrix bounded.
-        warm = (np.sort(np.random.default_rng(config.seed).choice(len(texts), WARMUP_MAX_ROWS, replace=False))
-                if len(texts) > WARMUP_MAX_ROWS else np.arange(len(texts)))
-        features = classifier.features([texts[i] for i in warm], max_length=config.max_length)
-        warm_up_head(classifier, features, label_ids[warm], epochs=config.warmup_epochs,
-                     learning_rate=config.head_learning_rate, batch_size=config.batch_size, seed=config.seed,
-                     weights=row_weights[warm],
-                     row_classes=row_classes[indices[warm]] if row_classes is not None else None,
-                     class_offsets=class_offsets)
-        metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator) if has_val else {}
-        if has_val:
-            result.history.append({"epoch": 0, "phase": "head warm-up", **metrics,
-                                   "seconds": round(time.perf_counter() - started, 2)})
-        report(TrainProgress("head warm-up", 0, config.epochs_for(len(texts)),
-                             val_macro_f1=metrics.get("val_macro_f1"), done=True,
-                             seconds=time.perf_counter() - started))
 
-    # 2. Full fine-tuning. The loader is not passed to accelerator.prepare: the sampler shards itself.
-    # In chunks mode each window is a row with its text's label, weighted 1/windows: every text counts once.
-    tokens = TokenizedTexts.build(classifier.tokenizer, texts, max_length=config.max_length,
-                                  long_texts=config.windows())
-    result.lengths = tokens.report.to_dict()
-    windows_per_text = np.bincount(tokens.owners, minlength=len(texts))
-    rows = LabelledRows(tokens, label_ids[tokens.owners],
-                        (row_weights / windows_per_text)[tokens.owners].astype(np.float32), indices[tokens.owners])
-    sampler = LengthGroupedBatches(tokens.lengths, config.batch_size, seed=config.seed,
-                                   num_shards=accelerator.num_processes, shard_index=accelerator.process_index)
-    loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler, collate_fn=RowCollator(classifier.tokenizer))
-    epochs = config.epochs_for(len(texts))
-    # A prepared scheduler steps once per process per optimizer step, so count steps over all processes.
-    total_steps = max(1, epochs * len(loader) * accelerator.num_processes)
-    optimizer = adamw(_param_groups(model, config))
+def _head_warm_up(run: _Run) -> None:
+    """Phase 1: train the head on cached features (one forward pass; the encoder is frozen anyway)."""
+    config, texts, classifier = run.config, run.texts, run.classifier
+    if run.saved is not None or config.warmup_epochs <= 0:
+        return
+    run.report(TrainProgress("head warm-up", 0, config.epochs_for(len(texts)), seconds=run.seconds()))
+    # A linear head needs no million rows to warm up; a seeded sample keeps the feature matrix bounded.
+    warm = (np.sort(np.random.default_rng(config.seed).choice(len(texts), WARMUP_MAX_ROWS, replace=False))
+            if len(texts) > WARMUP_MAX_ROWS else np.arange(len(texts)))
+    features = classifier.features([texts[i] for i in warm], max_length=config.max_length)
+    warm_up_head(classifier, features, run.label_ids[warm], epochs=config.warmup_epochs,
+                 learning_rate=config.head_learning_rate, batch_size=config.batch_size, seed=config.seed,
+                 weights=run.row_weights[warm],
+                 row_classes=run.row_classes[run.indices[warm]] if run.row_classes is not None else None,
+                 class_offsets=run.class_offsets)
+    metrics = (_validate_on_main(classifier, run.val_texts, run.val_labels, config, run.accelerator)
+               if run.has_val else {})
+    if run.has_val:
+        run.result.history.append({"epoch": 0, "phase": "head warm-up", **metrics, "seconds": round(run.seconds(), 2)})
+    run.report(TrainProgress("head warm-up", 0, config.epochs_for(len(texts)), val_macro_f1=metrics.get("val_macro_f1"),
+                             done=True, seconds=run.seconds()))
+
+
+def _prepare_fine_tuning(run: _Run) -> None:
+    """Phase 2 set-up: batches, optimizer and schedule of the fine-tuning epochs, restored when resuming.
+
+    The loader is not passed to accelerator.prepare: the sampler shards itself. In chunks mode each window is a
+    row with its text's label, weighted 1/windows: every text counts once.
+    """
     from transformers import get_linear_schedule_with_warmup
 
+    config, accelerator, classifier, saved = run.config, run.accelerator, run.classifier, run.saved
+    tokens = TokenizedTexts.build(classifier.tokenizer, run.texts, max_length=config.max_length,
+                                  long_texts=config.windows())
+    run.result.lengths = tokens.report.to_dict()
+    windows_per_text = np.bincount(tokens.owners, minlength=len(run.texts))
+    rows = LabelledRows(tokens, run.label_ids[tokens.owners],
+                        (run.row_weights / windows_per_text)[tokens.owners].astype(np.float32),
+                        run.indices[tokens.owners])
+    sampler = LengthGroupedBatches(tokens.lengths, config.batch_size, seed=config.seed,
+                                   num_shards=accelerator.num_processes, shard_index=accelerator.process_index)
+    run.loader = torch.utils.data.DataLoader(rows, batch_sampler=sampler,
+                                             collate_fn=RowCollator(classifier.tokenizer))
+    run.epochs = config.epochs_for(len(run.texts))
+    # A prepared scheduler steps once per process per optimizer step, so count steps over all processes.
+    total_steps = max(1, run.epochs * len(run.loader) * accelerator.num_processes)
+    optimizer = adamw(_param_groups(run.model, config))
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup_ratio * total_steps), total_steps)
-    best_score, best_state, stale, first_epoch = -1.0, None, 0, 1
     if saved is not None:
         optimizer.load_state_dict(saved.optimizer)
         scheduler.load_state_dict(saved.state["scheduler"])
-        best_score, best_state, stale = saved.state["best_score"], saved.best, saved.state["stale"]
-        result.best_epoch = saved.state["best_epoch"]
-        first_epoch = saved.epoch + 1
+        run.best_score, run.best_state, run.stale = saved.state["best_score"], saved.best, saved.state["stale"]
+        run.result.best_epoch = saved.state["best_epoch"]
+        run.first_epoch = saved.epoch + 1
         sampler.epoch = saved.epoch
-        if has_val and stale >= config.patience:
-            first_epoch = epochs + 1  # the interrupted run had already stopped early
-    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+        if run.has_val and run.stale >= config.patience:
+            run.first_epoch = run.epochs + 1  # the interrupted run had already stopped early
+    run.model, run.optimizer, run.scheduler = accelerator.prepare(run.model, optimizer, scheduler)
     if saved is not None:
+        from textshift import checkpoints
+
         checkpoints.restore_rng(saved.rng["tensors"], saved.rng["values"])
-    n_layers = len(_encoder_layers(classifier.model))
-    allowed = torch.as_tensor(row_classes, device=accelerator.device) if row_classes is not None else None
-    offsets = (torch.as_tensor(class_offsets, dtype=torch.float32, device=accelerator.device)
-               if class_offsets is not None else None)
-    with cheap_dropout(classifier.model):  # cheaper dropout masks on CPU, for the fine-tuning steps only
-        for epoch in range(first_epoch, epochs + 1):
-            if config.gradual_unfreeze and accelerator.num_processes == 1:
-                _set_trainable_layers(classifier.model, None if epoch > n_layers else epoch)
-            model.train()
-            loss_sum, seen, shown_loss = torch.zeros((), device=accelerator.device), 0, None
-            report(TrainProgress("fine-tune", epoch, epochs, 0, len(loader), seconds=time.perf_counter() - started))
-            for step, batch in enumerate(loader, 1):
-                batch = {name: value.to(accelerator.device) for name, value in batch.items()}
-                targets, batch_weights, batch_indices = batch.pop("labels"), batch.pop("weights"), batch.pop("indices")
-                logits = model(**batch).logits
-                scored = logits if offsets is None else logits + offsets
-                scored = scored if allowed is None else scored.masked_fill(~allowed[batch_indices], float("-inf"))
-                losses = nn.functional.cross_entropy(scored, targets, reduction="none",
-                                                     label_smoothing=config.label_smoothing)
-                loss = (losses * batch_weights).sum() / batch_weights.sum()
-                if loss_fn is not None:
-                    loss = loss + loss_fn(logits, targets, batch_indices)
-                accelerator.backward(loss)
-                if config.max_grad_norm:
-                    accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad()
-                loss_sum += loss.detach() * len(targets)  # summed on the device: no GPU sync per step
-                seen += len(targets)
-                if hooked and (step % 25 == 0 or step == len(loader)):
-                    shown_loss = loss_sum.item() / seen  # .item() waits for the device, so only now and then
-                report(TrainProgress("fine-tune", epoch, epochs, step, len(loader), shown_loss,
-                                     seconds=time.perf_counter() - started))
-            epoch_loss = loss_sum.item()
-            if accelerator.num_processes > 1:  # the loss over every process's rows, the same record everywhere
-                totals = accelerator.reduce(torch.tensor([epoch_loss, seen], device=accelerator.device),
-                                            reduction="sum")
-                epoch_loss, seen = totals.tolist()
-            record = {"epoch": epoch, "phase": "fine-tune", "train_loss": round(epoch_loss / max(seen, 1), 4)}
-            if has_val:
-                classifier.model = accelerator.unwrap_model(model)
-                metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
-                record.update(metrics)
-                if metrics["val_macro_f1"] > best_score:
-                    best_score, stale = metrics["val_macro_f1"], 0
-                    best_state = {k: v.detach().cpu().clone() for k, v in classifier.model.state_dict().items()}
-                    result.best_epoch = epoch
-                else:
-                    stale += 1
-            record["seconds"] = round(time.perf_counter() - started, 2)
-            result.history.append(record)
-            report(TrainProgress("fine-tune", epoch, epochs, len(loader), len(loader), record["train_loss"],
-                                 record.get("val_macro_f1"), done=True, seconds=record["seconds"]))
-            logger.info("epoch %s: %s", epoch, record)
-            if checkpoint_dir is not None:
-                _save_checkpoint(checkpoint_dir, epoch=epoch, model=accelerator.unwrap_model(model),
-                                 optimizer=optimizer, scheduler=scheduler, best_state=best_state,
-                                 accelerator=accelerator,
-                                 state={"fingerprint": fingerprint, "history": result.history, "best_score": best_score,
-                                        "best_epoch": result.best_epoch, "stale": stale,
-                                        "seconds": time.perf_counter() - started})
-            if has_val and stale >= config.patience:
-                logger.info("stopping early: no validation improvement for %d epochs", config.patience)
-                break
-    if config.gradual_unfreeze:
+    run.n_layers = len(_encoder_layers(classifier.model))
+    run.allowed = (torch.as_tensor(run.row_classes, device=accelerator.device) if run.row_classes is not None
+                   else None)
+    run.offsets = (torch.as_tensor(run.class_offsets, dtype=torch.float32, device=accelerator.device)
+                   if run.class_offsets is not None else None)
+
+
+def _fine_tune_epoch(run: _Run, epoch: int) -> dict:
+    """Phase 2: one epoch of training every (unfrozen) weight; returns the epoch's record with its mean loss."""
+    accelerator, loader = run.accelerator, run.loader
+    if run.config.gradual_unfreeze and accelerator.num_processes == 1:
+        _set_trainable_layers(run.classifier.model, None if epoch > run.n_layers else epoch)
+    run.model.train()
+    loss_sum, seen, shown_loss = torch.zeros((), device=accelerator.device), 0, None
+    run.report(TrainProgress("fine-tune", epoch, run.epochs, 0, len(loader), seconds=run.seconds()))
+    for step, batch in enumerate(loader, 1):
+        loss, rows = _training_step(run, batch)
+        loss_sum += loss.detach() * rows  # summed on the device: no GPU sync per step
+        seen += rows
+        if run.hooked and (step % 25 == 0 or step == len(loader)):
+            shown_loss = loss_sum.item() / seen  # .item() waits for the device, so only now and then
+        run.report(TrainProgress("fine-tune", epoch, run.epochs, step, len(loader), shown_loss,
+                                 seconds=run.seconds()))
+    epoch_loss = loss_sum.item()
+    if accelerator.num_processes > 1:  # the loss over every process's rows, the same record everywhere
+        totals = accelerator.reduce(torch.tensor([epoch_loss, seen], device=accelerator.device), reduction="sum")
+        epoch_loss, seen = totals.tolist()
+    return {"epoch": epoch, "phase": "fine-tune", "train_loss": round(epoch_loss / max(seen, 1), 4)}
+
+
+def _training_step(run: _Run, batch: dict) -> tuple[torch.Tensor, int]:
+    """One optimizer step on ``batch``; returns its loss and its number of rows."""
+    accelerator, config = run.accelerator, run.config
+    batch = {name: value.to(accelerator.device) for name, value in batch.items()}
+    targets, batch_weights, batch_indices = batch.pop("labels"), batch.pop("weights"), batch.pop("indices")
+    logits = run.model(**batch).logits
+    scored = logits if run.offsets is None else logits + run.offsets
+    scored = scored if run.allowed is None else scored.masked_fill(~run.allowed[batch_indices], float("-inf"))
+    losses = nn.functional.cross_entropy(scored, targets, reduction="none", label_smoothing=config.label_smoothing)
+    loss = (losses * batch_weights).sum() / batch_weights.sum()
+    if run.loss_fn is not None:
+        loss = loss + run.loss_fn(logits, targets, batch_indices)
+    accelerator.backward(loss)
+    if config.max_grad_norm:
+        accelerator.clip_grad_norm_(run.model.parameters(), config.max_grad_norm)
+    run.optimizer.step()
+    run.scheduler.step()
+    run.optimizer.zero_grad()
+    return loss, len(targets)
+
+
+def _select_and_checkpoint(run: _Run, record: dict) -> bool:
+    """Phases 3 and 4 after an epoch: validate and keep the best weights, record, checkpoint. Returns whether
+    to stop early."""
+    classifier, accelerator, result, epoch = run.classifier, run.accelerator, run.result, record["epoch"]
+    if run.has_val:
+        classifier.model = accelerator.unwrap_model(run.model)
+        metrics = _validate_on_main(classifier, run.val_texts, run.val_labels, run.config, accelerator)
+        record.update(metrics)
+        if metrics["val_macro_f1"] > run.best_score:
+            run.best_score, run.stale = metrics["val_macro_f1"], 0
+            run.best_state = {k: v.detach().cpu().clone() for k, v in classifier.model.state_dict().items()}
+            result.best_epoch = epoch
+        else:
+            run.stale += 1
+    record["seconds"] = round(run.seconds(), 2)
+    result.history.append(record)
+    run.report(TrainProgress("fine-tune", epoch, run.epochs, len(run.loader), len(run.loader), record["train_loss"],
+                             record.get("val_macro_f1"), done=True, seconds=record["seconds"]))
+    logger.info("epoch %s: %s", epoch, record)
+    if run.checkpoint_dir is not None:
+        _save_checkpoint(run.checkpoint_dir, epoch=epoch, model=accelerator.unwrap_model(run.model),
+                         optimizer=run.optimizer, scheduler=run.scheduler, best_state=run.best_state,
+                         accelerator=accelerator,
+                         state={"fingerprint": run.fingerprint, "history": result.history,
+                                "best_score": run.best_score, "best_epoch": result.best_epoch, "stale": run.stale,
+                                "seconds": run.seconds()})
+    if run.has_val and run.stale >= run.config.patience:
+        logger.info("stopping early: no validation improvement for %d epochs", run.config.patience)
+        return True
+    return False
+
+
+def _finish(run: _Run) -> TrainResult:
+    """Unfreeze everything, keep the best epoch's weights, score them, and leave the model in eval mode."""
+    classifier, result = run.classifier, run.result
+    if run.config.gradual_unfreeze:
         _set_trainable_layers(classifier.model, None)
-    classifier.model = accelerator.unwrap_model(model)
-    if best_state is not None:
-        classifier.model.load_state_dict(best_state)
-    if has_val:
-        result.val_metrics = _validate_on_main(classifier, val_texts, val_labels, config, accelerator)
+    classifier.model = run.accelerator.unwrap_model(run.model)
+    if run.best_state is not None:
+        classifier.model.load_state_dict(run.best_state)
+    if run.has_val:
+        result.val_metrics = _validate_on_main(classifier, run.val_texts, run.val_labels, run.config, run.accelerator)
     elif result.best_epoch is None:
-        result.best_epoch = epochs
+        result.best_epoch = run.epochs
     classifier.model.eval()
-    result.seconds = round(time.perf_counter() - started, 2)
+    result.seconds = round(run.seconds(), 2)
     return result
 
 
