@@ -391,8 +391,51 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
     started = time.perf_counter()
     old_labels = list(classifier.labels)
     added, warnings = check_new_data(old_labels, new_data)
-    name = Path(new_data.fingerprint.path).name
-    memory = memory or Memory()
+    memory = _step_memory(memory or Memory(), old_labels, old_data, config)
+    if config.head == "lda":
+        return _grow_lda(classifier, new_data, added=added, memory=memory, old_data=old_data, stats=stats,
+                         config=config, warnings=warnings, started=started)
+    new_texts, new_labels = new_data.texts, new_data.labels
+    warnings.extend(_rehearsal_warnings(old_labels, new_labels, memory, Path(new_data.fingerprint.path).name,
+                                        config))
+    for message in warnings:
+        logger.warning(message)
+
+    model = deepcopy_classifier(classifier)
+    texts, labels, held, calibration = _calibration_split(
+        list(new_texts) + list(memory.texts), list(new_labels) + list(memory.labels), added,
+        memory_start=len(new_texts), config=config, warnings=warnings)
+    max_length = config.train.max_length
+    loss_fn = None
+    if config.distill:
+        teacher = model.predict_logits(texts, max_length=max_length)
+        loss_fn = _distillation_loss(teacher, n_old=len(old_labels), weight=config.distill_weight,
+                                     temperature=config.temperature)
+    init_rows = (_mean_head_rows(model, new_texts, new_labels, added, held=held, max_length=max_length)
+                 if config.init_from_mean else None)
+    model.replace_head(old_labels + added, keep_rows=True, init_rows=init_rows)
+    weights = _class_weights(labels) if "balanced" in config.bias_correction else None
+    train_config = replace(config.train, logit_adjust=1.0) if "logit-adjust" in config.bias_correction else config.train
+    row_classes = None
+    if config.asymmetric_loss:  # new-class rows compete with the new classes only
+        row_classes = np.ones((len(labels), len(model.labels)), dtype=bool)
+        row_classes[np.isin(labels, added), :len(old_labels)] = False
+    result = train(model, texts, labels, config=train_config, weights=weights, loss_fn=loss_fn,
+                   row_classes=row_classes, progress=progress)
+    extra = {"grow": config.to_dict() | _correct_new_rows(model, config, n_old=len(old_labels), held=held,
+                                                          calibration=calibration, max_length=max_length)}
+    _record_step(model, classifier, new_data, added)
+    record_training(model, new_data, train_config, result, strategy="grow", warnings=warnings, extra=extra)
+    model.meta.extra.pop("memory", None)
+    next_memory = memory.updated(new_texts, new_labels, per_class=config.memory_per_class, seed=config.seed) \
+        if config.memory_per_class else Memory()
+    return GrowResult(classifier=model, memory=next_memory, added=added, train_result=result, warnings=warnings,
+                      rehearsal_rows=len(memory), seconds=round(time.perf_counter() - started, 2))
+
+
+def _step_memory(memory: Memory, old_labels: list[str], old_data: TextData | None, config: GrowConfig) -> Memory:
+    """The memory rehearsed in this step: ``memory`` checked against the model's classes, or sampled from
+    ``old_data`` when given, trimmed to ``config.memory_per_class`` rows per class."""
     unknown = sorted(set(memory.labels) - set(old_labels))
     if unknown:
         raise RehearsalMemoryError(f"the rehearsal memory holds labels the model does not know "
@@ -407,76 +450,67 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
         memory = memory.updated([t for t, _ in old_rows], [lab for _, lab in old_rows],
                                 per_class=max(config.memory_per_class, 1), seed=config.seed)
     # A memory saved with more rows per class than asked for is trimmed (kept rows come first).
-    memory = memory.updated([], [], per_class=config.memory_per_class) if config.memory_per_class else Memory()
-    if config.head == "lda":
-        return _grow_lda(classifier, new_data, added=added, memory=memory, old_data=old_data, stats=stats,
-                         config=config, warnings=warnings, started=started)
-    new_texts, new_labels = new_data.texts, new_data.labels
-    old_in_new = set(new_labels) & set(old_labels)
-    rehearsed = set(memory.labels) | old_in_new
-    if not rehearsed:
-        warnings.append(no_rehearsal_warning(old_labels, name) if config.memory_per_class else
-                        f"memory_per_class is 0 and {name} has no examples of the {len(old_labels)} old classes: "
-                        "this is naive fine-tuning, and the model will forget the old classes")
-    elif set(old_labels) - rehearsed:
-        missing = sorted(set(old_labels) - rehearsed)
-        warnings.append(f"{len(missing)} old class(es) have no example in the memory or in {name} "
-                        f"({', '.join(missing[:5])}); the model will likely forget them. Pass --old-data with "
-                        "examples of them")
-    for message in warnings:
-        logger.warning(message)
+    return memory.updated([], [], per_class=config.memory_per_class) if config.memory_per_class else Memory()
 
-    model = deepcopy_classifier(classifier)
-    texts = list(new_texts) + list(memory.texts)
-    labels = list(new_labels) + list(memory.labels)
+
+def _rehearsal_warnings(old_labels: list[str], new_labels: list[str], memory: Memory, name: str,
+                        config: GrowConfig) -> list[str]:
+    """Warnings about old classes that neither the memory nor the new data ``name`` holds examples of."""
+    rehearsed = set(memory.labels) | (set(new_labels) & set(old_labels))
+    if not rehearsed:
+        return [no_rehearsal_warning(old_labels, name) if config.memory_per_class else
+                f"memory_per_class is 0 and {name} has no examples of the {len(old_labels)} old classes: "
+                "this is naive fine-tuning, and the model will forget the old classes"]
+    if set(old_labels) - rehearsed:
+        missing = sorted(set(old_labels) - rehearsed)
+        return [f"{len(missing)} old class(es) have no example in the memory or in {name} "
+                f"({', '.join(missing[:5])}); the model will likely forget them. Pass --old-data with "
+                "examples of them"]
+    return []
+
+
+def _calibration_split(texts: list[str], labels: list[str], added: list[str], *, memory_start: int,
+                       config: GrowConfig, warnings: list[str]) -> tuple[list[str], list[str], np.ndarray, tuple]:
+    """The training rows, the held-out mask over ``texts`` and the calibration rows ``(texts, labels)``, with
+    ``config.calibrate_holdout`` rows a class held out (none when it is 0); a warning is added when no class
+    can spare them."""
     held = np.zeros(len(texts), dtype=bool)
-    if config.calibrate_holdout:
-        held = _calibration_rows(labels, added, memory_start=len(new_texts), per_class=config.calibrate_holdout,
-                                 seed=config.seed)
-        if not held.any():
-            needed = 2 * config.calibrate_holdout
-            warnings.append(f"calibrate_holdout={config.calibrate_holdout}: no class has {needed} rows to spare, so "
-                            "nothing is held out and no calibration is fitted; pass a smaller --calibrate-holdout")
-            logger.warning(warnings[-1])
-        calibration = ([t for t, h in zip(texts, held, strict=True) if h],
-                       [lab for lab, h in zip(labels, held, strict=True) if h])
-        texts = [t for t, h in zip(texts, held, strict=True) if not h]
-        labels = [lab for lab, h in zip(labels, held, strict=True) if not h]
-    max_length = config.train.max_length
-    loss_fn = None
-    if config.distill:
-        teacher = model.predict_logits(texts, max_length=max_length)
-        loss_fn = _distillation_loss(teacher, n_old=len(old_labels), weight=config.distill_weight,
-                                     temperature=config.temperature)
-    init_rows = None
-    if config.init_from_mean:
-        added_set = set(added)
-        new_positions = [i for i, label in enumerate(new_labels) if label in added_set and not held[i]]
-        features = model.features([new_texts[i] for i in new_positions], max_length=max_length)
-        new_array = np.asarray([new_labels[i] for i in new_positions])
-        init_rows = {label: features[new_array == label].mean(axis=0) for label in added}
-    model.replace_head(old_labels + added, keep_rows=True, init_rows=init_rows)
-    weights = _class_weights(labels) if "balanced" in config.bias_correction else None
-    train_config = replace(config.train, logit_adjust=1.0) if "logit-adjust" in config.bias_correction else config.train
-    row_classes = None
-    if config.asymmetric_loss:  # new-class rows compete with the new classes only
-        row_classes = np.ones((len(labels), len(model.labels)), dtype=bool)
-        row_classes[np.isin(labels, added), :len(old_labels)] = False
-    result = train(model, texts, labels, config=train_config, weights=weights, loss_fn=loss_fn,
-                   row_classes=row_classes, progress=progress)
-    extra: dict = {"grow": config.to_dict()}
+    if not config.calibrate_holdout:
+        return texts, labels, held, ([], [])
+    held = _calibration_rows(labels, added, memory_start=memory_start, per_class=config.calibrate_holdout,
+                             seed=config.seed)
+    if not held.any():
+        needed = 2 * config.calibrate_holdout
+        warnings.append(f"calibrate_holdout={config.calibrate_holdout}: no class has {needed} rows to spare, so "
+                        "nothing is held out and no calibration is fitted; pass a smaller --calibrate-holdout")
+        logger.warning(warnings[-1])
+    calibration = ([t for t, h in zip(texts, held, strict=True) if h],
+                   [lab for lab, h in zip(labels, held, strict=True) if h])
+    return ([t for t, h in zip(texts, held, strict=True) if not h],
+            [lab for lab, h in zip(labels, held, strict=True) if not h], held, calibration)
+
+
+def _mean_head_rows(model: Classifier, new_texts: list[str], new_labels: list[str], added: list[str], *,
+                    held: np.ndarray, max_length: int) -> dict[str, np.ndarray]:
+    """Each added class's mean head-input vector over its training rows of the new data (held-out rows left out)."""
+    added_set = set(added)
+    new_positions = [i for i, label in enumerate(new_labels) if label in added_set and not held[i]]
+    features = model.features([new_texts[i] for i in new_positions], max_length=max_length)
+    new_array = np.asarray([new_labels[i] for i in new_positions])
+    return {label: features[new_array == label].mean(axis=0) for label in added}
+
+
+def _correct_new_rows(model: Classifier, config: GrowConfig, *, n_old: int, held: np.ndarray, calibration: tuple,
+                      max_length: int) -> dict:
+    """After training: weight aligning and the held-out calibration of the new head rows, as configured.
+    Returns what was done, for the model's ``extra["grow"]``."""
+    done: dict = {}
     if "align" in config.bias_correction:
-        extra["grow"]["align_factor"] = round(_align_new_rows(model, len(old_labels)), 4)
+        done["align_factor"] = round(_align_new_rows(model, n_old), 4)
     if held.any():
-        scale, shift = _calibrate_new_rows(model, *calibration, n_old=len(old_labels), max_length=max_length)
-        extra["grow"]["calibration"] = {"rows": int(held.sum()), "scale": round(scale, 4), "shift": round(shift, 4)}
-    _record_step(model, classifier, new_data, added)
-    record_training(model, new_data, train_config, result, strategy="grow", warnings=warnings, extra=extra)
-    model.meta.extra.pop("memory", None)
-    next_memory = memory.updated(new_texts, new_labels, per_class=config.memory_per_class, seed=config.seed) \
-        if config.memory_per_class else Memory()
-    return GrowResult(classifier=model, memory=next_memory, added=added, train_result=result, warnings=warnings,
-                      rehearsal_rows=len(memory), seconds=round(time.perf_counter() - started, 2))
+        scale, shift = _calibrate_new_rows(model, *calibration, n_old=n_old, max_length=max_length)
+        done["calibration"] = {"rows": int(held.sum()), "scale": round(scale, 4), "shift": round(shift, 4)}
+    return done
 
 
 def _record_step(model: Classifier, parent: Classifier, new_data: TextData, added: list[str]) -> None:
