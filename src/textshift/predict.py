@@ -116,24 +116,7 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
     partial, progress = _partial_paths(output)
     identity = {**_input_identity(data), "model": model_digest(classifier), "labels": classifier.labels,
                 "text_column": text_column, "top_k": top_k, "keep_columns": keep_columns}
-    state = {"rows": 0, "bytes": 0, "counts": {}}
-    if progress.exists() and partial.exists():
-        try:
-            saved = json.loads(progress.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError):
-            saved = None
-        if not resume and not overwrite:
-            rows_done = saved.get("rows", "?") if isinstance(saved, dict) else "?"
-            raise OutputExistsError(f"an interrupted run left {partial.name} ({rows_done} rows done) beside "
-                                    f"{output.name}; expected no unfinished run. Pass --resume to continue it or "
-                                    "--overwrite to start again")
-        if resume:
-            if not isinstance(saved, dict) or saved.get("identity") != json.loads(json.dumps(identity)):
-                raise ConfigError(f"the unfinished run in {partial.name} was for other input, model or options; "
-                                  "expected the same ones to resume. Pass --overwrite to start again")
-            state = saved
-    elif resume:
-        logger.info("nothing to resume for %s; starting from the first row", output)
+    state = _start_state(output, partial, progress, identity, resume=resume, overwrite=overwrite)
     output.parent.mkdir(parents=True, exist_ok=True)
     counts: dict[str, int] = dict(state["counts"])
     lengths = None
@@ -152,13 +135,7 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
                 preds = predict_texts(classifier, chunk["text"].tolist(), top_k=top_k, batch_size=batch_size)
                 chunk_lengths = classifier.length_report(chunk["text"].tolist())
                 lengths = chunk_lengths if lengths is None else lengths.add(chunk_lengths)
-                preds.index = chunk.index
-                kept = chunk if keep_columns else chunk[["text"]]
-                # An input column named like an output column (row, probability, label_2, ...) is kept as input_NAME.
-                kept = kept.rename(columns={c: f"input_{c}" for c in kept.columns
-                                            if c == "row" or c in preds.columns})
-                frame = pd.concat([kept, preds], axis=1)
-                frame.insert(0, "row", chunk.index)
+                frame = _output_frame(chunk, preds, keep_columns=keep_columns)
                 frame.to_csv(handle, index=False, header=not header_written, quoting=csv.QUOTE_MINIMAL)
                 header_written = True
                 for label, n in preds["label"].value_counts().items():
@@ -182,6 +159,42 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
             partial.unlink(missing_ok=True)
     return PredictSummary(output, rows, dict(sorted(counts.items(), key=lambda kv: -kv[1])),
                           lengths.to_dict() if lengths is not None else None)
+
+
+def _start_state(output: Path, partial: Path, progress: Path, identity: dict, *, resume: bool,
+                 overwrite: bool) -> dict:
+    """Where :func:`predict_file` starts: the progress record of the interrupted run it resumes, else row 0.
+    Refuses to pass over an unfinished run unless told to resume or overwrite it."""
+    state = {"rows": 0, "bytes": 0, "counts": {}}
+    if progress.exists() and partial.exists():
+        try:
+            saved = json.loads(progress.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError):
+            saved = None
+        if not resume and not overwrite:
+            rows_done = saved.get("rows", "?") if isinstance(saved, dict) else "?"
+            raise OutputExistsError(f"an interrupted run left {partial.name} ({rows_done} rows done) beside "
+                                    f"{output.name}; expected no unfinished run. Pass --resume to continue it or "
+                                    "--overwrite to start again")
+        if resume:
+            if not isinstance(saved, dict) or saved.get("identity") != json.loads(json.dumps(identity)):
+                raise ConfigError(f"the unfinished run in {partial.name} was for other input, model or options; "
+                                  "expected the same ones to resume. Pass --overwrite to start again")
+            state = saved
+    elif resume:
+        logger.info("nothing to resume for %s; starting from the first row", output)
+    return state
+
+
+def _output_frame(chunk: pd.DataFrame, preds: pd.DataFrame, *, keep_columns: bool) -> pd.DataFrame:
+    """The output rows of ``chunk``: ``row``, the kept input columns, then the predictions."""
+    preds.index = chunk.index
+    kept = chunk if keep_columns else chunk[["text"]]
+    # An input column named like an output column (row, probability, label_2, ...) is kept as input_NAME.
+    kept = kept.rename(columns={c: f"input_{c}" for c in kept.columns if c == "row" or c in preds.columns})
+    frame = pd.concat([kept, preds], axis=1)
+    frame.insert(0, "row", chunk.index)
+    return frame
 
 
 def _write_progress(path: Path, state: dict) -> None:
