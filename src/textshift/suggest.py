@@ -426,18 +426,10 @@ def label_loop(source, pool: TextData, oracle: Callable[[list[str]], list[str]] 
         The rounds run by this call.
     """
     from textshift.model import Classifier
-    from textshift.training import TrainConfig, score
-    from textshift.transfer import TransferConfig, transfer
+    from textshift.training import TrainConfig
+    from textshift.transfer import TransferConfig
 
-    check_strategy(strategy)
-    if model not in ("finetune", "scratch"):
-        raise ConfigError(f"model must be 'finetune' or 'scratch'; got {model!r}")
-    rounds = [int(r) for r in rounds]
-    if not rounds or any(b <= a for a, b in itertools.pairwise(rounds)) or rounds[0] < 1:
-        raise ConfigError(f"rounds must be increasing label counts of at least 1; got {rounds}")
-    if rounds[-1] > len(pool):
-        raise ConfigError(f"the last round asks for {rounds[-1]} labels but the pool has {len(pool)} rows; "
-                          "expected at most the pool's size")
+    rounds = _check_loop_settings(strategy, model, rounds, pool)
     source = source if isinstance(source, Classifier) else Classifier.load(source)
     hidden = None if callable(oracle) else [str(label) for label in oracle]
     if hidden is not None and len(hidden) != len(pool):
@@ -445,7 +437,6 @@ def label_loop(source, pool: TextData, oracle: Callable[[list[str]], list[str]] 
     texts = pool.texts
     config = TransferConfig(strategy=model, train=train_config or TrainConfig(seed=seed))
     rows: list[int] = [int(r) for r in labeled_rows]
-    labels: list[str] = []
 
     def ask(new_rows: list[int]) -> list[str]:
         if hidden is not None:
@@ -456,32 +447,17 @@ def label_loop(source, pool: TextData, oracle: Callable[[list[str]], list[str]] 
                             "label per text")
         return answers
 
-    labels = ask(rows) if rows else []
+    labels: list[str] = ask(rows) if rows else []
     current = source
-
-    def retrain() -> tuple[object, dict]:
-        if len(set(labels)) < 2:  # nothing to train yet: keep choosing with the model we have
-            return current, {"accuracy": None, "macro_f1": None}
-        target = TextData.from_lists([texts[i] for i in rows], labels, name="<label loop>")
-        trained, _ = transfer(source, target, config=config)
-        scores = score(test.labels, [trained.labels[j] for j in trained.predict_proba(
-            test.texts, max_length=config.train.max_length).argmax(axis=1)]) if test is not None else {}
-        return trained, {"accuracy": scores.get("accuracy"), "macro_f1": scores.get("macro_f1")}
-
     if rows:
-        current, _ = retrain()
+        current, _ = _retrain(current, source, texts, rows, labels, config=config, test=test)
     done: list[LoopRound] = []
     plan = ([("random", warm_start)] if warm_start > len(rows) else []) + \
         [(strategy, goal) for goal in rounds if goal > max(len(rows), warm_start)]
     for use, goal in plan:
         started = time.perf_counter()
         if use == "random" and goal == warm_start and len(rows) < warm_start:
-            taken = {_normalise(texts[i]) for i in rows}
-            firsts = {}
-            for i, text in enumerate(texts):
-                firsts.setdefault(_normalise(text), i)
-            left = np.array(sorted(i for key, i in firsts.items() if key not in taken))
-            new = [int(i) for i in np.random.default_rng(seed).permutation(left)[:goal - len(rows)]]
+            new = _random_new_rows(texts, rows, goal - len(rows), seed=seed)
         else:
             labeled = (TextData.from_lists([texts[i] for i in rows], labels, name="<labelled so far>")
                        if rows else None)
@@ -490,10 +466,51 @@ def label_loop(source, pool: TextData, oracle: Callable[[list[str]], list[str]] 
             new = chosen.table["row"].astype(int).tolist()
         rows += new
         labels += ask(new)
-        current, scores = retrain()
+        current, scores = _retrain(current, source, texts, rows, labels, config=config, test=test)
         record = LoopRound(labels=len(rows), strategy=use, model=model, seed=seed, accuracy=scores["accuracy"],
                            macro_f1=scores["macro_f1"], seconds=time.perf_counter() - started, chosen=new)
         done.append(record)
         if on_round is not None:
             on_round(record)
     return done
+
+
+def _check_loop_settings(strategy: str, model: str, rounds: Sequence[int], pool: TextData) -> list[int]:
+    """The rounds of :func:`label_loop` as a list, once the strategy, model and rounds are checked."""
+    check_strategy(strategy)
+    if model not in ("finetune", "scratch"):
+        raise ConfigError(f"model must be 'finetune' or 'scratch'; got {model!r}")
+    rounds = [int(r) for r in rounds]
+    if not rounds or any(b <= a for a, b in itertools.pairwise(rounds)) or rounds[0] < 1:
+        raise ConfigError(f"rounds must be increasing label counts of at least 1; got {rounds}")
+    if rounds[-1] > len(pool):
+        raise ConfigError(f"the last round asks for {rounds[-1]} labels but the pool has {len(pool)} rows; "
+                          "expected at most the pool's size")
+    return rounds
+
+
+def _random_new_rows(texts: list[str], rows: list[int], n: int, *, seed: int) -> list[int]:
+    """``n`` seeded random rows not among ``rows``: the first row of each text, duplicates of labelled texts
+    left out."""
+    taken = {_normalise(texts[i]) for i in rows}
+    firsts = {}
+    for i, text in enumerate(texts):
+        firsts.setdefault(_normalise(text), i)
+    left = np.array(sorted(i for key, i in firsts.items() if key not in taken))
+    return [int(i) for i in np.random.default_rng(seed).permutation(left)[:n]]
+
+
+def _retrain(current, source, texts: list[str], rows: list[int], labels: list[str], *, config,
+             test: TextData | None) -> tuple[object, dict]:
+    """``source`` transferred to the labelled ``rows`` and its test scores; ``current`` unscored while the
+    labels hold fewer than 2 classes (nothing to train yet: keep choosing with the model we have)."""
+    from textshift.training import score
+    from textshift.transfer import transfer
+
+    if len(set(labels)) < 2:
+        return current, {"accuracy": None, "macro_f1": None}
+    target = TextData.from_lists([texts[i] for i in rows], labels, name="<label loop>")
+    trained, _ = transfer(source, target, config=config)
+    scores = score(test.labels, [trained.labels[j] for j in trained.predict_proba(
+        test.texts, max_length=config.train.max_length).argmax(axis=1)]) if test is not None else {}
+    return trained, {"accuracy": scores.get("accuracy"), "macro_f1": scores.get("macro_f1")}
