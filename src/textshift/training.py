@@ -592,9 +592,12 @@ def _prepare_run(classifier: Classifier, texts, labels, *, config: TrainConfig, 
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     model = classifier.model.to(accelerator.device)
     hooked = progress is not None and accelerator.is_main_process
-    return _Run(classifier, config, texts, labels, np.array([classifier.label2id[label] for label in labels]),
-                row_weights, indices, val_texts, val_labels, row_classes, class_offsets, loss_fn, checkpoint_dir,
-                result, started, accelerator, model, hooked, progress if hooked else (lambda _event: None))
+    return _Run(classifier=classifier, config=config, texts=texts, labels=labels,
+                label_ids=np.array([classifier.label2id[label] for label in labels]), row_weights=row_weights,
+                indices=indices, val_texts=val_texts, val_labels=val_labels, row_classes=row_classes,
+                class_offsets=class_offsets, loss_fn=loss_fn, checkpoint_dir=checkpoint_dir, result=result,
+                started=started, accelerator=accelerator, model=model, hooked=hooked,
+                report=progress if hooked else (lambda _event: None))
 
 
 def _start_or_resume(run: _Run, *, resume: bool, run_tag: dict | None) -> None:
