@@ -9,17 +9,16 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (
+from textshift.cli.common import (
     LabelColumn,
     Overwrite,
     Quiet,
     Seed,
     TextColumn,
-    _plain,
-    _print_json,
-    app,
     console,
     err_console,
+    plain,
+    print_json,
 )
 from textshift.errors import DataError
 from textshift.locks import writes
@@ -47,7 +46,6 @@ def _config(folds: int, scorer: str, duplicate_threshold: float, seed: int):
     return InspectConfig(folds=folds, scorer=scorer, duplicate_threshold=duplicate_threshold, seed=seed)
 
 
-@app.command()
 @writes("output")
 def inspect(
     data: Annotated[str, typer.Argument(help="Data to inspect (file or embedded:NAME); labels optional.")],
@@ -94,13 +92,13 @@ def inspect(
     if label_column and not dataset.has_labels:
         raise DataError(f"label column '{label_column}' not found in {data}; expected it among the columns "
                         f"{', '.join(c for c in dataset.frame.columns if c != 'text')}. Check --label-column")
-    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{_plain(message)}…[/]"))
+    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{plain(message)}…[/]"))
     result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=on_stage,
                           text_column=text_column, label_column=label_column)
     result.save(output, overwrite=overwrite)
     summary = result.summary
     if quiet:
-        _print_json({"report": str(output)} | {k: v for k, v in summary.items() if k != "notes"})
+        print_json({"report": str(output)} | {k: v for k, v in summary.items() if k != "notes"})
         return
     counts = summary["counts"]
     console.print(f"[bold]{summary['rows']:,}[/] items, {summary['classes']} classes — "
@@ -110,7 +108,7 @@ def inspect(
                   + (f"; out-of-fold accuracy {summary['out_of_fold_accuracy']:.3f}"
                      if summary.get("out_of_fold_accuracy") is not None else ""))
     for note in summary["notes"]:
-        console.print(f"[yellow]note:[/] {_plain(note)}")
+        console.print(f"[yellow]note:[/] {plain(note)}")
     if dataset.has_labels and counts["label_error"]:
         shown = label_errors(result).head(top)
         table = Table(title="most likely label errors")
@@ -122,15 +120,15 @@ def inspect(
             table.add_column(column, justify="right" if column in ("row", "quality") else "left",
                              no_wrap=column == "text", width=text_width if column == "text" else None)
         for item in shown.itertuples(index=False):
-            table.add_row(str(item.row), _plain(_shorten(item.text, text_width)), _plain(item.label),
-                          _plain(item.suggested_label), f"{item.label_quality:.3f}")
+            table.add_row(str(item.row), plain(_shorten(item.text, text_width)), plain(item.label),
+                          plain(item.suggested_label), f"{item.label_quality:.3f}")
         console.print(table)
     if len(result.most_confused):
-        pairs = ", ".join(f"{_plain(r.true)} → {_plain(r.predicted)} ({r.count})"
+        pairs = ", ".join(f"{plain(r.true)} → {plain(r.predicted)} ({r.count})"
                           for r in result.most_confused.head(min(top, 5)).itertuples(index=False))
         console.print(f"most confused: {pairs}")
-    console.print(f"report written to [bold]{_plain(output)}[/] (items.csv has every score); "
-                  f"review it with: {_plain(_review_command(data, output, result.data))}")
+    console.print(f"report written to [bold]{plain(output)}[/] (items.csv has every score); "
+                  f"review it with: {plain(_review_command(data, output, result.data))}")
 
 
 LABEL_LIKE = ("label", "labels", "topic", "class", "category", "target")  # as train's hint finds them
@@ -158,7 +156,6 @@ def _review_command(data: str, output: Path, recorded: dict) -> str:
     return " ".join(parts)
 
 
-@app.command()
 def review(
     data: Annotated[str, typer.Argument(help="Data to review (file or embedded:NAME); it is never modified.")],
     model: Model = None,
@@ -233,21 +230,21 @@ def review(
                 scores = score_before_after(dataset, review_store, test=test, model=model, backbone=backbone,
                                             seed=seed)
         if quiet:
-            _print_json(summary.to_dict() | ({"before_after": scores.to_dict(orient="records")}
+            print_json(summary.to_dict() | ({"before_after": scores.to_dict(orient="records")}
                                              if scores is not None else {}))
             return
-        console.print(f"wrote {summary.rows:,} rows to [bold]{_plain(summary.output)}[/] ({summary.relabeled} "
+        console.print(f"wrote {summary.rows:,} rows to [bold]{plain(summary.output)}[/] ({summary.relabeled} "
                       f"relabeled, {summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
-                      f"{_plain(summary.changes)}")
+                      f"{plain(summary.changes)}")
         if scores is not None:
             table = Table(title="quick classifier before and after review, same test rows")
             for column in scores.columns:
                 table.add_column(column, justify="left" if column == "training" else "right")
             for row in scores.itertuples(index=False):
-                table.add_row(*(f"{v:.4f}" if isinstance(v, float) else _plain(v) for v in row))
+                table.add_row(*(f"{v:.4f}" if isinstance(v, float) else plain(v) for v in row))
             console.print(table)
         return
-    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{_plain(message)}…[/]"))
+    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{plain(message)}…[/]"))
     server = start_review(dataset, store=store, model=model, report=report, host=host, port=port,
                           export_dir=export_dir, backbone=backbone,
                           config=_config(folds, scorer, duplicate_threshold, seed), text_column=text_column,
@@ -255,7 +252,7 @@ def review(
     counts = server.store.summary()
     if not quiet:
         err_console.print(f"{counts['suspicious']:,} suspicious items of {counts['items']:,}, "
-                          f"{counts['reviewed']:,} reviewed; edit log {_plain(server.store.path)}")
+                          f"{counts['reviewed']:,} reviewed; edit log {plain(server.store.path)}")
         err_console.print("press Ctrl+C to stop (every acknowledged edit is already saved)")
     typer.echo(server.url)
     sys.stdout.flush()

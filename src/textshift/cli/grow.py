@@ -1,20 +1,17 @@
 """``textshift grow``: add new classes to a trained model without forgetting the old ones.
 
-Registered on :data:`textshift.cli.app` when :mod:`textshift.cli` is imported; the work is done by
-:func:`textshift.grow.grow_folder`.
+Registered in :data:`textshift.cli.COMMANDS`; the work is done by :func:`textshift.grow.grow_folder`.
 """
 
 from __future__ import annotations
 
-import contextlib
-import logging
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from textshift.cli import (
+from textshift.cli.common import (
     LabelColumn,
     LongTextsMode,
     MaxWindows,
@@ -23,41 +20,19 @@ from textshift.cli import (
     Seed,
     TextColumn,
     WindowOverlap,
-    _plain,
-    _print_json,
-    _train_config,
-    _training_progress,
-    app,
     console,
     err_console,
     long_text_options,
+    plain,
+    print_json,
+    train_config,
+    training_progress,
+    warnings_shown,
 )
 from textshift.locks import writes
 from textshift.memory import DEFAULT_MEMORY_PER_CLASS
 
 
-class _RichWarnings(logging.Handler):
-    def emit(self, record: logging.LogRecord) -> None:
-        message = record.getMessage()
-        style = "bold red" if "forget" in message else "yellow"
-        err_console.print(f"[{style}]warning:[/] {_plain(message)}", highlight=False)
-
-
-@contextlib.contextmanager
-def _warnings_shown():
-    """Print textshift's logged warnings in the CLI's style (once each) while the block runs."""
-    package = logging.getLogger("textshift")
-    handler, propagate = _RichWarnings(level=logging.WARNING), package.propagate
-    package.addHandler(handler)
-    package.propagate = False
-    try:
-        yield
-    finally:
-        package.removeHandler(handler)
-        package.propagate = propagate
-
-
-@app.command()
 @writes("output")
 def grow(
     model: Annotated[Path, typer.Argument(help="Model folder saved by textshift (or any HF classification folder).")],
@@ -122,7 +97,7 @@ def grow(
     config = GrowConfig(memory_per_class=memory_per_class, distill=distill, distill_weight=distill_weight,
                         bias_correction=bias_correction, asymmetric_loss=asymmetric_loss,
                         calibrate_holdout=calibrate_holdout, head=head, shrinkage=shrinkage, seed=seed,
-                        train=_train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                        train=train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
                                             warmup_epochs=warmup_epochs, max_length=max_length, seed=seed,
                                             **long_text_options(long_texts, window_overlap, max_windows, model)))
 
@@ -137,17 +112,17 @@ def grow(
         if dataset is not None and labels:
             check_label_spelling(dataset, labels)
     if not quiet:
-        err_console.print(f"growing {_plain(model)} with {len(new):,} rows of {_plain(new_data)}")
+        err_console.print(f"growing {plain(model)} with {len(new):,} rows of {plain(new_data)}")
     # warnings as they happen, before the long part, not again at the end
-    with _warnings_shown(), _training_progress(quiet) as progress:
+    with warnings_shown(), training_progress(quiet) as progress:
         report = grow_folder(model, new, output, config=config, old_data=old, rebuild_memory=rebuild_memory,
                              eval_data=evaluation, compare_joint=compare_joint, overwrite=overwrite,
                              progress=progress)
     if quiet:
-        _print_json(report.summary())
+        print_json(report.summary())
         return
-    console.print(f"saved [bold]{_plain(report.output)}[/] (step {report.step}: +{len(report.added)} classes "
-                  f"{_plain(', '.join(report.added))}; {report.rows:,} new rows + {report.rehearsal_rows:,} rehearsed) "
+    console.print(f"saved [bold]{plain(report.output)}[/] (step {report.step}: +{len(report.added)} classes "
+                  f"{plain(', '.join(report.added))}; {report.rows:,} new rows + {report.rehearsal_rows:,} rehearsed) "
                   f"in {report.seconds:.0f}s")
     if report.scores:
         _print_matrix(report, eval_data)
@@ -167,7 +142,7 @@ def _print_matrix(report, eval_data: str) -> None:
     from textshift.grow import forgetting
 
     width = report.step
-    table = Table(title=f"accuracy on each step's classes ({_plain(eval_data)})")
+    table = Table(title=f"accuracy on each step's classes ({plain(eval_data)})")
     table.add_column("model")
     for j in range(1, width + 1):
         table.add_column(f"step {j} classes", justify="right")
