@@ -54,6 +54,18 @@ MaxWindows = Annotated[int | None, typer.Option(
 RESUME_HELP = ("Continue an interrupted run from its last epoch checkpoint in OUTPUT.checkpoint/ (start fresh if "
                "there is none). Use the interrupted run's data and options.")
 
+# The training options of `train` and `grow` (transfer and compare say their own defaults).
+Epochs = Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto, ~400 steps].")]
+BatchSize = Annotated[int | None, typer.Option(help="Batch size \\[default: 32].")]
+LearningRate = Annotated[float | None, typer.Option("--lr", help="Peak learning rate \\[default: 1e-4].")]
+WarmupEpochs = Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen \\[default: 10].")]
+MaxLength = Annotated[int | None, typer.Option(help="Max tokens per text \\[default: 128].")]
+Resume = Annotated[bool, typer.Option("--resume", help=RESUME_HELP)]
+
+# The local pages of `review` and `label`.
+Host = Annotated[str, typer.Option(help="Address to bind; any non-loopback address requires the printed token.")]
+Port = Annotated[int, typer.Option(help="Port (0: any free port).")]
+
 
 def long_text_options(long_texts: str | None, window_overlap: int | None, max_windows: int | None,
                       model: Path | None = None) -> dict:
@@ -179,3 +191,13 @@ def warnings_shown():
     finally:
         package.removeHandler(handler)
         package.propagate = propagate
+
+
+def serve(server) -> None:
+    """Print a local page's address on stdout and serve it until Ctrl+C; its edit log is closed either way."""
+    typer.echo(server.url)
+    sys.stdout.flush()
+    try:
+        server.run()
+    finally:
+        server.store.close()

@@ -12,13 +12,18 @@ import typer
 from rich.table import Table
 
 from textshift.cli.common import (
+    BatchSize,
+    Epochs,
     LabelColumn,
+    LearningRate,
     LongTextsMode,
+    MaxLength,
     MaxWindows,
     Overwrite,
     Quiet,
     Seed,
     TextColumn,
+    WarmupEpochs,
     WindowOverlap,
     console,
     err_console,
@@ -32,53 +37,64 @@ from textshift.cli.common import (
 from textshift.locks import writes
 from textshift.memory import DEFAULT_MEMORY_PER_CLASS
 
+GrownModel = Annotated[Path, typer.Argument(help="Model folder saved by textshift (or any HF classification "
+                                                 "folder).")]
+NewData = Annotated[str, typer.Argument(help="Labelled examples of the new classes (file or embedded:NAME); rows of "
+                                             "known classes are trained on too.")]
+GrownOutput = Annotated[Path, typer.Option("--output", "-o", help="Folder to save the grown model in.")]
+MemoryPerClass = Annotated[int, typer.Option(help="Examples per class kept in the rehearsal memory.")]
+Distill = Annotated[bool, typer.Option("--distill/--no-distill", help="Distil the old model's outputs on the old "
+                                                                      "classes (learning without forgetting).")]
+DistillWeight = Annotated[float, typer.Option(help="Weight of the distillation loss.")]
+BiasCorrection = Annotated[str, typer.Option(help="balanced+align (both), balanced (class-balanced loss), align "
+                                                  "(shrink new head rows longer than the old ones), logit-adjust "
+                                                  "(balanced softmax: log class counts added to the logits in the "
+                                                  "loss), logit-adjust+align, or none.")]
+AsymmetricLoss = Annotated[bool, typer.Option("--asymmetric-loss/--no-asymmetric-loss",
+                                              help="Score rows of new classes against the new classes only, "
+                                                   "remembered rows against all (ER-ACE).")]
+CalibrateHoldout = Annotated[int, typer.Option(help="Rows per class held out of training to fit a scale and shift "
+                                                    "of the new classes' logits afterwards (BiC); 0: off.")]
+Head = Annotated[str, typer.Option(help="trained (fine-tune the model on the new data and the memory) or lda (no "
+                                        "training: the encoder stays, every head row comes from per-class feature "
+                                        "statistics saved with the model).")]
+Shrinkage = Annotated[float, typer.Option(help="--head lda: share of the identity mixed into the shared "
+                                               "covariance, in [0, 1).")]
+OldData = Annotated[str | None, typer.Option("--old-data", help="Old training data: rehearsal examples when the "
+                                             "model has no memory, the old classes' statistics for --head lda when "
+                                             "the model has none, and the old half of --compare-joint.")]
+RebuildMemory = Annotated[bool, typer.Option("--rebuild-memory", help="Ignore the stored memory (and feature "
+                                             "statistics) and rebuild them from --old-data.")]
+EvalData = Annotated[str | None, typer.Option("--eval-data", help="Labelled test data: report accuracy per step's "
+                                              "classes, forgetting and macro-F1.")]
+CompareJoint = Annotated[bool, typer.Option("--compare-joint", help="Also train one model on --old-data and "
+                                            "NEW_DATA at once and report the same numbers.")]
+
 
 @writes("output")
 def grow(
-    model: Annotated[Path, typer.Argument(help="Model folder saved by textshift (or any HF classification folder).")],
-    new_data: Annotated[str, typer.Argument(help="Labelled examples of the new classes (file or embedded:NAME); "
-                                                 "rows of known classes are trained on too.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to save the grown model in.")],
-    memory_per_class: Annotated[int, typer.Option(help="Examples per class kept in the rehearsal memory.")
-                                ] = DEFAULT_MEMORY_PER_CLASS,
-    distill: Annotated[bool, typer.Option("--distill/--no-distill",
-                                          help="Distil the old model's outputs on the old classes (learning "
-                                               "without forgetting).")] = True,
-    distill_weight: Annotated[float, typer.Option(help="Weight of the distillation loss.")] = 1.0,
-    bias_correction: Annotated[str, typer.Option(help="balanced+align (both), balanced (class-balanced loss), "
-                                                      "align (shrink new head rows longer than the old ones), "
-                                                      "logit-adjust (balanced softmax: log class counts added "
-                                                      "to the logits in the loss), logit-adjust+align, or "
-                                                      "none.")] = "balanced+align",
-    asymmetric_loss: Annotated[bool, typer.Option("--asymmetric-loss/--no-asymmetric-loss",
-                                                  help="Score rows of new classes against the new classes only, "
-                                                       "remembered rows against all (ER-ACE).")] = False,
-    calibrate_holdout: Annotated[int, typer.Option(help="Rows per class held out of training to fit a scale and "
-                                                        "shift of the new classes' logits afterwards (BiC); "
-                                                        "0: off.")] = 0,
-    head: Annotated[str, typer.Option(help="trained (fine-tune the model on the new data and the memory) or lda "
-                                           "(no training: the encoder stays, every head row comes from per-class "
-                                           "feature statistics saved with the model).")] = "trained",
-    shrinkage: Annotated[float, typer.Option(help="--head lda: share of the identity mixed into the shared "
-                                                  "covariance, in [0, 1).")] = 0.1,
-    old_data: Annotated[str | None, typer.Option("--old-data", help="Old training data: rehearsal examples when the "
-                                                 "model has no memory, the old classes' statistics for --head lda "
-                                                 "when the model has none, and the old half of --compare-joint."
-                                                 )] = None,
-    rebuild_memory: Annotated[bool, typer.Option("--rebuild-memory", help="Ignore the stored memory (and feature "
-                                                 "statistics) and rebuild them from --old-data.")] = False,
-    eval_data: Annotated[str | None, typer.Option("--eval-data", help="Labelled test data: report accuracy per "
-                                                  "step's classes, forgetting and macro-F1.")] = None,
-    compare_joint: Annotated[bool, typer.Option("--compare-joint", help="Also train one model on --old-data and "
-                                                "NEW_DATA at once and report the same numbers.")] = False,
+    model: GrownModel,
+    new_data: NewData,
+    output: GrownOutput,
+    memory_per_class: MemoryPerClass = DEFAULT_MEMORY_PER_CLASS,
+    distill: Distill = True,
+    distill_weight: DistillWeight = 1.0,
+    bias_correction: BiasCorrection = "balanced+align",
+    asymmetric_loss: AsymmetricLoss = False,
+    calibrate_holdout: CalibrateHoldout = 0,
+    head: Head = "trained",
+    shrinkage: Shrinkage = 0.1,
+    old_data: OldData = None,
+    rebuild_memory: RebuildMemory = False,
+    eval_data: EvalData = None,
+    compare_joint: CompareJoint = False,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
-    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto, ~400 steps].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size \\[default: 32].")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate \\[default: 1e-4].")] = None,
-    warmup_epochs: Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen \\[default: 10].")
-                             ] = None,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per text \\[default: 128].")] = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    learning_rate: LearningRate = None,
+    warmup_epochs: WarmupEpochs = None,
+    max_length: MaxLength = None,
     long_texts: LongTextsMode = None,
     window_overlap: WindowOverlap = None,
     max_windows: MaxWindows = None,
@@ -90,7 +106,6 @@ def grow(
 
     Example: textshift grow bills-model new_topics.csv -o bills-model-v2 --eval-data embedded:bills-test
     """
-    from textshift.data import check_label_spelling, read_labeled
     from textshift.grow import GrowConfig, grow_folder
     from textshift.model import check_model_folder, check_output_folder
 
@@ -98,19 +113,12 @@ def grow(
                         bias_correction=bias_correction, asymmetric_loss=asymmetric_loss,
                         calibrate_holdout=calibrate_holdout, head=head, shrinkage=shrinkage, seed=seed,
                         train=train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                                            warmup_epochs=warmup_epochs, max_length=max_length, seed=seed,
-                                            **long_text_options(long_texts, window_overlap, max_windows, model)))
-
-    def load(path: str | None):
-        return read_labeled(path, text_column=text_column, label_column=label_column) if path else None
-
+                                           warmup_epochs=warmup_epochs, max_length=max_length, seed=seed,
+                                           **long_text_options(long_texts, window_overlap, max_windows, model)))
     check_model_folder(model)  # a broken model fails here, before the status line
     check_output_folder(output, overwrite=overwrite, inputs=(model, new_data, old_data, eval_data))
-    new, old, evaluation = load(new_data), load(old_data), load(eval_data)
-    labels = _model_labels(model)
-    for dataset in (new, old, evaluation):
-        if dataset is not None and labels:
-            check_label_spelling(dataset, labels)
+    new, old, evaluation = _read_grow_data(model, (new_data, old_data, eval_data), text_column=text_column,
+                                           label_column=label_column)
     if not quiet:
         err_console.print(f"growing {plain(model)} with {len(new):,} rows of {plain(new_data)}")
     # warnings as they happen, before the long part, not again at the end
@@ -118,6 +126,24 @@ def grow(
         report = grow_folder(model, new, output, config=config, old_data=old, rebuild_memory=rebuild_memory,
                              eval_data=evaluation, compare_joint=compare_joint, overwrite=overwrite,
                              progress=progress)
+    _print_grown(report, eval_data, quiet)
+
+
+def _read_grow_data(model: Path, paths: tuple[str | None, ...], *, text_column: str | None,
+                    label_column: str | None) -> list:
+    """The datasets at ``paths`` (None where a path is None), their labels checked against the model's classes."""
+    from textshift.data import check_label_spelling, read_labeled
+
+    datasets = [read_labeled(path, text_column=text_column, label_column=label_column) if path else None
+                for path in paths]
+    labels = _model_labels(model)
+    for dataset in datasets:
+        if dataset is not None and labels:
+            check_label_spelling(dataset, labels)
+    return datasets
+
+
+def _print_grown(report, eval_data: str | None, quiet: bool) -> None:
     if quiet:
         print_json(report.summary())
         return

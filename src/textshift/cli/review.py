@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -10,8 +9,10 @@ import typer
 from rich.table import Table
 
 from textshift.cli.common import (
+    Host,
     LabelColumn,
     Overwrite,
+    Port,
     Quiet,
     Seed,
     TextColumn,
@@ -19,6 +20,7 @@ from textshift.cli.common import (
     err_console,
     plain,
     print_json,
+    serve,
 )
 from textshift.errors import DataError
 from textshift.locks import writes
@@ -46,10 +48,23 @@ def _config(folds: int, scorer: str, duplicate_threshold: float, seed: int):
     return InspectConfig(folds=folds, scorer=scorer, duplicate_threshold=duplicate_threshold, seed=seed)
 
 
+InspectData = Annotated[str, typer.Argument(help="Data to inspect (file or embedded:NAME); labels optional.")]
+ReportOutput = Annotated[Path, typer.Option("--output", "-o", help="Folder to write the report in.")]
+Top = Annotated[int, typer.Option(help="Rows of each table to print.")]
+NoLabels = Annotated[bool, typer.Option("--no-labels", help="Inspect the texts alone, even when the data has a label "
+                                                            "column: duplicates only, and unsure items with "
+                                                            "--model.")]
+
+
+def _stage_printer(quiet: bool):
+    """The ``on_stage`` callback of a long scoring: each stage as a dim line on stderr (None under --quiet)."""
+    return None if quiet else (lambda message: err_console.print(f"[dim]{plain(message)}…[/]"))
+
+
 @writes("output")
 def inspect(
-    data: Annotated[str, typer.Argument(help="Data to inspect (file or embedded:NAME); labels optional.")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to write the report in.")],
+    data: InspectData,
+    output: ReportOutput,
     model: Model = None,
     backbone: Backbone = None,
     text_column: TextColumn = None,
@@ -57,10 +72,8 @@ def inspect(
     folds: Folds = 5,
     scorer: Scorer = "ensemble",
     duplicate_threshold: DuplicateThreshold = 0.95,
-    top: Annotated[int, typer.Option(help="Rows of each table to print.")] = 10,
-    no_labels: Annotated[bool, typer.Option("--no-labels", help="Inspect the texts alone, even when the data has a "
-                                                                "label column: duplicates only, and unsure items "
-                                                                "with --model.")] = False,
+    top: Top = 10,
+    no_labels: NoLabels = False,
     seed: Seed = 42,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -74,11 +87,25 @@ def inspect(
 
     Example: textshift inspect embedded:bills-train -o bills-inspect
     """
-    from textshift.inspect import check_report_folder, inspect_data, label_errors
-    from textshift.review import load_data
+    from textshift.inspect import check_report_folder, inspect_data
 
     config = _config(folds, scorer, duplicate_threshold, seed)
     check_report_folder(output, overwrite=overwrite, inputs=(data, model))  # fail before the long part
+    dataset = _read_inspected(data, model, text_column=text_column, label_column=label_column, no_labels=no_labels)
+    result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=_stage_printer(quiet),
+                          text_column=text_column, label_column=label_column)
+    result.save(output, overwrite=overwrite)
+    if quiet:
+        print_json({"report": str(output)} | {k: v for k, v in result.summary.items() if k != "notes"})
+    else:
+        _print_inspected(result, dataset, data, output, top=top)
+
+
+def _read_inspected(data: str, model: Path | None, *, text_column: str | None, label_column: str | None,
+                    no_labels: bool):
+    """The data to inspect, refused with one line when its labels cannot be what the options ask for."""
+    from textshift.review import load_data
+
     if no_labels and label_column:
         raise DataError(f"--no-labels and --label-column {label_column} were both given; expected one of them. "
                         "Leave out --no-labels to inspect the labels, or --label-column to inspect the texts alone")
@@ -92,14 +119,11 @@ def inspect(
     if label_column and not dataset.has_labels:
         raise DataError(f"label column '{label_column}' not found in {data}; expected it among the columns "
                         f"{', '.join(c for c in dataset.frame.columns if c != 'text')}. Check --label-column")
-    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{plain(message)}…[/]"))
-    result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=on_stage,
-                          text_column=text_column, label_column=label_column)
-    result.save(output, overwrite=overwrite)
+    return dataset
+
+
+def _print_inspected(result, dataset, data: str, output: Path, *, top: int) -> None:
     summary = result.summary
-    if quiet:
-        print_json({"report": str(output)} | {k: v for k, v in summary.items() if k != "notes"})
-        return
     counts = summary["counts"]
     console.print(f"[bold]{summary['rows']:,}[/] items, {summary['classes']} classes — "
                   f"{counts['label_error']:,} likely label errors, {counts['misclassified']:,} misclassified, "
@@ -110,25 +134,31 @@ def inspect(
     for note in summary["notes"]:
         console.print(f"[yellow]note:[/] {plain(note)}")
     if dataset.has_labels and counts["label_error"]:
-        shown = label_errors(result).head(top)
-        table = Table(title="most likely label errors")
-        # the text gets the width the other columns leave (one line per item; items.csv has it whole)
-        others = (max(3, len(str(shown.row.max()))) + max([5, *map(len, shown.label.astype(str))])
-                  + max([9, *map(len, shown.suggested_label.astype(str))]) + 7 + 16)
-        text_width = max(24, console.width - others)
-        for column in ("row", "text", "given", "suggested", "quality"):
-            table.add_column(column, justify="right" if column in ("row", "quality") else "left",
-                             no_wrap=column == "text", width=text_width if column == "text" else None)
-        for item in shown.itertuples(index=False):
-            table.add_row(str(item.row), plain(_shorten(item.text, text_width)), plain(item.label),
-                          plain(item.suggested_label), f"{item.label_quality:.3f}")
-        console.print(table)
+        _print_label_errors(result, top)
     if len(result.most_confused):
         pairs = ", ".join(f"{plain(r.true)} → {plain(r.predicted)} ({r.count})"
                           for r in result.most_confused.head(min(top, 5)).itertuples(index=False))
         console.print(f"most confused: {pairs}")
     console.print(f"report written to [bold]{plain(output)}[/] (items.csv has every score); "
                   f"review it with: {plain(_review_command(data, output, result.data))}")
+
+
+def _print_label_errors(result, top: int) -> None:
+    from textshift.inspect import label_errors
+
+    shown = label_errors(result).head(top)
+    table = Table(title="most likely label errors")
+    # the text gets the width the other columns leave (one line per item; items.csv has it whole)
+    others = (max(3, len(str(shown.row.max()))) + max([5, *map(len, shown.label.astype(str))])
+              + max([9, *map(len, shown.suggested_label.astype(str))]) + 7 + 16)
+    text_width = max(24, console.width - others)
+    for column in ("row", "text", "given", "suggested", "quality"):
+        table.add_column(column, justify="right" if column in ("row", "quality") else "left",
+                         no_wrap=column == "text", width=text_width if column == "text" else None)
+    for item in shown.itertuples(index=False):
+        table.add_row(str(item.row), plain(_shorten(item.text, text_width)), plain(item.label),
+                      plain(item.suggested_label), f"{item.label_quality:.3f}")
+    console.print(table)
 
 
 LABEL_LIKE = ("label", "labels", "topic", "class", "category", "target")  # as train's hint finds them
@@ -156,28 +186,34 @@ def _review_command(data: str, output: Path, recorded: dict) -> str:
     return " ".join(parts)
 
 
+ReviewData = Annotated[str, typer.Argument(help="Data to review (file or embedded:NAME); it is never modified.")]
+Report = Annotated[Path | None, typer.Option("--report", help="Use this `textshift inspect -o` folder instead of "
+                                                              "scoring the data again.")]
+ReviewStore = Annotated[Path | None, typer.Option("--store", help="Edit log \\[default: DATA.textshift-review.sqlite "
+                                                                  "beside the data].")]
+CleanedExport = Annotated[Path | None, typer.Option("--export", help="Write the cleaned data here (plus "
+                                                                     "NAME.changes.csv) and exit.")]
+ReviewExportDir = Annotated[Path | None, typer.Option("--export-dir", help="Folder the page's Export button writes "
+                                                                           "into \\[default: the data's folder].")]
+BeforeAfter = Annotated[bool, typer.Option("--before-after", help="With --export: train a quick classifier "
+                                                                  "(logistic regression on embeddings) on the data "
+                                                                  "before and after review and score both on the "
+                                                                  "same test rows.")]
+CompareOn = Annotated[str | None, typer.Option("--compare-on", help="Test data for --before-after \\[default: the "
+                                                                    "rows whose split is 'test'].")]
+
+
 def review(
-    data: Annotated[str, typer.Argument(help="Data to review (file or embedded:NAME); it is never modified.")],
+    data: ReviewData,
     model: Model = None,
-    report: Annotated[Path | None, typer.Option("--report", help="Use this `textshift inspect -o` folder instead "
-                                                                 "of scoring the data again.")] = None,
-    store: Annotated[Path | None, typer.Option("--store", help="Edit log \\[default: DATA.textshift-review.sqlite "
-                                                               "beside the data].")] = None,
-    host: Annotated[str, typer.Option(help="Address to bind; any non-loopback address requires the printed "
-                                           "token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8765,
-    export: Annotated[Path | None, typer.Option("--export", help="Write the cleaned data here (plus "
-                                                                 "NAME.changes.csv) and exit.")] = None,
-    export_dir: Annotated[Path | None, typer.Option("--export-dir", help="Folder the page's Export button "
-                                                                         "writes into \\[default: the data's "
-                                                                         "folder].")] = None,
-    before_after: Annotated[bool, typer.Option("--before-after", help="With --export: train a quick classifier "
-                                                                      "(logistic regression on embeddings) on the "
-                                                                      "data before and after review and score both "
-                                                                      "on the same test rows.")] = False,
-    compare_on: Annotated[str | None, typer.Option("--compare-on", help="Test data for --before-after "
-                                                                        "\\[default: the rows whose split is "
-                                                                        "'test'].")] = None,
+    report: Report = None,
+    store: ReviewStore = None,
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
+    export: CleanedExport = None,
+    export_dir: ReviewExportDir = None,
+    before_after: BeforeAfter = False,
+    compare_on: CompareOn = None,
     backbone: Backbone = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
@@ -194,20 +230,10 @@ def review(
 
     Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv --before-after
     """
-    from textshift.review import default_store_path, export_cleaned, load_data, open_store, review_columns, start_review
-    from textshift.review.export import check_export_path
+    from textshift.review import default_store_path, load_data, review_columns, start_review
 
-    if export is None:
-        from textshift.outputs import EDIT_LOG, check_output, check_writable
-        from textshift.review.server import check_address
-
-        check_address(host, port)  # before the scoring, which can take minutes
-        check_output(store or default_store_path(data), EDIT_LOG, option="--store", inputs=(data,))
-        if export_dir is not None:
-            check_writable(export_dir, option="--export-dir")
-    else:
-        protected = [store or default_store_path(data)] + ([] if data.startswith("embedded:") else [data])
-        check_export_path(export, overwrite=overwrite, protected=tuple(protected))
+    _check_review_outputs(data, store=store, export=export, export_dir=export_dir, host=host, port=port,
+                          overwrite=overwrite)
     text_column, label_column, labels = review_columns(data, store=store, report=report, text_column=text_column,
                                                        label_column=label_column)
     dataset = load_data(data, text_column=text_column, label_column=label_column, labels=labels)
@@ -215,48 +241,78 @@ def review(
             and not Path(store or default_store_path(dataset.fingerprint.path)).exists()):
         _refuse_unnamed_labels(data, dataset, "review a report of `textshift inspect --no-labels` with --report")
     if export is not None:
-        path = store or default_store_path(dataset.fingerprint.path)
-        if not Path(path).exists():
-            raise DataError(f"no edit log at {path}; expected the log of a review of {data}. Run "
-                            f"`textshift review {data}` first (or pass --store)")
-        with open_store(dataset, store=path, text_column=text_column, label_column=label_column) as review_store:
-            summary = export_cleaned(dataset, review_store, export, overwrite=overwrite)
-            scores = None
-            if before_after:
-                from textshift.review.retrain import before_after as score_before_after
-
-                test = load_data(compare_on, text_column=text_column, label_column=label_column) if compare_on \
-                    else None
-                scores = score_before_after(dataset, review_store, test=test, model=model, backbone=backbone,
-                                            seed=seed)
-        if quiet:
-            print_json(summary.to_dict() | ({"before_after": scores.to_dict(orient="records")}
-                                             if scores is not None else {}))
-            return
-        console.print(f"wrote {summary.rows:,} rows to [bold]{plain(summary.output)}[/] ({summary.relabeled} "
-                      f"relabeled, {summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
-                      f"{plain(summary.changes)}")
-        if scores is not None:
-            table = Table(title="quick classifier before and after review, same test rows")
-            for column in scores.columns:
-                table.add_column(column, justify="left" if column == "training" else "right")
-            for row in scores.itertuples(index=False):
-                table.add_row(*(f"{v:.4f}" if isinstance(v, float) else plain(v) for v in row))
-            console.print(table)
+        summary, scores = _export_reviewed(dataset, data, store, export, overwrite=overwrite,
+                                           before_after=before_after, compare_on=compare_on, model=model,
+                                           backbone=backbone, seed=seed, text_column=text_column,
+                                           label_column=label_column)
+        _print_exported(summary, scores, quiet)
         return
-    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{plain(message)}…[/]"))
     server = start_review(dataset, store=store, model=model, report=report, host=host, port=port,
                           export_dir=export_dir, backbone=backbone,
                           config=_config(folds, scorer, duplicate_threshold, seed), text_column=text_column,
-                          label_column=label_column, background=False, on_stage=on_stage)
+                          label_column=label_column, background=False, on_stage=_stage_printer(quiet))
     counts = server.store.summary()
     if not quiet:
         err_console.print(f"{counts['suspicious']:,} suspicious items of {counts['items']:,}, "
                           f"{counts['reviewed']:,} reviewed; edit log {plain(server.store.path)}")
         err_console.print("press Ctrl+C to stop (every acknowledged edit is already saved)")
-    typer.echo(server.url)
-    sys.stdout.flush()
-    try:
-        server.run()
-    finally:
-        server.store.close()
+    serve(server)
+
+
+def _check_review_outputs(data: str, *, store: Path | None, export: Path | None, export_dir: Path | None,
+                          host: str, port: int, overwrite: bool) -> None:
+    """Refuse, before the scoring (which can take minutes), an address, edit log or export path that cannot work."""
+    from textshift.review import default_store_path
+    from textshift.review.export import check_export_path
+
+    if export is None:
+        from textshift.outputs import EDIT_LOG, check_output, check_writable
+        from textshift.review.server import check_address
+
+        check_address(host, port)
+        check_output(store or default_store_path(data), EDIT_LOG, option="--store", inputs=(data,))
+        if export_dir is not None:
+            check_writable(export_dir, option="--export-dir")
+    else:
+        protected = [store or default_store_path(data)] + ([] if data.startswith("embedded:") else [data])
+        check_export_path(export, overwrite=overwrite, protected=tuple(protected))
+
+
+def _export_reviewed(dataset, data: str, store: Path | None, export: Path, *, overwrite: bool, before_after: bool,
+                     compare_on: str | None, model: Path | None, backbone: str | None, seed: int,
+                     text_column: str | None, label_column: str | None):
+    """Write the cleaned data; with --before-after, also the quick classifier's scores before and after review."""
+    from textshift.review import default_store_path, export_cleaned, load_data, open_store
+
+    path = store or default_store_path(dataset.fingerprint.path)
+    if not Path(path).exists():
+        raise DataError(f"no edit log at {path}; expected the log of a review of {data}. Run "
+                        f"`textshift review {data}` first (or pass --store)")
+    with open_store(dataset, store=path, text_column=text_column, label_column=label_column) as review_store:
+        summary = export_cleaned(dataset, review_store, export, overwrite=overwrite)
+        scores = None
+        if before_after:
+            from textshift.review.retrain import before_after as score_before_after
+
+            test = load_data(compare_on, text_column=text_column, label_column=label_column) if compare_on \
+                else None
+            scores = score_before_after(dataset, review_store, test=test, model=model, backbone=backbone,
+                                        seed=seed)
+    return summary, scores
+
+
+def _print_exported(summary, scores, quiet: bool) -> None:
+    if quiet:
+        print_json(summary.to_dict() | ({"before_after": scores.to_dict(orient="records")}
+                                        if scores is not None else {}))
+        return
+    console.print(f"wrote {summary.rows:,} rows to [bold]{plain(summary.output)}[/] ({summary.relabeled} "
+                  f"relabeled, {summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
+                  f"{plain(summary.changes)}")
+    if scores is not None:
+        table = Table(title="quick classifier before and after review, same test rows")
+        for column in scores.columns:
+            table.add_column(column, justify="left" if column == "training" else "right")
+        for row in scores.itertuples(index=False):
+            table.add_row(*(f"{v:.4f}" if isinstance(v, float) else plain(v) for v in row))
+        console.print(table)

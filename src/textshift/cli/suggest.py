@@ -6,7 +6,6 @@ Registered in :data:`textshift.cli.COMMANDS`; the work is done by
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -14,8 +13,10 @@ import typer
 from rich.table import Table
 
 from textshift.cli.common import (
+    Host,
     LabelColumn,
     Overwrite,
+    Port,
     Quiet,
     Seed,
     TextColumn,
@@ -24,6 +25,7 @@ from textshift.cli.common import (
     plain,
     print_json,
     require,
+    serve,
 )
 from textshift.locks import writes
 from textshift.suggest import DEFAULT_STRATEGY, STRATEGIES
@@ -102,9 +104,8 @@ def label(
                                                                "classes are offered anyway).")] = None,
     store: Annotated[Path | None, typer.Option("--store", help="Edit log \\[default: "
                                                "SUGGESTIONS.textshift-label.sqlite beside the file].")] = None,
-    host: Annotated[str, typer.Option(help="Address to bind; any non-loopback address requires the printed "
-                                           "token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8765,
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
     export: Annotated[Path | None, typer.Option("--export", help="Write the labelled texts (text,label) here and "
                                                                  "exit.")] = None,
     export_dir: Annotated[Path | None, typer.Option("--export-dir", help="Folder the page's Export button writes "
@@ -159,12 +160,7 @@ def label(
         err_console.print(f"{counts['items']:,} texts, {counts['decided']:,} decided; edit log "
                           f"{plain(server.store.path)}")
         err_console.print("press Ctrl+C to stop (every acknowledged label is already saved)")
-    typer.echo(server.url)
-    sys.stdout.flush()
-    try:
-        server.run()
-    finally:
-        server.store.close()
+    serve(server)
 
 
 __all__ = ["STRATEGIES", "label", "suggest"]

