@@ -519,6 +519,91 @@ def _scores(true: list[str], predicted: list[str], model_labels: list[str] | Non
 
 
 @writes("out_dir")
+@dataclass
+class _Runs:
+    """The runs of one comparison: every strategy and baseline trained on a sample, scored on the test rows and
+    stored at once (a stored run is not trained again)."""
+
+    store: RunStore
+    key: str
+    config: CompareConfig
+    source: Classifier
+    test: TextData
+    out: Path
+    source_data: TextData | None
+    unlabeled_texts: list[str] | None
+    on_run: Callable[[dict], None] | None
+    progress: ProgressFn | None
+    encoder_cache: EmbeddingCache | None = None
+
+    def record(self, strategy: str, k: int, seed: int, scores: dict, per_class: dict, seconds: float,
+               chosen: str | None = None, predicted: list[str] | None = None, reason: dict | None = None) -> None:
+        settings = self.config.settings(k) | ({"choice": reason} if reason else {})
+        self.store.put(strategy, k, seed, self.key, accuracy=scores["accuracy"], macro_f1=scores["macro_f1"],
+                       train_seconds=seconds, per_class=per_class, chosen=chosen, settings=settings,
+                       predicted=predicted)
+        if self.on_run:
+            self.on_run({"strategy": strategy, "k": k, "seed": seed, **scores, "train_seconds": round(seconds, 1)})
+
+    def run_strategy(self, strategy: str, sample: TextData, seed: int) -> tuple[Classifier, float]:
+        train_config = TrainConfig(**{**self.config.train.to_dict(), "seed": seed})
+        started = time.perf_counter()
+        run = f"{strategy}, {len(sample)} rows, seed {seed}"
+        progress = self.progress
+        hook = (lambda event: progress(replace(event, run=run))) if progress else None
+        model, _ = transfer(self.source, sample, config=TransferConfig(strategy=strategy, train=train_config),
+                            source_data=self.source_data, unlabeled_texts=self.unlabeled_texts, progress=hook)
+        return model, time.perf_counter() - started
+
+    def run_sample(self, pool: TextData, k: int, seed: int) -> None:
+        """Every run of sample (k, seed): the recommendation's choice, the strategies, the baselines."""
+        config = self.config
+        sample = pool.subset(sample_stratified(pool.labels, k, seed))
+        # Runs stored under other settings count when they train every set of this sample's sizes alike.
+        sizes = [k]
+        if config.recommend and config.selection == "holdout":  # the probe trains no split
+            sizes.append(len(stratified_holdout(sample.labels, config.inner_fraction, seed=seed)[0]))
+        sizes += [len(self.source_data) + n for n in sizes] if self.source_data is not None else []
+        self.store.adopt(k, seed, self.key, lambda row, sizes=sizes: config.same_run(row, sizes))
+        # 1. Choose the recommended strategy on the sample alone (inner hold-out).
+        chosen, reason = (_choose(self.store, self.key, k, seed, sample, config, self.run_strategy, self.record,
+                                  self.source) if config.recommend else (None, None))
+        # 2. Every strategy and baseline on the full sample, scored on the test rows.
+        self._strategies(sample, k, seed, chosen)
+        self._baselines(sample, k, seed)
+        if chosen and reason is not None:  # a new choice (a stored one under this rule has no reason here)
+            base = self.store.get(chosen, k, seed, self.key)
+            self.record(RECOMMENDED, k, seed, {"accuracy": base["accuracy"], "macro_f1": base["macro_f1"]},
+                        json.loads(base["per_class"]), base["train_seconds"], chosen=chosen, reason=reason)
+
+    def _strategies(self, sample: TextData, k: int, seed: int, chosen: str | None) -> None:
+        config, model_dir = self.config, self.out / MODEL_DIR
+        for strategy in config.strategies:
+            want_model = (config.save_model and k == max(config.sizes) and seed == 0 and strategy == chosen)
+            done = self.store.get(strategy, k, seed, self.key)
+            if done and not (want_model and not _saved_model_is(model_dir, strategy=strategy, k=k)):
+                continue
+            model, seconds = self.run_strategy(strategy, sample, seed)
+            scores, per_class = _evaluate(model, self.test, restrict_to_model=strategy == "zero-shot")
+            self.record(strategy, k, seed, scores, per_class, seconds)
+            if want_model:
+                model.meta.extra["compare"] = {"k": k, "seed": seed, "out_dir": str(self.out)}
+                model.save(model_dir, overwrite=True)
+
+    def _baselines(self, sample: TextData, k: int, seed: int) -> None:
+        for baseline in self.config.baselines:
+            if self.store.get(baseline, k, seed, self.key):
+                continue
+            started = time.perf_counter()
+            if baseline == "frozen-lr" and self.encoder_cache is None:
+                backbone = Classifier.from_backbone(self.source.meta.backbone, labels=["a", "b"], seed=0)
+                self.encoder_cache = EmbeddingCache(backbone)
+            predicted = BASELINES[baseline](sample.texts, sample.labels, self.test.texts,
+                                            encoder=self.encoder_cache, seed=seed)
+            scores, per_class = _scores(self.test.labels, predicted)
+            self.record(baseline, k, seed, scores, per_class, time.perf_counter() - started)
+
+
 def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | TextData, *,
             out_dir: str | os.PathLike, test: str | os.PathLike | TextData | None = None,
             config: CompareConfig | None = None, source_data: TextData | None = None,
@@ -552,24 +637,8 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     check_output(out, source=source.path if isinstance(source, Classifier) else source)
     source_model = source if isinstance(source, Classifier) else load_source(source)
     target_data = target if isinstance(target, TextData) else read_labeled(target)
-    if test is None:
-        pool_pos, test_pos = stratified_holdout(target_data.labels, config.test_fraction, seed=12345)
-        test_data, pool = target_data.subset(test_pos), target_data.subset(pool_pos)
-        test_name = f"held-out {config.test_fraction:g} of {_data_name(target_data)}"
-    else:
-        test_data = test if isinstance(test, TextData) else read_labeled(test)
-        pool = target_data
-        test_name = _data_name(test_data)
-    unseen = sorted(set(test_data.labels) - set(pool.labels))
-    if unseen:
-        logger.warning("test labels never seen in the target rows: %s", unseen)
-    check_sizes(config.sizes, len(pool))
-    shared = set(pool.labels) & set(source_model.labels)
-    needs_shared = [s for s in config.strategies if s in ("finetune", "adapt", "zero-shot")]
-    if needs_shared and not shared:
-        raise DataError(f"the target's classes share no name with the source model's; expected at least one common "
-                        f"class for {', '.join(needs_shared)}. Use --strategies scratch,encoder to reuse only the "
-                        "encoder")
+    pool, test_data, test_name = _split_test(target_data, test, config)
+    _check_pool(pool, test_data, source_model, config)
     inputs = input_digests(source_model, target_data, test_data, test_name=test_name,
                            unlabeled_texts=unlabeled_texts, source_data=source_data)
     if "joint" in config.strategies and source_data is None:
@@ -577,6 +646,42 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
         if source_data is None:
             raise DataError("the 'joint' strategy needs the source's labelled data and the source model's "
                             "training file cannot be found; pass --source-data FILE or drop 'joint'")
+    store = _open_store(out, inputs, overwrite=overwrite)
+    runs = _Runs(store, config.run_key(), config, source_model, test_data, out, source_data, unlabeled_texts,
+                 on_run, progress)
+    for k in config.sizes:
+        for seed in range(config.seeds):
+            runs.run_sample(pool, k, seed)
+    return _result(runs, target_data, pool)
+
+
+def _split_test(target: TextData, test: str | os.PathLike | TextData | None,
+                config: CompareConfig) -> tuple[TextData, TextData, str]:
+    """The rows to sample from, the test rows and the test rows' name (a held-out share of ``target`` if no test)."""
+    if test is None:
+        pool_pos, test_pos = stratified_holdout(target.labels, config.test_fraction, seed=12345)
+        return (target.subset(pool_pos), target.subset(test_pos),
+                f"held-out {config.test_fraction:g} of {_data_name(target)}")
+    test_data = test if isinstance(test, TextData) else read_labeled(test)
+    return target, test_data, _data_name(test_data)
+
+
+def _check_pool(pool: TextData, test: TextData, source: Classifier, config: CompareConfig) -> None:
+    """Refuse sizes the pool cannot give and strategies that need classes shared with the source model."""
+    unseen = sorted(set(test.labels) - set(pool.labels))
+    if unseen:
+        logger.warning("test labels never seen in the target rows: %s", unseen)
+    check_sizes(config.sizes, len(pool))
+    shared = set(pool.labels) & set(source.labels)
+    needs_shared = [s for s in config.strategies if s in ("finetune", "adapt", "zero-shot")]
+    if needs_shared and not shared:
+        raise DataError(f"the target's classes share no name with the source model's; expected at least one common "
+                        f"class for {', '.join(needs_shared)}. Use --strategies scratch,encoder to reuse only the "
+                        "encoder")
+
+
+def _open_store(out: Path, inputs: dict[str, dict], *, overwrite: bool) -> RunStore:
+    """The run store in ``out``, checked to hold runs of these inputs (emptied first with ``overwrite``)."""
     if not overwrite and (out / RUNS_FILE).exists():
         check_inputs(RunStore(out / RUNS_FILE), inputs, out)  # before the folder is touched
     out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known to be usable
@@ -586,88 +691,32 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
         if is_model_folder(out / MODEL_DIR):  # check_output made sure it is not the source
             shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
     check_inputs(store, inputs, out)
-    key = config.run_key()
-    encoder_cache: EmbeddingCache | None = None
-    model_dir: Path | None = None
-    largest = max(config.sizes)
+    return store
 
-    def record(strategy: str, k: int, seed: int, scores: dict, per_class: dict, seconds: float,
-               chosen: str | None = None, predicted: list[str] | None = None, reason: dict | None = None) -> None:
-        settings = config.settings(k) | ({"choice": reason} if reason else {})
-        store.put(strategy, k, seed, key, accuracy=scores["accuracy"], macro_f1=scores["macro_f1"],
-                  train_seconds=seconds, per_class=per_class, chosen=chosen, settings=settings, predicted=predicted)
-        if on_run:
-            on_run({"strategy": strategy, "k": k, "seed": seed, **scores, "train_seconds": round(seconds, 1)})
 
-    def run_strategy(strategy: str, sample: TextData, seed: int) -> tuple[Classifier, float]:
-        train_config = TrainConfig(**{**config.train.to_dict(), "seed": seed})
-        started = time.perf_counter()
-        run = f"{strategy}, {len(sample)} rows, seed {seed}"
-        hook = (lambda event: progress(replace(event, run=run))) if progress else None
-        model, _ = transfer(source_model, sample, config=TransferConfig(strategy=strategy, train=train_config),
-                            source_data=source_data, unlabeled_texts=unlabeled_texts, progress=hook)
-        return model, time.perf_counter() - started
-
-    for k in config.sizes:
-        for seed in range(config.seeds):
-            sample = pool.subset(sample_stratified(pool.labels, k, seed))
-            # Runs stored under other settings count when they train every set of this sample's sizes alike.
-            sizes = [k]
-            if config.recommend and config.selection == "holdout":  # the probe trains no split
-                sizes.append(len(stratified_holdout(sample.labels, config.inner_fraction, seed=seed)[0]))
-            sizes += [len(source_data) + n for n in sizes] if source_data is not None else []
-            store.adopt(k, seed, key, lambda row, sizes=sizes: config.same_run(row, sizes))
-            # 1. Choose the recommended strategy on the sample alone (inner hold-out).
-            chosen, reason = (_choose(store, key, k, seed, sample, config, run_strategy, record, source_model)
-                              if config.recommend else (None, None))
-            # 2. Every strategy and baseline on the full sample, scored on the test rows.
-            for strategy in config.strategies:
-                want_model = (config.save_model and k == largest and seed == 0 and strategy == chosen)
-                done = store.get(strategy, k, seed, key)
-                if done and not (want_model and not _saved_model_is(out / MODEL_DIR, strategy=strategy, k=k)):
-                    continue
-                model, seconds = run_strategy(strategy, sample, seed)
-                scores, per_class = _evaluate(model, test_data, restrict_to_model=strategy == "zero-shot")
-                record(strategy, k, seed, scores, per_class, seconds)
-                if want_model:
-                    model.meta.extra["compare"] = {"k": k, "seed": seed, "out_dir": str(out)}
-                    model.save(out / MODEL_DIR, overwrite=True)
-            for baseline in config.baselines:
-                if store.get(baseline, k, seed, key):
-                    continue
-                started = time.perf_counter()
-                if baseline == "frozen-lr" and encoder_cache is None:
-                    backbone = Classifier.from_backbone(source_model.meta.backbone, labels=["a", "b"], seed=0)
-                    encoder_cache = EmbeddingCache(backbone)
-                predicted = BASELINES[baseline](sample.texts, sample.labels, test_data.texts,
-                                                encoder=encoder_cache, seed=seed)
-                scores, per_class = _scores(test_data.labels, predicted)
-                record(baseline, k, seed, scores, per_class, time.perf_counter() - started)
-            if chosen and reason is not None:  # a new choice (a stored one under this rule has no reason here)
-                base = store.get(chosen, k, seed, key)
-                record(RECOMMENDED, k, seed, {"accuracy": base["accuracy"], "macro_f1": base["macro_f1"]},
-                       json.loads(base["per_class"]), base["train_seconds"], chosen=chosen, reason=reason)
-    if config.save_model and (out / MODEL_DIR / "textshift.json").exists():
-        model_dir = out / MODEL_DIR
-    runs = store.frame(key)
-    runs = runs[runs.strategy.isin(set(config.strategies) | set(config.baselines) | {RECOMMENDED}
-                                   | {f"inner:{c}" for c in config.candidates})
-                & runs.k.isin(config.sizes) & (runs.seed < config.seeds)]
-    summary = summarize(runs)
-    recommended_rows = runs[(runs.strategy == RECOMMENDED) & (runs.k == largest)]
-    recommended = Counter(recommended_rows.chosen).most_common(1)[0][0] if len(recommended_rows) else ""
-    answer = plain_answer(runs, target_name=Path(str(target_data.fingerprint.path)).stem.removeprefix("embedded:"),
-                          source_name=source_model.path.name if source_model.path else "source")
-    from textshift.shift import domain_shift
-
-    diagnostics = domain_shift(source_data or source_training_data(source_model), pool, test_data, source_model)
-    notes = [f"k={row.k}, seed {row.seed}: {note}" for row in recommended_notes(runs)
-             if (note := selection.describe(row.reason, row.chosen))]
-    result = CompareResult(runs.drop(columns=["run_key"]), summary, recommended, answer, out, model_dir,
-                           diagnostics, notes)
+def _result(runs: _Runs, target: TextData, pool: TextData) -> CompareResult:
+    """The comparison's result from the stored runs of its settings; runs.csv and report.html written beside them."""
     from textshift.data import atomic_write_frame
     from textshift.report import write_compare_report
+    from textshift.shift import domain_shift
 
+    config, out, source_model = runs.config, runs.out, runs.source
+    model_dir = out / MODEL_DIR if config.save_model and (out / MODEL_DIR / "textshift.json").exists() else None
+    frame = runs.store.frame(runs.key)
+    frame = frame[frame.strategy.isin(set(config.strategies) | set(config.baselines) | {RECOMMENDED}
+                                      | {f"inner:{c}" for c in config.candidates})
+                  & frame.k.isin(config.sizes) & (frame.seed < config.seeds)]
+    summary = summarize(frame)
+    recommended_rows = frame[(frame.strategy == RECOMMENDED) & (frame.k == max(config.sizes))]
+    recommended = Counter(recommended_rows.chosen).most_common(1)[0][0] if len(recommended_rows) else ""
+    answer = plain_answer(frame, target_name=Path(str(target.fingerprint.path)).stem.removeprefix("embedded:"),
+                          source_name=source_model.path.name if source_model.path else "source")
+    diagnostics = domain_shift(runs.source_data or source_training_data(source_model), pool, runs.test,
+                               source_model)
+    notes = [f"k={row.k}, seed {row.seed}: {note}" for row in recommended_notes(frame)
+             if (note := selection.describe(row.reason, row.chosen))]
+    result = CompareResult(frame.drop(columns=["run_key"]), summary, recommended, answer, out, model_dir,
+                           diagnostics, notes)
     atomic_write_frame(result.runs.drop(columns=["per_class", "settings"]), out / "runs.csv")
     write_compare_report(result, config)
     return result

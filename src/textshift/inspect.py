@@ -508,7 +508,7 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
     -------
     InspectResult
     """
-    from textshift.model import DEFAULT_BACKBONE, Classifier
+    from textshift.model import DEFAULT_BACKBONE
 
     config = config or InspectConfig()
     stage = on_stage or (lambda message: logger.info(message))
@@ -516,27 +516,12 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
     timings: dict[str, float] = {}
     notes: list[str] = []
     texts = data.texts
-    n = len(texts)
     labels = data.labels if data.has_labels else None
 
     stage("loading the encoder")
-    if model is not None:
-        classifier = Classifier.load(model)
-        if labels is not None:
-            unknown = sorted(set(labels) - set(classifier.labels))
-            if unknown:
-                shown = ", ".join(unknown[:5]) + ("…" if len(unknown) > 5 else "")
-                raise ModelError(f"the data's labels {shown} are not classes of the model {model} "
-                                 f"({len(classifier.labels)} classes: {', '.join(classifier.labels[:5])}…); "
-                                 "expected a model trained for this data's labels. Pass the matching --model "
-                                 "or leave --model out")
-    else:
-        classifier = Classifier.from_backbone(backbone or DEFAULT_BACKBONE,
-                                              labels=sorted(set(labels)) if labels else ["unlabelled"],
-                                              seed=config.seed)
-    classes = sorted(set(labels)) if labels is not None else (classifier.labels if model is not None else [])
+    classifier, classes = _encoder(labels, model=model, backbone=backbone, seed=config.seed)
 
-    stage(f"embedding {n:,} texts")
+    stage(f"embedding {len(texts):,} texts")
     mark = time.perf_counter()
     embeddings = classifier.embed(texts, batch_size=config.batch_size, max_length=config.max_length)
     timings["embed_seconds"] = round(time.perf_counter() - mark, 2)
@@ -548,26 +533,9 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
                             threshold=config.duplicate_threshold)
     timings["similarity_seconds"] = round(time.perf_counter() - mark, 2)
 
-    probabilities = None
-    if labels is not None:
-        index = {label: i for i, label in enumerate(classes)}
-        label_ids = np.array([index[label] for label in labels], dtype=np.int64)
-        if len(classes) < 2:
-            notes.append(f"the data has a single class ('{classes[0]}'): no label errors can be found")
-            probabilities = np.ones((n, 1))
-        else:
-            stage(f"out-of-fold predictions ({config.scorer}, {config.folds} folds)")
-            mark = time.perf_counter()
-            probabilities = _out_of_fold(config, texts, labels, label_ids, classes, embeddings, neighbor_indices,
-                                         neighbor_sims, backbone=str(model) if model is not None
-                                         else (backbone or DEFAULT_BACKBONE))
-            timings["scoring_seconds"] = round(time.perf_counter() - mark, 2)
-    elif model is not None:
-        stage("predicting with the model")
-        probabilities = classifier.predict_proba(texts, batch_size=config.batch_size, max_length=config.max_length)
-    else:
-        notes.append("the data has no labels and no --model was given: only duplicates were searched; "
-                     "pass --model to also find unsure items")
+    probabilities = _probabilities(config, texts, labels, classes, classifier, embeddings, neighbor_indices,
+                                   neighbor_sims, model=model, backbone=backbone, stage=stage, timings=timings,
+                                   notes=notes)
 
     stage("finding label issues")
     items = _items_table(data, classes, probabilities, labels, pairs, neighbor_indices, neighbor_sims, config)
@@ -575,7 +543,7 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
     confusion, confused = _confusion(items, classes) if labels is not None else (pd.DataFrame(), pd.DataFrame(
         columns=["true", "predicted", "count"]))
     summary = {
-        "rows": n, "classes": len(classes), "has_labels": labels is not None,
+        "rows": len(texts), "classes": len(classes), "has_labels": labels is not None,
         "model": str(model) if model is not None else None,
         "backbone": None if model is not None else (backbone or DEFAULT_BACKBONE),
         "counts": {issue: int(items["issues"].str.contains(issue, regex=False).sum()) for issue in ISSUE_TYPES},
@@ -589,6 +557,58 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
                          probabilities=probabilities, config=config,
                          data=data.fingerprint.to_dict() | _file_columns(data, text_column, label_column),
                          summary=summary)
+
+
+def _encoder(labels: list[str] | None, *, model: str | os.PathLike | None, backbone: str | None,
+             seed: int) -> tuple:
+    """The classifier whose encoder embeds the texts, and the classes of the report."""
+    from textshift.model import DEFAULT_BACKBONE, Classifier
+
+    if model is None:
+        classifier = Classifier.from_backbone(backbone or DEFAULT_BACKBONE,
+                                              labels=sorted(set(labels)) if labels else ["unlabelled"], seed=seed)
+        return classifier, sorted(set(labels)) if labels is not None else []
+    classifier = Classifier.load(model)
+    if labels is None:
+        return classifier, classifier.labels
+    unknown = sorted(set(labels) - set(classifier.labels))
+    if unknown:
+        shown = ", ".join(unknown[:5]) + ("…" if len(unknown) > 5 else "")
+        raise ModelError(f"the data's labels {shown} are not classes of the model {model} "
+                         f"({len(classifier.labels)} classes: {', '.join(classifier.labels[:5])}…); "
+                         "expected a model trained for this data's labels. Pass the matching --model "
+                         "or leave --model out")
+    return classifier, sorted(set(labels))
+
+
+def _probabilities(config: InspectConfig, texts, labels, classes, classifier, embeddings, neighbor_indices,
+                   neighbor_sims, *, model: str | os.PathLike | None, backbone: str | None,
+                   stage: Callable[[str], None], timings: dict, notes: list[str]) -> np.ndarray | None:
+    """Each item's class probabilities: out of fold with labels, the model's own without (None without a model).
+
+    Stages, timings and notes are added to as they happen."""
+    from textshift.model import DEFAULT_BACKBONE
+
+    n = len(texts)
+    if labels is not None:
+        index = {label: i for i, label in enumerate(classes)}
+        label_ids = np.array([index[label] for label in labels], dtype=np.int64)
+        if len(classes) < 2:
+            notes.append(f"the data has a single class ('{classes[0]}'): no label errors can be found")
+            return np.ones((n, 1))
+        stage(f"out-of-fold predictions ({config.scorer}, {config.folds} folds)")
+        mark = time.perf_counter()
+        probabilities = _out_of_fold(config, texts, labels, label_ids, classes, embeddings, neighbor_indices,
+                                     neighbor_sims, backbone=str(model) if model is not None
+                                     else (backbone or DEFAULT_BACKBONE))
+        timings["scoring_seconds"] = round(time.perf_counter() - mark, 2)
+        return probabilities
+    if model is not None:
+        stage("predicting with the model")
+        return classifier.predict_proba(texts, batch_size=config.batch_size, max_length=config.max_length)
+    notes.append("the data has no labels and no --model was given: only duplicates were searched; "
+                 "pass --model to also find unsure items")
+    return None
 
 
 def _file_columns(data: TextData, text_column: str | None, label_column: str | None) -> dict:
@@ -631,6 +651,16 @@ def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor
         items["label"] = labels
     if "split" in data.frame:
         items["split"] = data.frame["split"].astype(str).to_numpy()
+    _add_prediction_columns(items, classes, probabilities, labels, config)
+    in_group = _add_duplicate_columns(items, pairs, has_labels=labels is not None)
+    _add_neighbor_columns(items, neighbor_indices, neighbor_sims)
+    _add_issue_columns(items, in_group, has_labels=labels is not None)
+    return items
+
+
+def _add_prediction_columns(items: pd.DataFrame, classes, probabilities, labels, config: InspectConfig) -> None:
+    """predicted … unsure: the scores of each item, and the label errors they point at (empty without scores)."""
+    n = len(items)
     names = np.asarray(classes, dtype=object)
     nan = np.full(n, np.nan)
     items["predicted"] = ""
@@ -643,34 +673,40 @@ def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor
     items["label_quality"] = nan
     items["suggested_label"] = ""
     items["unsure"] = False
-    if probabilities is not None and probabilities.shape[1] >= 1:
-        order = np.argsort(-probabilities, axis=1, kind="stable")
-        top = np.take_along_axis(probabilities, order[:, :1], axis=1)[:, 0]
-        second = (np.take_along_axis(probabilities, order[:, 1:2], axis=1)[:, 0] if probabilities.shape[1] > 1
-                  else np.zeros(n))
-        items["predicted"] = names[order[:, 0]]
-        items["predicted_probability"] = top.round(6)
-        items["margin"] = (top - second).round(6)
-        if config.unsure_fraction > 0 and probabilities.shape[1] > 1:
-            flagged = int(np.ceil(config.unsure_fraction * n))
-            unsure_rows = np.argsort(top - second, kind="stable")[:flagged]
-            items.loc[unsure_rows, "unsure"] = True
-        if labels is not None:
-            index = {c: i for i, c in enumerate(classes)}
-            label_ids = np.array([index[label] for label in labels])
-            given = probabilities[np.arange(n), label_ids]
-            items["given_probability"] = given.round(6)
-            items["loss"] = (-np.log(np.clip(given, 1e-12, 1))).round(6)
-            items["misclassified"] = order[:, 0] != label_ids
-            if probabilities.shape[1] > 1:
-                quality, issues = _label_issues(label_ids, probabilities)
-                items["label_quality"] = quality.round(6)
-                items["label_issue"] = issues
-                others = probabilities.copy()
-                others[np.arange(n), label_ids] = -1.0
-                suggestion = names[others.argmax(axis=1)]
-                items["suggested_label"] = np.where(issues, suggestion, "")
+    if probabilities is None or probabilities.shape[1] < 1:
+        return
+    order = np.argsort(-probabilities, axis=1, kind="stable")
+    top = np.take_along_axis(probabilities, order[:, :1], axis=1)[:, 0]
+    second = (np.take_along_axis(probabilities, order[:, 1:2], axis=1)[:, 0] if probabilities.shape[1] > 1
+              else np.zeros(n))
+    items["predicted"] = names[order[:, 0]]
+    items["predicted_probability"] = top.round(6)
+    items["margin"] = (top - second).round(6)
+    if config.unsure_fraction > 0 and probabilities.shape[1] > 1:
+        flagged = int(np.ceil(config.unsure_fraction * n))
+        unsure_rows = np.argsort(top - second, kind="stable")[:flagged]
+        items.loc[unsure_rows, "unsure"] = True
+    if labels is None:
+        return
+    index = {c: i for i, c in enumerate(classes)}
+    label_ids = np.array([index[label] for label in labels])
+    given = probabilities[np.arange(n), label_ids]
+    items["given_probability"] = given.round(6)
+    items["loss"] = (-np.log(np.clip(given, 1e-12, 1))).round(6)
+    items["misclassified"] = order[:, 0] != label_ids
+    if probabilities.shape[1] > 1:
+        quality, issues = _label_issues(label_ids, probabilities)
+        items["label_quality"] = quality.round(6)
+        items["label_issue"] = issues
+        others = probabilities.copy()
+        others[np.arange(n), label_ids] = -1.0
+        suggestion = names[others.argmax(axis=1)]
+        items["suggested_label"] = np.where(issues, suggestion, "")
 
+
+def _add_duplicate_columns(items: pd.DataFrame, pairs: pd.DataFrame, *, has_labels: bool) -> np.ndarray:
+    """duplicate_group … split_leak; returns the mask of items in a duplicate set."""
+    n = len(items)
     groups = _duplicate_groups(n, pairs)
     items["duplicate_group"] = groups
     kind = np.full(n, "", dtype=object)
@@ -684,7 +720,7 @@ def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor
     leak = np.zeros(n, dtype=bool)
     if in_group.any():
         grouped = items.loc[in_group]
-        if labels is not None:
+        if has_labels:
             distinct = grouped.groupby("duplicate_group")["label"].transform("nunique")
             conflict[grouped.index] = distinct.to_numpy() > 1
         if "split" in items:
@@ -692,6 +728,10 @@ def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor
             leak[grouped.index] = distinct.to_numpy() > 1
     items["conflicting_duplicate"] = conflict
     items["split_leak"] = leak
+    return in_group
+
+
+def _add_neighbor_columns(items: pd.DataFrame, neighbor_indices: np.ndarray, neighbor_sims: np.ndarray) -> None:
     if neighbor_indices.size:
         items["nearest_row"] = neighbor_indices[:, 0]
         items["nearest_similarity"] = neighbor_sims[:, 0].round(6)
@@ -699,9 +739,13 @@ def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor
         items["similar_rows"] = [";".join(map(str, row)) for row in neighbor_indices[:, :shown].tolist()]
     else:
         items["nearest_row"] = -1
-        items["nearest_similarity"] = nan
+        items["nearest_similarity"] = np.full(len(items), np.nan)
         items["similar_rows"] = ""
 
+
+def _add_issue_columns(items: pd.DataFrame, in_group: np.ndarray, *, has_labels: bool) -> None:
+    """issues (the item's flags, ';'-joined), suspicious and the score the review page sorts by."""
+    n = len(items)
     flags = {"label_error": items["label_issue"], "misclassified": items["misclassified"],
              "unsure": items["unsure"], "duplicate": pd.Series(in_group), "conflict": items["conflicting_duplicate"],
              "leak": items["split_leak"]}
@@ -711,13 +755,12 @@ def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor
         issue_text[mask] = [f"{existing};{name}" if existing else name for existing in issue_text[mask]]
     items["issues"] = issue_text
     items["suspicious"] = items["issues"] != ""
-    if labels is not None and not items["label_quality"].isna().all():
+    if has_labels and not items["label_quality"].isna().all():
         items["score"] = (1.0 - items["label_quality"]).round(6)
     elif not items["margin"].isna().all():
         items["score"] = (1.0 - items["margin"]).round(6)
     else:
         items["score"] = items["nearest_similarity"].fillna(0.0).clip(lower=0).round(6)
-    return items
 
 
 def _label_issues(label_ids: np.ndarray, probabilities: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

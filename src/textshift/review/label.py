@@ -147,43 +147,24 @@ def _is_label_export(path: Path, texts: set) -> bool:
 def create_label_app(store: LabelStore, suggestions: TextData, *, export_dir: str | os.PathLike | None = None,
                      token: str | None = None, loopback_only: bool = True):
     """The labelling app: the page, its items, decisions, undo and export (guarded like the review app)."""
-    from fastapi import Body, FastAPI, Query, Request
-    from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
-    from fastapi.staticfiles import StaticFiles
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from textshift.review.server import guarded_app
 
-    from textshift.review.export import safe_export_path
-    from textshift.review.server import MAX_ROW, STATIC, _refusal, _secured, check_token
-
-    check_token(token)
-    app = FastAPI(title="textshift label", docs_url=None, redoc_url=None, openapi_url=None)
+    app = guarded_app(title="textshift label", page="label.html", token=token, loopback_only=loopback_only,
+                      server="label", saved="Labels", log=logger)
     export_folder = Path(export_dir) if export_dir is not None else Path(str(suggestions.fingerprint.path)).parent
-    reasons = suggestions.frame["reason"].astype(str).tolist() if "reason" in suggestions.frame else None
+    _add_label_error_handlers(app)
+    _add_label_routes(app, store, suggestions, export_folder)
+    return app
 
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        refused = _refusal(request, token=token, loopback_only=loopback_only)
-        if refused is not None:
-            response = JSONResponse({"error": refused[1]}, status_code=refused[0])
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:
-                logger.exception("label server error on %s %s", request.method, request.url.path)
-                response = JSONResponse({"error": "internal error of the label server; see its log. Labels the "
-                                                  "page reported as saved are in the edit log"}, status_code=500)
-        if request.url.path.startswith("/api/"):
-            response.headers["Cache-Control"] = "no-store"
-        return _secured(response)
+
+def _add_label_error_handlers(app) -> None:
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
 
     @app.exception_handler(TextshiftError)
     async def user_error(_request: Request, exc: TextshiftError):
         return JSONResponse({"error": str(exc)}, status_code=409 if isinstance(exc, OutputExistsError) else 400)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError):
@@ -192,11 +173,15 @@ def create_label_app(store: LabelStore, suggestions: TextData, *, export_dir: st
         return JSONResponse({"error": f"bad request: {where or 'body'}: {first.get('msg', 'invalid')}"},
                             status_code=400)
 
-    @app.get("/", include_in_schema=False)
-    def index():
-        return FileResponse(STATIC / "label.html", media_type="text/html; charset=utf-8")
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+def _add_label_routes(app, store: LabelStore, suggestions: TextData, export_folder: Path) -> None:
+    """The summary, the items with the reason each was suggested, decisions, undo and export."""
+    from fastapi import Body, Query
+
+    from textshift.review.export import safe_export_path
+    from textshift.review.server import MAX_ROW
+
+    reasons = suggestions.frame["reason"].astype(str).tolist() if "reason" in suggestions.frame else None
 
     def summary() -> dict:
         counts = store.summary()
@@ -231,8 +216,6 @@ def create_label_app(store: LabelStore, suggestions: TextData, *, export_dir: st
     def export(name: str = Body(..., strict=True), overwrite: bool = Body(False, strict=True)):
         target = safe_export_path(export_folder, name)
         return export_labels(store, target, overwrite=overwrite, protected=(Path(str(suggestions.fingerprint.path)),))
-
-    return app
 
 
 def start_labelling(suggestions: str | os.PathLike, *, classes: list[str] | None = None,

@@ -84,6 +84,50 @@ def _host_name(header: str | None) -> str:
     return (urlsplit(f"//{header}").hostname or "").lower()
 
 
+def guarded_app(*, title: str, page: str, token: str | None, loopback_only: bool, server: str, saved: str,
+                log: logging.Logger = logger):
+    """A FastAPI application with the guards every local page shares, serving ``page`` of the static folder at ``/``.
+
+    Requests are refused before the API as :func:`_refusal` says; an unexpected error is logged and answered as a
+    500 that says ``saved`` (e.g. "Edits") the page reported as saved are in the edit log of this ``server``
+    ("review", "label"), logged to ``log``. Every answer carries the security headers; API answers are never cached.
+    """
+    from fastapi import FastAPI, Request
+    from fastapi.responses import FileResponse, JSONResponse
+    from fastapi.staticfiles import StaticFiles
+    from starlette.exceptions import HTTPException as StarletteHTTPException
+
+    check_token(token)
+    app = FastAPI(title=title, docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def guard(request: Request, call_next):
+        refused = _refusal(request, token=token, loopback_only=loopback_only)
+        if refused is not None:
+            response = JSONResponse({"error": refused[1]}, status_code=refused[0])
+        else:
+            try:
+                response = await call_next(request)
+            except Exception:  # answered here, not by Starlette, so a 500 carries the same headers as any other
+                log.exception("%s server error on %s %s", server, request.method, request.url.path)
+                response = JSONResponse({"error": f"internal error of the {server} server; see its log. {saved} "
+                                                  "the page reported as saved are in the edit log"}, status_code=500)
+        if request.url.path.startswith("/api/"):
+            response.headers["Cache-Control"] = "no-store"
+        return _secured(response)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException):
+        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.get("/", include_in_schema=False)
+    def index():
+        return FileResponse(STATIC / page, media_type="text/html; charset=utf-8")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
 def create_app(store: ReviewStore, data: TextData | None = None, *, export_dir: str | Path | None = None,
                token: str | None = None, loopback_only: bool = True):
     """The FastAPI application.
@@ -102,34 +146,21 @@ def create_app(store: ReviewStore, data: TextData | None = None, *, export_dir: 
     loopback_only : bool
         Answer only requests addressed to a loopback host name.
     """
-    from fastapi import Body, FastAPI, Query, Request
-    from fastapi import Path as PathParam
+    app = guarded_app(title="textshift review", page="index.html", token=token, loopback_only=loopback_only,
+                      server="review", saved="Edits")
+    _add_error_handlers(app)
+    _add_item_routes(app, store)
+    _add_export_routes(app, store, data, Path(export_dir) if export_dir is not None else None)
+    return app
+
+
+def _add_error_handlers(app) -> None:
+    """A user's mistake is a 400 with its one-line message (409 when an output exists and may be replaced)."""
+    from fastapi import Request
     from fastapi.exceptions import RequestValidationError
-    from fastapi.responses import FileResponse, JSONResponse
-    from fastapi.staticfiles import StaticFiles
-    from starlette.exceptions import HTTPException as StarletteHTTPException
+    from fastapi.responses import JSONResponse
 
     from textshift.review.export import ProtectedOutputError
-
-    check_token(token)
-    app = FastAPI(title="textshift review", docs_url=None, redoc_url=None, openapi_url=None)
-    export_folder = Path(export_dir) if export_dir is not None else None
-
-    @app.middleware("http")
-    async def guard(request: Request, call_next):
-        refused = _refusal(request, token=token, loopback_only=loopback_only)
-        if refused is not None:
-            response = JSONResponse({"error": refused[1]}, status_code=refused[0])
-        else:
-            try:
-                response = await call_next(request)
-            except Exception:  # answered here, not by Starlette, so a 500 carries the same headers as any other
-                logger.exception("review server error on %s %s", request.method, request.url.path)
-                response = JSONResponse({"error": "internal error of the review server; see its log. Edits the "
-                                                  "page reported as saved are in the edit log"}, status_code=500)
-        if request.url.path.startswith("/api/"):
-            response.headers["Cache-Control"] = "no-store"
-        return _secured(response)
 
     @app.exception_handler(TextshiftError)
     async def user_error(_request: Request, exc: TextshiftError):
@@ -137,10 +168,6 @@ def create_app(store: ReviewStore, data: TextData | None = None, *, export_dir: 
         replaceable = not isinstance(exc, (ProtectedOutputError, ForeignOutputError))
         status = 409 if isinstance(exc, OutputExistsError) and replaceable else 400
         return JSONResponse({"error": str(exc)}, status_code=status)
-
-    @app.exception_handler(StarletteHTTPException)
-    async def http_error(_request: Request, exc: StarletteHTTPException):
-        return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(_request: Request, exc: RequestValidationError):
@@ -152,19 +179,11 @@ def create_app(store: ReviewStore, data: TextData | None = None, *, export_dir: 
         return JSONResponse({"error": f"bad request: {where or 'body'}: {first.get('msg', 'invalid')}{got}"},
                             status_code=400)
 
-    @app.get("/", include_in_schema=False)
-    def index():
-        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8")
 
-    app.mount("/static", StaticFiles(directory=STATIC), name="static")
-
-    @app.get("/api/summary")
-    def summary():
-        payload = store.summary()
-        payload["export"] = {"enabled": data is not None and export_folder is not None,
-                             "folder": str(export_folder) if export_folder is not None else None,
-                             "suggested_name": _suggested_name(data)}
-        return payload
+def _add_item_routes(app, store: ReviewStore) -> None:
+    """The items and the edit log: list, show, edit, keep one of a duplicate set, undo."""
+    from fastapi import Body, Query
+    from fastapi import Path as PathParam
 
     @app.get("/api/items")
     def items(view: str = "suspicious", label: str | None = None, predicted: str | None = None,
@@ -200,6 +219,19 @@ def create_app(store: ReviewStore, data: TextData | None = None, *, export_dir: 
         log = store.edits(limit=limit)
         return {"edits": log.astype(object).where(log.notna(), None).to_dict(orient="records")}
 
+
+def _add_export_routes(app, store: ReviewStore, data: TextData | None, export_folder: Path | None) -> None:
+    """The summary (which says whether export is enabled) and the export of the cleaned data."""
+    from fastapi import Body
+
+    @app.get("/api/summary")
+    def summary():
+        payload = store.summary()
+        payload["export"] = {"enabled": data is not None and export_folder is not None,
+                             "folder": str(export_folder) if export_folder is not None else None,
+                             "suggested_name": _suggested_name(data)}
+        return payload
+
     @app.post("/api/export")
     def export(name: str = Body(..., strict=True), overwrite: bool = Body(False, strict=True)):
         from textshift.review.export import export_cleaned, safe_export_path
@@ -209,8 +241,6 @@ def create_app(store: ReviewStore, data: TextData | None = None, *, export_dir: 
                               "`textshift review DATA`. Run `textshift review DATA --export cleaned.csv`")
         target = safe_export_path(export_folder, name)
         return export_cleaned(data, store, target, overwrite=overwrite).to_dict()
-
-    return app
 
 
 def _refusal(request, *, token: str | None, loopback_only: bool) -> tuple[int, str] | None:

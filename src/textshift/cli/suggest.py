@@ -1,29 +1,31 @@
 """``textshift suggest`` (which texts to label next) and ``textshift label`` (label them in the browser).
 
-Registered on :data:`textshift.cli.app` when :mod:`textshift.cli` is imported; the work is done by
+Registered in :data:`textshift.cli.COMMANDS`; the work is done by
 :func:`textshift.suggest.suggest` and :func:`textshift.review.label.start_labelling`.
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from textshift.cli import (
+from textshift.cli.common import (
+    Host,
     LabelColumn,
     Overwrite,
+    Port,
     Quiet,
     Seed,
     TextColumn,
-    _plain,
-    _print_json,
-    app,
     console,
     err_console,
+    plain,
+    print_json,
+    require,
+    serve,
 )
 from textshift.locks import writes
 from textshift.suggest import DEFAULT_STRATEGY, STRATEGIES
@@ -34,7 +36,6 @@ STRATEGY_HELP = ("auto (coverage with no labels yet, kmeans after), random, marg
                  "source model's doubt).")
 
 
-@app.command()
 @writes("output")
 def suggest(
     model: Annotated[Path, typer.Argument(help="Current model folder (the source model at the start).")],
@@ -61,7 +62,6 @@ def suggest(
 
     Example: textshift suggest news-model bills.csv -n 50 -o to_label.csv, then textshift label to_label.csv
     """
-    from textshift.cli import _require
     from textshift.data import atomic_write_frame, detect_format, read_labeled, read_texts
     from textshift.model import Classifier, check_model_folder
     from textshift.outputs import SUGGESTIONS, check_output
@@ -69,7 +69,7 @@ def suggest(
     from textshift.suggest import suggest as choose
 
     check_strategy(strategy)
-    _require("-n", n, n >= 1, "at least 1")
+    require("-n", n, n >= 1, "at least 1")
     detect_format(output)  # a bad extension fails before minutes of forward passes
     check_output(output, SUGGESTIONS, overwrite=overwrite, inputs=(model, pool, labeled))
     check_model_folder(model)
@@ -77,37 +77,35 @@ def suggest(
     labeled_data = read_labeled(labeled, text_column=text_column, label_column=label_column) if labeled else None
     classifier = Classifier.load(model)
     if not quiet:
-        err_console.print(f"ranking {len(pool_data):,} texts of {_plain(pool)} with {_plain(model)}")
+        err_console.print(f"ranking {len(pool_data):,} texts of {plain(pool)} with {plain(model)}")
     result = choose(classifier, pool_data, n=n, strategy=strategy, labeled=labeled_data, seed=seed,
                     max_length=max_length, cache_dir=cache_dir, allow_new_labels=new_labels)
     atomic_write_frame(result.table, output)
     if quiet:
-        _print_json(result.summary() | {"output": str(output)})
+        print_json(result.summary() | {"output": str(output)})
         return
     table = Table(title=f"{len(result.table)} texts to label ({result.strategy})")
     for column in ("rank", "guess", "probability", "text", "reason"):
         table.add_column(column, overflow="fold")
     for row in result.table.head(10).itertuples(index=False):
-        table.add_row(str(row.rank), _plain(row.guess), f"{row.probability:.2f}", _plain(row.text[:80]),
-                      _plain(row.reason[:60]))
+        table.add_row(str(row.rank), plain(row.guess), f"{row.probability:.2f}", plain(row.text[:80]),
+                      plain(row.reason[:60]))
     console.print(table)
     skipped = f", {result.duplicates_skipped} near-copies passed over" if result.duplicates_skipped else ""
     console.print(f"wrote {len(result.table)} of {result.candidates:,} candidate texts to "
-                  f"[bold]{_plain(output)}[/]{skipped}; "
+                  f"[bold]{plain(output)}[/]{skipped}; "
                   f"ranking took {result.seconds['ranking']:.1f}s. Label them with: textshift label "
-                  f"{_plain(output)} --model {_plain(model)}")
+                  f"{plain(output)} --model {plain(model)}")
 
 
-@app.command()
 def label(
     suggestions: Annotated[Path, typer.Argument(help="Texts to label: the output of `textshift suggest`.")],
     model: Annotated[Path | None, typer.Option("--model", help="Model whose classes are offered (the guesses' "
                                                                "classes are offered anyway).")] = None,
     store: Annotated[Path | None, typer.Option("--store", help="Edit log \\[default: "
                                                "SUGGESTIONS.textshift-label.sqlite beside the file].")] = None,
-    host: Annotated[str, typer.Option(help="Address to bind; any non-loopback address requires the printed "
-                                           "token.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port (0: any free port).")] = 8765,
+    host: Host = "127.0.0.1",
+    port: Port = 8765,
     export: Annotated[Path | None, typer.Option("--export", help="Write the labelled texts (text,label) here and "
                                                                  "exit.")] = None,
     export_dir: Annotated[Path | None, typer.Option("--export-dir", help="Folder the page's Export button writes "
@@ -139,10 +137,10 @@ def label(
         with LabelStore.open(path, data=data) as labelled:
             result = export_labels(labelled, export, overwrite=overwrite, protected=(suggestions,))
         if quiet:
-            _print_json(result)
+            print_json(result)
         else:
             console.print(f"wrote {result['rows']} labelled texts ({len(result['classes'])} classes) to "
-                          f"[bold]{_plain(result['output'])}[/]")
+                          f"[bold]{plain(result['output'])}[/]")
         return
     check_address(host, port)
     if export_dir is not None:
@@ -160,14 +158,9 @@ def label(
     if not quiet:
         counts = server.store.summary()
         err_console.print(f"{counts['items']:,} texts, {counts['decided']:,} decided; edit log "
-                          f"{_plain(server.store.path)}")
+                          f"{plain(server.store.path)}")
         err_console.print("press Ctrl+C to stop (every acknowledged label is already saved)")
-    typer.echo(server.url)
-    sys.stdout.flush()
-    try:
-        server.run()
-    finally:
-        server.store.close()
+    serve(server)
 
 
 __all__ = ["STRATEGIES", "label", "suggest"]

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (
+from textshift.cli.common import (
     RESUME_HELP,
     LabelColumn,
     LogitAdjust,
@@ -20,13 +20,15 @@ from textshift.cli import (
     Quiet,
     TextColumn,
     WindowOverlap,
-    _checkpoint_preflight,
-    _plain,
-    _print_json,
-    _training_progress,
-    app,
+    checkpoint_preflight,
     console,
     err_console,
+    long_text_options,
+    plain,
+    print_json,
+    print_lengths,
+    train_config,
+    training_progress,
 )
 from textshift.errors import ConfigError, TextshiftError
 from textshift.locks import writes
@@ -51,7 +53,6 @@ def _read_unlabeled(path: str | None, text_column: str | None) -> list[str] | No
     return read_texts(path, text_column=text_column).texts
 
 
-@app.command()
 @writes("output")
 def transfer(
     source_model: Annotated[Path, typer.Argument(help="The trained source model folder.")],
@@ -86,7 +87,6 @@ def transfer(
     """
     from accelerate import PartialState
 
-    from textshift.cli import _train_config, long_text_options, print_lengths
     from textshift.data import read_labeled
     from textshift.model import check_output_folder
     from textshift.transfer import TransferConfig, load_source
@@ -95,12 +95,12 @@ def transfer(
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{strategy}'; expected one of {', '.join(STRATEGIES)}")
     check_output_folder(output, overwrite=overwrite, inputs=(source_model, target_data, source_data, unlabeled))
-    checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
+    checkpoint_dir, resuming = checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     source = load_source(source_model)
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
     source_rows = read_labeled(source_data) if source_data else None
     config = TransferConfig(strategy=strategy, keep_source_classes=keep_source_classes,
-                            train=_train_config(epochs=epochs, learning_rate=learning_rate,
+                            train=train_config(epochs=epochs, learning_rate=learning_rate,
                                                 logit_adjust=logit_adjust, seed=seed,
                                                 **long_text_options(long_texts, window_overlap, max_windows,
                                                                     source_model)))
@@ -108,8 +108,8 @@ def transfer(
     quiet = quiet or not process.is_main_process
     unlabeled_texts = _read_unlabeled(unlabeled, text_column)
     if not quiet:
-        err_console.print(f"{_plain(strategy)}: {len(target):,} target rows, {len(target.classes)} classes{resuming}")
-    with _training_progress(quiet) as progress:
+        err_console.print(f"{plain(strategy)}: {len(target):,} target rows, {len(target.classes)} classes{resuming}")
+    with training_progress(quiet) as progress:
         model, result = run_transfer(source, target, config=config, source_data=source_rows,
                                      unlabeled_texts=unlabeled_texts, progress=progress,
                                      checkpoint_dir=checkpoint_dir, resume=resume)
@@ -124,9 +124,9 @@ def transfer(
     print_lengths(model.meta.metrics.get("lengths"), quiet)
     summary = {"model": str(output), "strategy": strategy, "seconds": result.seconds, **result.val_metrics}
     if quiet:
-        _print_json(summary)
+        print_json(summary)
     else:
-        console.print(f"saved [bold]{_plain(output)}[/] ({_plain(strategy)}, {result.seconds:.0f}s)")
+        console.print(f"saved [bold]{plain(output)}[/] ({plain(strategy)}, {result.seconds:.0f}s)")
 
 
 def _print_summary(result) -> None:
@@ -139,14 +139,14 @@ def _print_summary(result) -> None:
     for column in frame.columns:
         table.add_column(str(column), justify="left" if column == "strategy" else "right")
     for row in frame.itertuples(index=False):
-        table.add_row(*[_plain(v) for v in row])
+        table.add_row(*[plain(v) for v in row])
     console.print(table)
-    console.print(f"[bold green]{_plain(result.answer)}[/]")
+    console.print(f"[bold green]{plain(result.answer)}[/]")
     for note in result.choice_notes:
-        console.print(f"[yellow]note:[/] {_plain(note)}")
-    console.print(f"recommended strategy: [bold]{_plain(result.recommended)}[/]"
-                  + (f"; model saved in {_plain(result.model_dir)}" if result.model_dir else ""))
-    console.print(f"report: {_plain(result.out_dir / 'report.html')}")
+        console.print(f"[yellow]note:[/] {plain(note)}")
+    console.print(f"recommended strategy: [bold]{plain(result.recommended)}[/]"
+                  + (f"; model saved in {plain(result.model_dir)}" if result.model_dir else ""))
+    console.print(f"report: {plain(result.out_dir / 'report.html')}")
 
 
 def _run_compare(source, target, test, out_dir, config, *, source_data=None, unlabeled=None, quiet=False,
@@ -157,16 +157,15 @@ def _run_compare(source, target, test, out_dir, config, *, source_data=None, unl
 
     def on_run(row: dict) -> None:
         if not quiet:
-            err_console.print(f"  {_plain(row['strategy']):<16} k={row['k']:<5} seed={row['seed']}  macro-F1 "
+            err_console.print(f"  {plain(row['strategy']):<16} k={row['k']:<5} seed={row['seed']}  macro-F1 "
                               f"{row['macro_f1']:.3f}  ({row['train_seconds']:.0f}s, total "
                               f"{time.perf_counter() - started:.0f}s)", highlight=False)
 
-    with _training_progress(quiet, epoch_lines=False) as progress:
+    with training_progress(quiet, epoch_lines=False) as progress:
         return run_compare(source, target, test=test, out_dir=out_dir, config=config, source_data=source_data,
                            unlabeled_texts=unlabeled, on_run=on_run, progress=progress, overwrite=overwrite)
 
 
-@app.command()
 def compare(
     source_model: Annotated[Path, typer.Argument(help="The trained source model folder.")],
     target_data: Annotated[str, typer.Argument(help="Labelled target data to sample from.")],
@@ -208,7 +207,6 @@ def compare(
 
     Example: textshift compare news-model embedded:bills-train --test embedded:bills-test --sizes 100,300 --seeds 1
     """
-    from textshift.cli import _train_config, long_text_options
     from textshift.compare import CompareConfig, check_output
     from textshift.data import read_labeled
     from textshift.transfer import load_source
@@ -218,7 +216,7 @@ def compare(
                            strategies=_split_list(strategies),
                            baselines=[] if baselines == "none" else _split_list(baselines),
                            candidates=_split_list(candidates) if candidates else None,
-                           train=_train_config(epochs=epochs, logit_adjust=logit_adjust,
+                           train=train_config(epochs=epochs, logit_adjust=logit_adjust,
                                                **long_text_options(long_texts, window_overlap, max_windows,
                                                                    source_model)))
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
@@ -235,13 +233,12 @@ def compare(
             output.rmdir()  # leave nothing behind when the comparison could not start
         raise
     if quiet:
-        _print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
+        print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
                      "summary": result.summary.to_dict(orient="records")})
     else:
         _print_summary(result)
 
 
-@app.command()
 def demo(
     output: Annotated[Path, typer.Option("--output", "-o", help="Folder for the demo's models and report.")
                       ] = Path("textshift-demo"),
@@ -261,7 +258,6 @@ def demo(
 
     Example: textshift demo
     """
-    from textshift.cli import _train_config
     from textshift.compare import CompareConfig, check_output, check_sizes
     from textshift.data import read_labeled
     from textshift.model import Classifier, is_model_folder
@@ -271,8 +267,8 @@ def demo(
 
     # Every option is checked before the news model's minutes of training.
     config = CompareConfig(sizes=_split_list(sizes, kind=int), seeds=seeds, strategies=_split_list(strategies),
-                           train=_train_config(epochs=epochs))
-    news_config = _train_config(epochs=epochs if epochs is not None else 3)
+                           train=train_config(epochs=epochs))
+    news_config = train_config(epochs=epochs if epochs is not None else 3)
     bills_train, bills_test = read_labeled("embedded:bills-train"), read_labeled("embedded:bills-test")
     check_sizes(config.sizes, len(bills_train))
     news_model = output / "news-model"
@@ -284,7 +280,7 @@ def demo(
     trained = False
     if is_model_folder(news_model):
         if not quiet:
-            err_console.print(f"reusing the news model in {_plain(news_model)}")
+            err_console.print(f"reusing the news model in {plain(news_model)}")
         Classifier.load(news_model)  # fail early if it is damaged
     else:
         news = read_labeled("embedded:news")
@@ -292,7 +288,7 @@ def demo(
             err_console.print(f"1/2 training a news-topic model on {len(news):,} New York Times headlines "
                               f"({len(news.classes)} topics)…")
         # Three epochs keep the whole demo within about 15 minutes on two CPU cores.
-        with _training_progress(quiet) as progress:
+        with training_progress(quiet) as progress:
             classifier, result = train_classifier(news, backbone=backbone, config=news_config, progress=progress)
         classifier.save(news_model)
         trained = True
@@ -305,7 +301,7 @@ def demo(
     result = _run_compare(news_model, bills_train, bills_test, output / "compare", config, quiet=quiet,
                           overwrite=trained)
     if quiet:
-        _print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
+        print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
                      "report": str(result.out_dir / "report.html")})
     else:
         _print_summary(result)
