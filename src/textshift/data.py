@@ -32,6 +32,7 @@ import re
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -490,7 +491,7 @@ def _read_frame(path: Path, fmt: str, *, chunksize: int | None = None):
     """pandas reader for the format; CSV/TSV values are read as strings so labels keep their spelling."""
     if fmt != "parquet":
         _sniff_text_encoding(path)
-    try:
+    with _parser_errors(path, fmt):
         if fmt in ("csv", "tsv"):
             _check_header(path, fmt)
             # index_col=False: a row with an extra field is an error, never a silent index column.
@@ -501,6 +502,13 @@ def _read_frame(path: Path, fmt: str, *, chunksize: int | None = None):
             frames = _jsonl_records(path, chunksize=chunksize)
             return frames if chunksize else next(frames)
         return _parquet_frame(path)
+
+
+@contextmanager
+def _parser_errors(path: Path, fmt: str) -> Iterator[None]:
+    """Turn what pandas or pyarrow raise while reading ``path`` into one-line DataErrors."""
+    try:
+        yield
     except (DataError, MemoryError):
         raise
     except pd.errors.EmptyDataError as exc:
@@ -602,6 +610,12 @@ def _is_scalar_number(value) -> bool:
     return isinstance(value, (numbers.Number, bool))
 
 
+def _odd_rows(values: list) -> list[int]:
+    """Positions of the values that are neither text, a number nor missing (lists, dicts, bytes, …)."""
+    return [i for i, value in enumerate(values)
+            if not isinstance(value, str) and not _is_missing(value) and not _is_scalar_number(value)]
+
+
 def _validate(frame: pd.DataFrame, fp: Fingerprint, *, text_column: str, label_column: str | None,
               first: int = 2, unit: str = "line") -> TextData:
     """Check texts and labels; numbers become strings, anything else that is not text is refused.
@@ -618,8 +632,7 @@ def _validate(frame: pd.DataFrame, fp: Fingerprint, *, text_column: str, label_c
     drop = [c for c in ("text", "label") if c in frame.columns and c not in rename]
     frame = frame.drop(columns=drop).rename(columns=rename)
     texts = frame["text"].tolist()
-    odd = [i for i, t in enumerate(texts)
-           if not isinstance(t, str) and not _is_missing(t) and not _is_scalar_number(t)]
+    odd = _odd_rows(texts)
     if odd:
         kind = type(texts[odd[0]]).__name__
         raise DataError(f"{name} has {len(odd)} value(s) that are not text ({kind}) in column '{text_column}' "
@@ -633,8 +646,7 @@ def _validate(frame: pd.DataFrame, fp: Fingerprint, *, text_column: str, label_c
     warnings: list[str] = []
     if label_column:
         labels = frame["label"].tolist()
-        odd = [i for i, v in enumerate(labels)
-               if not isinstance(v, str) and not _is_missing(v) and not _is_scalar_number(v)]
+        odd = _odd_rows(labels)
         if odd:
             kind = type(labels[odd[0]]).__name__
             raise DataError(f"{name} has {len(odd)} label(s) that are not a string or number ({kind}) in column "
@@ -737,17 +749,11 @@ def iter_text_chunks(path: str | os.PathLike, *, text_column: str | None = None,
     produced = False
     chunks = None
     while True:
-        try:
+        with _parser_errors(file_path, fmt):
             if chunks is None:
                 chunks = iter(_parquet_frame(file_path, chunksize=chunk_size) if fmt == "parquet"
                               else _read_frame(file_path, fmt, chunksize=chunk_size))
             chunk = next(chunks, None)
-        except (DataError, MemoryError):
-            raise
-        except pd.errors.EmptyDataError as exc:
-            raise DataError(f"{file_path} has no header row; expected a header naming the columns") from exc
-        except Exception as exc:  # noqa: BLE001 - pandas and pyarrow raise many types for malformed files
-            raise _parse_error(file_path, fmt, exc) from exc
         if chunk is None:
             break
         if spec and spec.split:

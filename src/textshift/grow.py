@@ -80,7 +80,7 @@ from textshift.training import (
     record_training,
     train,
 )
-from textshift.validation import check_types
+from textshift.validation import check_settings, check_types
 
 logger = logging.getLogger(__name__)
 
@@ -103,7 +103,8 @@ class GrowError(DataError):
 
 # ---------------------------------------------------------------------------------------------------- settings
 # Settings that have a command-line flag named after them.
-GROW_FLAGS = ("memory_per_class", "distill_weight", "bias_correction", "calibrate_holdout", "head", "shrinkage")
+GROW_FLAGS = {name: "--" + name.replace("_", "-") for name in ("memory_per_class", "distill_weight", "bias_correction",
+                                                               "calibrate_holdout", "head", "shrinkage")}
 
 
 @dataclass
@@ -178,11 +179,7 @@ class GrowConfig:
             ("head", self.head in HEADS, f"one of {', '.join(HEADS)}"),
             ("shrinkage", 0 <= self.shrinkage < 1, ">= 0 and < 1"),
         ]
-        for name, ok, allowed in checks:
-            if not ok:
-                flag = f" (--{name.replace('_', '-')} on the command line)" if name in GROW_FLAGS else ""
-                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}. Set it "
-                                  f"{allowed}{flag}")
+        check_settings(self, checks, flags=GROW_FLAGS)
 
     def to_dict(self) -> dict:
         values = asdict(self)

@@ -51,7 +51,7 @@ import pandas as pd
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, ModelError
 from textshift.locks import writes
-from textshift.validation import check_types
+from textshift.validation import check_settings, check_types
 
 logger = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ ISSUE_TYPES = ("label_error", "misclassified", "unsure", "duplicate", "conflict"
 MAX_BLOCK = 1 << 26  # similarities computed at once in the neighbour search (float32: 256 MB)
 
 # Settings that have a command-line flag named after them.
-INSPECT_FLAGS = ("folds", "scorer", "duplicate_threshold")
+INSPECT_FLAGS = {name: "--" + name.replace("_", "-") for name in ("folds", "scorer", "duplicate_threshold")}
 
 
 @dataclass
@@ -124,11 +124,7 @@ class InspectConfig:
             ("max_length", 8 <= self.max_length <= 8192, "in [8, 8192]"),
             ("chunk_size", self.chunk_size > 0, "> 0"),
         ]
-        for name, ok, allowed in checks:
-            if not ok:
-                flag = f" (--{name.replace('_', '-')} on the command line)" if name in INSPECT_FLAGS else ""
-                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}. Set it "
-                                  f"{allowed}{flag}")
+        check_settings(self, checks, flags=INSPECT_FLAGS)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -19,7 +19,7 @@ import numpy as np
 
 from textshift.data import TextData
 from textshift.errors import DataError, ModelError
-from textshift.model import META_FILE, Classifier, output_folder_path, prepare_output_dir
+from textshift.model import META_FILE, Classifier, output_folder_path, prepare_output_dir, recorded_extra
 from textshift.validation import as_str_list
 
 MEMORY_FILE = "memory.jsonl"
@@ -142,14 +142,7 @@ def read_memory(folder: str | os.PathLike) -> Memory | None:
     file is present that ``textshift.json`` does not record.
     """
     folder = Path(folder)
-    meta_path = folder / META_FILE
-    record = None
-    if meta_path.exists():
-        try:
-            record = json.loads(meta_path.read_text()).get("extra", {}).get("memory")
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{meta_path} is not valid JSON ({exc}); expected the metadata textshift wrote. "
-                             "Restore it or retrain") from exc
+    record = recorded_extra(folder, "memory")
     path = folder / (record.get("file", MEMORY_FILE) if record else MEMORY_FILE)
     rebuild = "Restore the folder from a backup, or pass --old-data OLD_TRAINING_DATA --rebuild-memory"
     if record is None:

@@ -549,6 +549,19 @@ def _inference_texts(texts, batch_size) -> list[str]:
     return as_str_list(texts, what="texts")
 
 
+def recorded_extra(folder: str | os.PathLike, key: str) -> dict | None:
+    """The ``extra[key]`` record in a model folder's ``textshift.json``; None when the folder has no metadata or
+    the metadata records nothing under ``key``. Raises :class:`ModelError` when the metadata is not valid JSON."""
+    meta_path = Path(folder) / META_FILE
+    if not meta_path.exists():
+        return None
+    try:
+        return json.loads(meta_path.read_text()).get("extra", {}).get(key)
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{meta_path} is not valid JSON ({exc}); expected the metadata textshift wrote. "
+                         "Restore it or retrain") from exc
+
+
 def output_folder_path(path: str | os.PathLike) -> Path:
     """A folder to write, ``~`` expanded; anything that is not a non-empty path is a ConfigError."""
     text = os.fspath(path) if isinstance(path, os.PathLike) else path

@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from textshift.errors import ModelError
-from textshift.model import META_FILE, Classifier, head_linear
+from textshift.model import META_FILE, Classifier, head_linear, recorded_extra
 
 STATS_FILE = "feature_stats.safetensors"
 STATS_FORMAT = 1
@@ -237,14 +237,7 @@ def read_stats(folder: str | os.PathLike, classifier: Classifier | None = None) 
     were computed with other encoder weights or for other classes than ``classifier``'s.
     """
     folder = Path(folder)
-    meta_path = folder / META_FILE
-    record = None
-    if meta_path.exists():
-        try:
-            record = json.loads(meta_path.read_text()).get("extra", {}).get("stats")
-        except json.JSONDecodeError as exc:
-            raise ModelError(f"{meta_path} is not valid JSON ({exc}); expected the metadata textshift wrote. "
-                             "Restore it or retrain") from exc
+    record = recorded_extra(folder, "stats")
     path = folder / STATS_FILE
     fix = "Restore the folder, or pass --old-data OLD_TRAINING_DATA to recompute the statistics"
     if record is None:

@@ -49,7 +49,7 @@ from textshift.dropout import cheap_dropout
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier, encoder_module, head_linear
 from textshift.tokens import LabelledRows, LengthGroupedBatches, RowCollator, TokenizedTexts
-from textshift.validation import check_types
+from textshift.validation import check_settings, check_types
 from textshift.windows import LongTexts, WindowEncoder
 
 logger = logging.getLogger(__name__)
@@ -204,11 +204,7 @@ class TrainConfig:
             ("min_val_rows", self.min_val_rows >= 1, ">= 1"),
             ("patience", self.patience >= 1, ">= 1"),
         ]
-        for name, ok, allowed in checks:
-            if not ok:
-                flag = f" ({CLI_FLAGS[name]} on the command line)" if name in CLI_FLAGS else ""
-                raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(self, name)!r}. Set it "
-                                  f"{allowed}{flag}")
+        check_settings(self, checks, flags=CLI_FLAGS)
         self.windows()  # checks long_texts, window_overlap and max_windows
         if self.epochs == 0 and self.warmup_epochs == 0:
             raise ConfigError("epochs 0 and warmup_epochs 0 would save an untrained model; expected at least one "

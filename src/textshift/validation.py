@@ -6,6 +6,7 @@
   accepted as numbers; NumPy scalars are (``numbers.Integral`` / ``numbers.Real``).
 - :func:`as_list` / :func:`as_str_list`: texts and labels as a list, whatever sequence they came in (list, tuple,
   pandas Series, numpy array, generator); a bare string, None, a DataFrame or a non-string item is refused.
+- :func:`check_settings`: the range checks of a settings dataclass, one message shape for all.
 - :func:`check_data_path` / :func:`check_column_name`: what the data readers are given.
 """
 
@@ -62,6 +63,19 @@ def check_types(config) -> None:
         shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
         raise ConfigError(f"the '{spec.name}' setting of {type(config).__name__} must be {expected}; got {shown} "
                           f"({type(value).__name__}). Pass {_describe(kinds[0])}")
+
+
+def check_settings(config, checks, *, flags: Mapping[str, str]) -> None:
+    """Raise ConfigError for the first failed check of the settings dataclass instance ``config``.
+
+    ``checks`` are ``(setting name, passed, what is allowed)`` triples; ``flags`` maps the settings that have a
+    command-line flag to it, so the message names the flag too.
+    """
+    for name, passed, allowed in checks:
+        if not passed:
+            flag = f" ({flags[name]} on the command line)" if name in flags else ""
+            raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(config, name)!r}. Set it "
+                              f"{allowed}{flag}")
 
 
 def check_data_path(path) -> str:

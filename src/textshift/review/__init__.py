@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from textshift.data import EMBEDDED_PREFIX, TextData, read_labeled
@@ -31,8 +32,7 @@ from textshift.review.server import (
     check_port,
     check_token,
     create_app,
-    is_loopback,
-    new_token,
+    serve,
 )
 from textshift.review.store import EditLogMismatchError, ReviewStore, default_store_path
 
@@ -183,15 +183,8 @@ def start_review(data: str | os.PathLike | TextData, *, store: str | os.PathLike
         data = load_data(data, text_column=text_column, label_column=label_column, labels=labels)
     review_store = open_store(data, store=store, model=model, report=report, backbone=backbone, config=config,
                               text_column=text_column, label_column=label_column, on_stage=on_stage)
-    if token is None and not is_loopback(host):
-        token = new_token()
     if export_dir is None:
         source = str(data.fingerprint.path)
         export_dir = Path.cwd() if source.startswith(EMBEDDED_PREFIX) else Path(source).resolve().parent
-    try:
-        app = create_app(review_store, data, export_dir=export_dir, token=token, loopback_only=is_loopback(host))
-        server = ReviewServer(app, host=host, port=port, token=token, store=review_store)
-    except BaseException:
-        review_store.close()
-        raise
-    return server.start() if background else server
+    return serve(review_store, partial(create_app, review_store, data, export_dir=export_dir), host=host, port=port,
+                 token=token, background=background)

@@ -20,6 +20,7 @@ import json
 import logging
 import os
 import unicodedata
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -223,20 +224,13 @@ def start_labelling(suggestions: str | os.PathLike, *, classes: list[str] | None
                     export_dir: str | os.PathLike | None = None, token: str | None = None,
                     background: bool = True):
     """Start the labelling page for a suggestions file; returns the :class:`ReviewServer` (``.url``, ``.stop()``)."""
-    from textshift.review.server import ReviewServer, check_host, check_port, check_token, is_loopback, new_token
+    from textshift.review.server import check_host, check_port, check_token, serve
 
     check_host(host)
     check_port(port)
     check_token(token)
     data = read_suggestions(suggestions)
     label_store = open_label_store(data, store=store, classes=classes)
-    if token is None and not is_loopback(host):
-        token = new_token()
-    try:
-        app = create_label_app(label_store, data, export_dir=export_dir, token=token, loopback_only=is_loopback(host))
-        server = ReviewServer(app, host=host, port=port, token=token, store=label_store)
-    except BaseException:
-        label_store.close()
-        raise
-    return server.start() if background else server
+    return serve(label_store, partial(create_label_app, label_store, data, export_dir=export_dir), host=host,
+                 port=port, token=token, background=background)
 

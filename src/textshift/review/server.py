@@ -345,6 +345,24 @@ class ReviewServer:
         return f'textshift review: <a href="{escape(self.url)}" target="_blank">{escape(self.url)}</a>'
 
 
+def serve(store, build_app, *, host: str, port: int, token: str | None, background: bool):
+    """Serve the app ``build_app(token=..., loopback_only=...)`` makes for ``store`` on ``host:port``.
+
+    A random token is made when none is given and ``host`` is not a loopback address. The store is closed when
+    the app or the server cannot be made. Returns the started :class:`ReviewServer` when ``background``, else
+    one to ``.run()`` in the foreground.
+    """
+    if token is None and not is_loopback(host):
+        token = new_token()
+    try:
+        app = build_app(token=token, loopback_only=is_loopback(host))
+        server = ReviewServer(app, host=host, port=port, token=token, store=store)
+    except BaseException:
+        store.close()
+        raise
+    return server.start() if background else server
+
+
 def _bind(host: str, port: int) -> socket.socket:
     check_host(host)
     check_port(port)
