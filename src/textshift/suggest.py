@@ -301,7 +301,7 @@ def suggest(model, pool: TextData, *, n: int = 50, strategy: str = DEFAULT_STRAT
     >>> chosen = suggest("news-model", read_texts("bills.csv"), n=50)   # doctest: +SKIP
     >>> chosen.table[["text", "guess", "probability", "reason"]].head()  # doctest: +SKIP
     """
-    from textshift.model import Classifier, softmax
+    from textshift.model import Classifier, labels_from, softmax
 
     check_strategy(strategy)
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
@@ -335,11 +335,10 @@ def suggest(model, pool: TextData, *, n: int = 50, strategy: str = DEFAULT_STRAT
     chosen, why, skipped = _without_duplicates(order, reasons, [texts[i] for i in candidates], n,
                                                [labeled.texts[i] for i in range(len(labeled))] if labeled else [])
     margin, entropy = uncertainty(probabilities[chosen])
-    best = probabilities[chosen].argmax(axis=1)
     table = pd.DataFrame({"rank": np.arange(1, len(chosen) + 1), "row": candidates[chosen],
                           "text": [texts[candidates[i]] for i in chosen],
-                          "guess": [classifier.labels[j] for j in best],
-                          "probability": probabilities[chosen, best].round(4), "margin": margin.round(4),
+                          "guess": labels_from(probabilities[chosen], classifier.labels),
+                          "probability": probabilities[chosen].max(axis=1).round(4), "margin": margin.round(4),
                           "entropy": entropy.round(4), "reason": why}, columns=SUGGESTION_COLUMNS)
     seconds["ranking"] = time.perf_counter() - started
     return Suggestions(table=table, strategy=resolved, pool_rows=len(pool), labeled_rows=len(labeled_rows),
@@ -511,6 +510,6 @@ def _retrain(current, source, texts: list[str], rows: list[int], labels: list[st
         return current, {"accuracy": None, "macro_f1": None}
     target = TextData.from_lists([texts[i] for i in rows], labels, name="<label loop>")
     trained, _ = transfer(source, target, config=config)
-    scores = score(test.labels, [trained.labels[j] for j in trained.predict_proba(
-        test.texts, max_length=config.train.max_length).argmax(axis=1)]) if test is not None else {}
+    scores = score(test.labels, trained.predict(test.texts, max_length=config.train.max_length)
+                   ) if test is not None else {}
     return trained, {"accuracy": scores.get("accuracy"), "macro_f1": scores.get("macro_f1")}

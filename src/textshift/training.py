@@ -855,8 +855,7 @@ def _validate_on_main(classifier: Classifier, texts: list[str], labels: list[str
 
 
 def _validate(classifier: Classifier, texts: list[str], labels: list[str], config: TrainConfig) -> dict:
-    probs = classifier.predict_proba(texts, max_length=config.max_length)
-    predicted = [classifier.labels[i] for i in probs.argmax(axis=1)]
+    predicted = classifier.predict(texts, max_length=config.max_length)
     return {f"val_{k}": round(v, 4) for k, v in score(labels, predicted).items()}
 
 

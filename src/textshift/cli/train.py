@@ -329,7 +329,7 @@ def info(
     from textshift.windows import LongTexts
 
     console.print("long texts: "
-                  + plain(LongTexts.from_settings(meta.settings).describe(meta.settings.get('max_length', 128))))
+                  + plain(LongTexts.from_settings(meta.settings).describe(meta.max_length)))
     settings = ", ".join(f"{k}={v}" for k, v in meta.settings.items())
     if settings:
         console.print(f"settings: {plain(settings)}")
