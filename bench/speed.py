@@ -402,6 +402,19 @@ def table(path: Path) -> str:
     return "\n".join(lines)
 
 
+def check_device(setup: Setup) -> Setup:
+    """Stop at once when the asked-for device is unknown or has no GPU behind it."""
+    if setup.cuda:
+        import torch
+
+        if not torch.cuda.is_available():
+            raise SystemExit(f"--device {setup.device} asked for, but PyTorch sees no CUDA GPU here; expected "
+                             "--device cpu on this machine")
+    elif setup.device != "cpu":
+        raise SystemExit(f"unknown --device '{setup.device}'; expected cpu or cuda")
+    return setup
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--train-rows", type=int, default=1024, help="training rows per dataset (default 1024)")
@@ -420,15 +433,7 @@ def main() -> None:
     args = parser.parse_args()
     train_rows = None if args.full else args.train_rows
     predict_rows = None if args.full else args.predict_rows
-    setup = Setup(device=args.device, bf16=args.bf16, backbone=args.backbone)
-    if setup.cuda:
-        import torch
-
-        if not torch.cuda.is_available():
-            raise SystemExit(f"--device {args.device} asked for, but PyTorch sees no CUDA GPU here; expected "
-                             "--device cpu on this machine")
-    elif setup.device != "cpu":
-        raise SystemExit(f"unknown --device '{args.device}'; expected cpu or cuda")
+    setup = check_device(Setup(device=args.device, bf16=args.bf16, backbone=args.backbone))
 
     if args.one:
         result = run_one(*args.one, setup, train_rows=train_rows, predict_rows=predict_rows)
