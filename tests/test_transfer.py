@@ -110,13 +110,11 @@ def test_adapt_without_texts_is_a_data_error(source):
 
 def test_paths_are_read_and_the_source_folder_is_recorded(source, tmp_path):
     folder = tmp_path / "news"
-    source.meta.extra["path"] = "/somewhere/stale"  # where older versions kept it
     source.save(folder)
-    del source.meta.extra["path"]
     data = tmp_path / "target.csv"
     TARGET.frame[["text", "label"]].to_csv(data, index=False)
     model, _ = transfer(str(folder), data, config=TransferConfig(strategy="finetune", train=FAST))
-    assert model.meta.source_model == str(folder.resolve()) and "path" not in model.meta.extra
+    assert model.meta.source_model == str(folder.resolve())
     with pytest.raises(DataError, match="got one string. Wrap it in a list"):
         transfer(source, TARGET, config=TransferConfig(strategy="adapt", train=FAST), unlabeled_texts="bills text")
     with pytest.raises(ConfigError, match="source must be a Classifier or a model folder path; got a int"):

@@ -41,10 +41,6 @@ class ConfigError(TextshiftError):
     """A setting is out of range or options conflict."""
 
 
-class NotFittedError(TextshiftError):
-    """An object was used before it was trained."""
-
-
 class OutputNotWritableError(ConfigError, PermissionError):
     """Nothing can be created where an output goes (permissions, a read-only file system)."""
 

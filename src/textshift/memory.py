@@ -93,11 +93,6 @@ class Memory:
             out.labels.extend([label] * len(rows))
         return out
 
-    def restricted_to(self, classes: list[str]) -> Memory:
-        keep = set(classes)
-        pairs = [(t, lab) for t, lab in zip(self.texts, self.labels, strict=True) if lab in keep]
-        return Memory([t for t, _ in pairs], [lab for _, lab in pairs])
-
     def to_bytes(self) -> bytes:
         """JSON Lines, one ``{"text", "label"}`` object per row (the ``memory.jsonl`` format)."""
         return "".join(json.dumps({"text": t, "label": lab}, ensure_ascii=False) + "\n"

@@ -149,7 +149,6 @@ def prepare_model(source: Classifier, target: TextData, config: TransferConfig) 
                         f"model's ({', '.join(source.labels[:4])}…); expected at least one common class for "
                         f"'{strategy}'. Use --strategy encoder to reuse only the encoder")
     model = deepcopy_classifier(source)
-    model.meta.extra.pop("path", None)  # where older versions kept the source's folder; stale in a copy
     model.meta.source_model = str(source.path or source.meta.backbone)
     max_length = config.train.max_length
     if strategy == "zero-shot":
