@@ -11,8 +11,6 @@ import pytest
 
 from textshift.data import TextData, iter_text_chunks, read_labeled, read_texts
 from textshift.errors import ConfigError, DataError, ModelError, OutputExistsError
-from textshift.evaluate import evaluate, evaluate_predictions, plot_confusion
-from textshift.memory import Memory
 from textshift.model import Classifier
 from textshift.predict import predict_texts
 
@@ -170,64 +168,6 @@ def test_paths_starting_with_tilde_are_expanded(tmp_path, monkeypatch):
     assert next(iter_text_chunks("~/d.csv"))["text"].tolist() == TEXTS
 
 
-# ---------------------------------------------------------------------------------------------- evaluation
-@pytest.fixture()
-def report():
-    return evaluate_predictions(["a", "b", "a"], ["a", "a", "a"], model_labels=["a", "b"])
-
-
-def test_plot_confusion_refuses_a_path_that_is_not_png(report, tmp_path):
-    victim = tmp_path / "victim.csv"
-    victim.write_text("text,label\nx,y\n")
-    with pytest.raises(ConfigError, match=r"must end in \.png"):
-        plot_confusion(report, victim)
-    with pytest.raises(ConfigError, match=r"must end in \.png"):
-        plot_confusion(report, victim, overwrite=True)
-    assert victim.read_text() == "text,label\nx,y\n"
-
-
-def test_plot_confusion_replaces_an_existing_png_only_with_overwrite(report, tmp_path):
-    png = tmp_path / "cm.png"
-    png.write_bytes(b"mine")
-    with pytest.raises(OutputExistsError, match="is not a confusion-matrix PNG"):  # not one it drew: never
-        plot_confusion(report, png, overwrite=True)
-    assert png.read_bytes() == b"mine"
-    png.unlink()
-    plot_confusion(report, png)
-    earlier = png.read_bytes()
-    with pytest.raises(OutputExistsError, match="already exists.*overwrite=True"):
-        plot_confusion(report, png)
-    assert png.read_bytes() == earlier
-    assert plot_confusion(report, png, overwrite=True) == png
-    assert png.read_bytes()[:4] == b"\x89PNG"
-    assert [p.name for p in tmp_path.iterdir()] == ["cm.png"], "temporary file left behind"
-
-
-@pytest.mark.parametrize("where", ["missing/cm.png", "folder.png", None])
-def test_plot_confusion_refuses_missing_folders_folders_and_non_paths(report, tmp_path, where):
-    (tmp_path / "folder.png").mkdir()
-    with pytest.raises((ConfigError, OutputExistsError)):
-        plot_confusion(report, tmp_path / where if where else None)
-
-
-def test_cli_evaluate_rewrites_its_default_png_on_every_run(classifier, small_news, tmp_path, run_cli):
-    model = classifier.save(tmp_path / "model")
-    for _ in range(2):
-        result = run_cli("evaluate", model, small_news, "-q")
-        assert result.exit_code == 0, result
-    assert (model / "confusion.png").read_bytes()[:4] == b"\x89PNG"
-
-
-def test_evaluate_predictions_refuses_lists_of_different_lengths():
-    with pytest.raises(DataError, match="got 3 true labels but 2 predicted ones"):
-        evaluate_predictions(["a", "b", "a"], ["a", "b"])
-
-
-def test_evaluate_needs_text_data(classifier):
-    with pytest.raises(DataError, match="expected labelled data as a TextData; got DataFrame"):
-        evaluate(classifier, pd.DataFrame({"text": TEXTS, "label": LABELS}))
-
-
 # ---------------------------------------------------------------------------------------------- save / load
 def test_save_under_a_file_is_an_output_error(classifier, tmp_path):
     (tmp_path / "afile.txt").write_text("mine")
@@ -262,18 +202,3 @@ def test_save_and_load_expand_tilde_and_still_replace_a_model_folder(classifier,
 def test_load_needs_a_path(path):
     with pytest.raises(ModelError, match="expected a model folder path"):
         Classifier.load(path)
-
-
-# ---------------------------------------------------------------------------------------------- memory
-def test_memory_refuses_texts_and_labels_of_different_lengths():
-    with pytest.raises(DataError, match="got 3 texts but 1 labels"):
-        Memory(["a", "b", "c"], ["Health"])
-    with pytest.raises(DataError, match="got 2 texts but 1 labels"):
-        Memory().updated(["a", "b"], ["Health"], per_class=5)
-    with pytest.raises(DataError, match="expected a list of texts, got one string"):
-        Memory("abc", ["x", "y", "z"])
-
-
-def test_memory_keeps_matching_rows():
-    memory = Memory(("a", "b"), pd.Series(["Health", "Defense"]))
-    assert memory.texts == ["a", "b"] and memory.labels == ["Health", "Defense"]

@@ -71,20 +71,6 @@ def step1_folder(step1, tmp_path):
     return folder
 
 
-# ------------------------------------------------------------------------------------------------------- memory
-def test_memory_is_class_balanced_seeded_and_topped_up():
-    texts = [f"text {i}" for i in range(30)]
-    labels = ["a"] * 25 + ["b"] * 5
-    memory = Memory.sample(texts, labels, per_class=4, seed=3)
-    assert memory.counts() == {"a": 4, "b": 4}
-    assert memory == Memory.sample(texts, labels, per_class=4, seed=3)
-    grown = memory.updated(["new 1", "new 2", "text 0"], ["c", "c", "a"], per_class=4)
-    assert grown.counts() == {"a": 4, "b": 4, "c": 2}
-    assert grown.texts[:8] == memory.texts  # remembered rows are kept
-    assert Memory.from_bytes(grown.to_bytes()) == grown
-    assert grown.updated([], [], per_class=1).counts() == {"a": 1, "b": 1, "c": 1}
-
-
 # ------------------------------------------------------------------------------------------------------ growing
 def test_grow_adds_classes_after_the_old_ones(step1):
     classifier, data = step1
