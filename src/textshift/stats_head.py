@@ -207,7 +207,7 @@ class FeatureStats:
                 "classes": len(self.classes), "rows": int(self.counts.sum())}
 
 
-def compute_stats(classifier: Classifier, texts: list[str], labels: list[str], *, max_length: int = 128,
+def compute_stats(classifier: Classifier, texts: list[str], labels: list[str], *, max_length: int | None = None,
                   encoder: str | None = None) -> FeatureStats:
     """Statistics of ``classifier``'s feature vectors of ``texts``, grouped by ``labels`` (one forward pass)."""
     features = classifier.features(texts, max_length=max_length)

@@ -107,20 +107,21 @@ def check_strategy(strategy: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- outputs
-def pool_outputs(classifier, texts: list[str], *, batch_size: int = 64, max_length: int = 128,
+def pool_outputs(classifier, texts: list[str], *, batch_size: int = 64, max_length: int | None = None,
                  cache_dir: str | os.PathLike | None = None, progress: Callable[[int, int], None] | None = None
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The model's head inputs (embeddings) and logits for every text, computed in chunks and cached.
 
     Returns ``(features, logits)`` of shapes ``(n_texts, hidden)`` and ``(n_texts, n_labels)``, float32. The
     logits are the head's linear layer applied to the features (one forward pass gives both). The cache file
-    is named by the sha256 of the texts, the model's weights and ``max_length``; ``cache_dir=False``-like
-    ``None`` uses :func:`default_cache_dir`.
+    is named by the sha256 of the texts, the model's weights and ``max_length`` (default: the model's own);
+    ``cache_dir=False``-like ``None`` uses :func:`default_cache_dir`.
     """
     from safetensors.numpy import load_file, save_file
 
     from textshift.model import head_linear, model_digest
 
+    max_length = classifier.max_length if max_length is None else max_length
     digest = hashlib.sha256(f"{model_digest(classifier)}|{max_length}|".encode())
     for text in texts:
         digest.update(str(text).encode("utf-8", "surrogatepass") + b"\x1f")
@@ -272,7 +273,7 @@ def _check_labeled(pool: TextData, labeled: TextData | None, classes: list[str],
 
 
 def suggest(model, pool: TextData, *, n: int = 50, strategy: str = DEFAULT_STRATEGY,
-            labeled: TextData | None = None, seed: int = 0, batch_size: int = 64, max_length: int = 128,
+            labeled: TextData | None = None, seed: int = 0, batch_size: int = 64, max_length: int | None = None,
             cache_dir: str | os.PathLike | None = None, allow_new_labels: bool = False,
             progress: Callable[[int, int], None] | None = None) -> Suggestions:
     """Choose the next ``n`` texts of ``pool`` to label.

@@ -51,7 +51,7 @@ def suggest(
                                                                   "not know.")] = False,
     cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache of the pool's model outputs "
                                                    "\\[default: ~/.cache/textshift/suggest].")] = None,
-    max_length: Annotated[int, typer.Option(help="Max tokens per text.")] = 128,
+    max_length: Annotated[int | None, typer.Option(help="Max tokens per text \\[default: the model's own].")] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
     seed: Seed = 0,
