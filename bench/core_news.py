@@ -54,7 +54,7 @@ def main() -> None:
         record("frozen-lr", frozen_lr(train.texts, train.labels, test.texts, encoder=encoder),
                time.perf_counter() - started)
     if "textshift" not in done:
-        classifier, result = train_classifier(train, config=TrainConfig(), progress=True)
+        classifier, result = train_classifier(train, config=TrainConfig(), progress=print)
         classifier.save(MODEL, overwrite=True)
         probs = classifier.predict_proba(test.texts)
         record("textshift", [classifier.labels[i] for i in probs.argmax(1)], result.seconds)
