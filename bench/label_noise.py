@@ -2,6 +2,7 @@
 
     python bench/label_noise.py [--data bills,20news] [--noise random,confusable] [--rates 0.05,0.10]
                                 [--seeds 0,1,2] [--news-rows 0]
+    python bench/label_noise.py --table        # the mean over seeds, as in docs/cleaning.md
 
 For every data x noise x rate x seed setting, a share ``rate`` of the labels is changed (seeded):
 
@@ -240,6 +241,28 @@ def migrate_results() -> None:
     os.replace(tmp, OUT)
 
 
+def results_table() -> str:
+    """Markdown table of the mean over seeds of every data x noise x rate x scorer in the results (new rows)."""
+    import pandas as pd
+
+    frame = pd.read_csv(OUT)
+    frame = frame[frame["scorer"].isin(SCORERS)]
+    keys = ["data", "rows", "noise", "rate", "scorer"]
+    table = frame.groupby(keys, sort=False).agg(
+        seeds=("seed", "nunique"), precision_at_n=("precision_at_n", "mean"), recall_at_2n=("recall_at_2n", "mean"),
+        auprc=("auprc", "mean"), seconds=("seconds", "median"), peak_rss_mb=("peak_rss_mb", "max")).reset_index()
+    table["scorer"] = pd.Categorical(table["scorer"], SCORERS)
+    table = table.sort_values(["data", "noise", "rate", "scorer"])
+    lines = ["| data | noise | rate | scorer | seeds | precision@N | recall@2N | AUPRC | seconds (median) | "
+             "peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for row in table.itertuples():
+        data = f"{row.data} ({row.rows:,})"
+        lines.append(f"| {data} | {row.noise} | {row.rate:.2f} | {row.scorer} | {row.seeds} | "
+                     f"{row.precision_at_n:.3f} | {row.recall_at_2n:.3f} | {row.auprc:.3f} | {row.seconds:.0f} | "
+                     f"{row.peak_rss_mb:,.0f} |")
+    return "\n".join(lines)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="bills,20news")
@@ -248,19 +271,23 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--news-rows", type=int, default=0, help="20news posts to sample (0: all 11,285)")
     parser.add_argument("--one", nargs=5, metavar=("DATA", "ROWS", "NOISE", "RATE", "SEED"), help=argparse.SUPPRESS)
+    parser.add_argument("--table", action="store_true", help="print the results as a markdown table and stop")
     args = parser.parse_args()
+    if args.table:
+        print(results_table())
+        return
     if args.one:
         name, rows, noise, rate, seed = args.one
         print(json.dumps(run_setting(name, int(rows), noise, float(rate), int(seed))))
         return
     migrate_results()
     done = done_keys(OUT, KEY)
-    for name in args.data.split(","):
-        rows = args.news_rows if name == "20news" else 0
-        shown_rows = str(rows) if rows else ("3000" if name == "bills" else "11285")
+    for seed in args.seeds.split(","):  # every setting's first seed before any second seed
         for noise in args.noise.split(","):
             for rate in args.rates.split(","):
-                for seed in args.seeds.split(","):
+                for name in args.data.split(","):
+                    rows = args.news_rows if name == "20news" else 0
+                    shown_rows = str(rows) if rows else ("3000" if name == "bills" else "11285")
                     label = f"{name} {noise} {float(rate):.2f} seed {seed}"
                     if all((name, shown_rows, noise, str(float(rate)), seed, scorer) in done for scorer in SCORERS):
                         print(f"{label}: already in {OUT.name}")

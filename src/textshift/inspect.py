@@ -4,19 +4,23 @@ Every score comes from **out-of-fold** predictions: the data is split into ``fol
 scored by models that never saw it, because a model scored on its own training rows has memorised their
 labels and hides exactly the errors we look for.
 
-The default scorer (``"ensemble"``) averages complementary out-of-fold estimates of ``p(class | text)``:
+The default scorer (``"ensemble"``) adapts to the data. It computes several out-of-fold candidate estimates of
+``p(class | text)`` (:data:`MEMBERS`):
 
-* logistic regression on the frozen encoder's sentence embeddings (what the text means, linearly),
-* an RBF-kernel support vector machine on the same embeddings (the same, with curved class boundaries;
-  only up to ``svm_max_rows`` items, as its cost grows with the square of the data),
-* a similarity-weighted vote of the ``neighbors`` nearest other items (what similar items are labelled),
-* complement naive Bayes on TF-IDF words and word pairs (which words carry the label).
+* ``tfidf-lr``: logistic regression on TF-IDF words and word pairs (which words carry the label),
+* ``frozen-lr``: logistic regression on the frozen encoder's embeddings of the whole text (windows of the
+  encoder's length, averaged: :func:`embed_whole`),
+* ``frozen-svm``: an RBF-kernel SVM on the same embeddings (only up to ``svm_max_rows`` items),
+* ``neighbors``: a similarity-weighted vote of the ``neighbors`` nearest other items,
+* ``tfidf-nb``: complement naive Bayes on the TF-IDF features,
 
-On the label-noise benchmark (``bench/label_noise.py``) this finds more flipped labels than logistic regression
-alone; ``scorer="logistic"`` gives that simpler baseline and ``scorer="fine-tune"`` fine-tunes the whole
-encoder in every fold (slow, best with a GPU). cleanlab then ranks the items by label quality (the out-of-fold
-probability of the given label) and estimates with confident learning how many of them are likely label
-errors (:func:`cleanlab.count.num_label_issues`); that many of the lowest-ranked items are flagged.
+and combines them by how well each predicts the given labels out of fold (:func:`stack_estimates`: a log-linear
+pool whose weights minimise the log-loss, fitted with nested folds), so no weight is fixed in advance.
+``summary["scorer"]`` reports the weights and each member's out-of-fold log-loss. ``scorer="logistic"`` gives ``frozen-lr`` alone and
+``scorer="fine-tune"`` fine-tunes the whole encoder in every fold (slow, best with a GPU). cleanlab then ranks the
+items by label quality (the out-of-fold probability of the given label) and estimates with confident learning how
+many of them are likely label errors (:func:`cleanlab.count.num_label_issues`); that many of the lowest-ranked
+items are flagged.
 
 Near-duplicates are found by cosine similarity of normalised embeddings, a chunk of rows at a time, so
 memory grows with ``n * chunk`` and never with ``n * n``.
