@@ -189,9 +189,15 @@ def test_plot_confusion_refuses_a_path_that_is_not_png(report, tmp_path):
 def test_plot_confusion_replaces_an_existing_png_only_with_overwrite(report, tmp_path):
     png = tmp_path / "cm.png"
     png.write_bytes(b"mine")
+    with pytest.raises(OutputExistsError, match="is not a confusion-matrix PNG"):  # not one it drew: never
+        plot_confusion(report, png, overwrite=True)
+    assert png.read_bytes() == b"mine"
+    png.unlink()
+    plot_confusion(report, png)
+    earlier = png.read_bytes()
     with pytest.raises(OutputExistsError, match="already exists.*overwrite=True"):
         plot_confusion(report, png)
-    assert png.read_bytes() == b"mine"
+    assert png.read_bytes() == earlier
     assert plot_confusion(report, png, overwrite=True) == png
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert [p.name for p in tmp_path.iterdir()] == ["cm.png"], "temporary file left behind"
@@ -233,7 +239,7 @@ def test_save_under_a_file_is_an_output_error(classifier, tmp_path):
 
 @pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux /proc")
 def test_save_where_nothing_can_be_written_is_a_config_error(classifier):
-    with pytest.raises(ConfigError, match=r"cannot write the model folder /proc/textshift-x"):
+    with pytest.raises(ConfigError, match=r"cannot write in /proc \(.*\); expected a folder you can write to"):
         classifier.save("/proc/textshift-x")
 
 

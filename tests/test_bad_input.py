@@ -301,7 +301,7 @@ BAD = [
                                                   c.file("d.csv", GOOD)], "must end in .png"),
     Case("evaluate-confusion-exists", lambda c: ["evaluate", c.trained, c.bills, "--confusion",
                                                  c.file("cm.png", b"a user's picture")],
-         "Pass --overwrite to replace it"),
+         "is not a confusion-matrix PNG; expected a new file (textshift replaces only what it wrote)"),
     Case("evaluate-confusion-missing-folder", lambda c: ["evaluate", c.trained, c.bills, "--confusion",
                                                          c.tmp / "no" / "cm.png"], "does not exist"),
     # info
@@ -378,7 +378,8 @@ BAD = [
          "config.json has 3 labels"),
     Case("grow-into-itself", _into_itself("grow", *FAST), "is the input model folder"),
     # inspect
-    Case("inspect-over-a-folder", lambda c: ["inspect", c.bills, "-o", c.copy_model()], "already exists"),
+    Case("inspect-over-a-folder", lambda c: ["inspect", c.bills, "-o", c.copy_model()],
+         "is not an inspect report"),
     Case("inspect-empty-file", lambda c: ["inspect", c.file("d.csv", b""), "-o", c.out()], "empty (0 bytes)"),
     Case("inspect-missing-file", lambda c: ["inspect", c.tmp / "none.jsonl", "-o", c.out()], "not found"),
     Case("inspect-random-jsonl", lambda c: ["inspect", c.file("d.jsonl", RANDOM_BYTES), "-o", c.out()],

@@ -40,18 +40,43 @@ def test_config_errors():
         CompareConfig(sizes=[])
 
 
-def test_plain_answer_says_where_transfer_stops_helping():
-    summary = pd.DataFrame({"strategy": ["scratch", "finetune"] * 3, "k": [50, 50, 200, 200, 1000, 1000],
-                            "macro_f1": [0.1, 0.4, 0.3, 0.5, 0.7, 0.69], "ci95": 0.0})
-    text = plain_answer(summary, target_name="bills", source_name="news")
-    assert "+0.300 macro-F1 at 50 labelled bills" in text and "from about 1000 rows on it no longer helps" in text
+def _runs(scores: dict[int, list[tuple[float, float]]]) -> pd.DataFrame:
+    """Runs of scratch and finetune: ``{k: [(scratch, finetune) macro-F1 for each seed]}``."""
+    rows = [{"strategy": strategy, "k": k, "seed": seed, "macro_f1": value}
+            for k, pairs in scores.items() for seed, pair in enumerate(pairs)
+            for strategy, value in zip(("scratch", "finetune"), pair)]
+    return pd.DataFrame(rows)
+
+
+def test_plain_answer_from_one_seed_says_it_cannot_tell():
+    text = plain_answer(_runs({100: [(0.40, 0.52)], 300: [(0.600, 0.628)]}), target_name="bills",
+                        source_name="news")
+    assert "100 rows +0.120, 300 rows +0.028" in text
+    assert "one seed" in text and "cannot tell" in text and "--seeds 3" in text
+    assert "helps" not in text
+
+
+def test_plain_answer_with_seeds_claims_only_what_the_interval_shows():
+    # 50 rows: a clear gain; 1000 rows: +0.02 on average but one seed of three loses, so within the noise.
+    text = plain_answer(_runs({50: [(0.10, 0.40), (0.12, 0.41), (0.11, 0.43)],
+                               1000: [(0.70, 0.75), (0.70, 0.69), (0.70, 0.72)]}),
+                        target_name="bills", source_name="news")
+    assert "50 rows +0.303 (95% interval" in text and "3 seeds" in text
+    assert "it helps up to 50 rows; from 1000 rows on the difference is within the noise" in text
+    assert "one seed" not in text
 
 
 def test_plain_answer_says_when_transfer_hurts_everywhere():
-    summary = pd.DataFrame({"strategy": ["scratch", "finetune"] * 2, "k": [50, 50, 200, 200],
-                            "macro_f1": [0.5, 0.4, 0.6, 0.55], "ci95": 0.0})
-    text = plain_answer(summary, target_name="bills", source_name="news")
-    assert "does not help here: it loses 0.050 to 0.100 macro-F1" in text and "adds" not in text
+    text = plain_answer(_runs({50: [(0.5, 0.40), (0.52, 0.41), (0.5, 0.41)], 200: [(0.6, 0.55), (0.61, 0.55),
+                                                                                  (0.6, 0.56)]}),
+                        target_name="bills", source_name="news")
+    assert "does not help here: it loses at every size tried" in text and "helps at" not in text
+
+
+def test_plain_answer_a_gain_at_every_size():
+    text = plain_answer(_runs({50: [(0.1, 0.4), (0.12, 0.41), (0.1, 0.42)], 500: [(0.6, 0.65), (0.61, 0.66),
+                                                                                 (0.6, 0.66)]}))
+    assert "it helps at every size tried, up to the largest (500 rows)" in text
 
 
 def _config(**kw):

@@ -189,13 +189,14 @@ def test_report_round_trips_and_refuses_foreign_folders(flipped_result, tmp_path
     other = tmp_path / "notes"
     other.mkdir()
     (other / "todo.txt").write_text("mine")
-    with pytest.raises(OutputExistsError, match=r"already exists \(a non-empty folder\)"):
+    with pytest.raises(OutputExistsError, match="is not an inspect report"):
         result.save(other)
     assert (other / "todo.txt").read_text() == "mine"
     with pytest.raises(DataError, match="not a complete inspect report"):
         load_report(other)
-    result.save(other, overwrite=True)  # not a report: the report's files join the user's, which stay
-    assert (other / "todo.txt").read_text() == "mine" and (other / "summary.json").is_file()
+    with pytest.raises(OutputExistsError, match="is not an inspect report"):
+        result.save(other, overwrite=True)  # not a report: refused whatever overwrite says
+    assert [p.name for p in other.iterdir()] == ["todo.txt"]
 
 
 def test_fine_tune_scorer_runs_k_models(tiny_backbone):
@@ -302,3 +303,52 @@ def test_long_texts_are_embedded_whole_in_windows(tiny_backbone):
     np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
     _, read_all = embed_whole(classifier, [long_text], max_length=16, max_windows=100)
     assert read_all.tolist() == [1.0]
+
+
+# ---------------------------------------------------------------- labels in another column (issue 20)
+@pytest.fixture()
+def topic_csv(small_news, tmp_path):
+    """60 headlines whose labels are in a column named ``topic`` (as the embedded export writes them)."""
+    path = tmp_path / "news_topic.csv"
+    pd.read_csv(small_news).head(60).rename(columns={"label": "topic"}).to_csv(path, index=False)
+    return path
+
+
+def test_inspect_stops_like_train_when_labels_are_in_another_column(run_cli, tiny_backbone, topic_csv, tmp_path):
+    out = tmp_path / "report"
+    result = run_cli("inspect", topic_csv, "-o", out, "--backbone", tiny_backbone)
+    assert result.exit_code == 2 and len(result.stderr.strip().splitlines()) == 1
+    assert "Pass --label-column topic" in result.stderr and "--no-labels" in result.stderr
+    assert not out.exists()
+    train = run_cli("train", topic_csv, "-o", tmp_path / "model", "--backbone", tiny_backbone)
+    assert train.exit_code == 2 and "Pass --label-column topic" in train.stderr
+    both = run_cli("inspect", topic_csv, "-o", out, "--no-labels", "--label-column", "topic")
+    assert both.exit_code == 2 and "both given" in both.stderr
+
+
+def test_no_labels_inspects_the_texts_alone(run_cli, tiny_backbone, topic_csv, small_news, tmp_path):
+    result = run_cli("inspect", topic_csv, "-o", tmp_path / "texts", "--backbone", tiny_backbone, "--no-labels",
+                     "--duplicate-threshold", "1")
+    assert result.exit_code == 0, result
+    summary = json.loads((tmp_path / "texts" / "summary.json").read_text())
+    assert summary["summary"]["has_labels"] is False and summary["data"]["label_column"] is None
+    labelled = run_cli("inspect", small_news, "-o", tmp_path / "plain", "--backbone", tiny_backbone, "--no-labels",
+                       "--duplicate-threshold", "1", "-q")  # a `label` column is left out too
+    assert labelled.exit_code == 0 and json.loads(labelled.stdout)["has_labels"] is False
+    plain = tmp_path / "plain.csv"  # no column that looks like labels: inspected without labels, as before
+    pd.read_csv(small_news)[["text"]].head(30).assign(source="wire").to_csv(plain, index=False)
+    texts = run_cli("inspect", plain, "-o", tmp_path / "plain-report", "--backbone", tiny_backbone,
+                    "--duplicate-threshold", "1")
+    assert texts.exit_code == 0 and "no labels" in texts.stdout
+
+
+def test_report_records_the_columns_and_prints_a_review_command_with_them(run_cli, tiny_backbone, topic_csv,
+                                                                         tmp_path):
+    out = tmp_path / "report"
+    result = run_cli("inspect", topic_csv, "-o", out, "--backbone", tiny_backbone, "--label-column", "topic",
+                     "--folds", "2", "--duplicate-threshold", "1")
+    assert result.exit_code == 0, result
+    data = json.loads((out / "summary.json").read_text())["data"]
+    assert (data["text_column"], data["label_column"]) == ("text", "topic")
+    assert f"textshift review {topic_csv} --report {out} --label-column topic" in " ".join(result.stdout.split())
+    assert load_report(out).data["label_column"] == "topic"

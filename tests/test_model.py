@@ -90,11 +90,10 @@ def test_replace_head_keeps_shared_rows(classifier):
 def test_refuses_foreign_non_empty_folder(classifier, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")
-    with pytest.raises(OutputExistsError, match="--overwrite"):
-        classifier.save(tmp_path / "out")
-    assert (tmp_path / "out" / "notes.txt").read_text() == "mine"
-    classifier.save(tmp_path / "out", overwrite=True)
-    assert (tmp_path / "out" / "textshift.json").exists()
+    for overwrite in (False, True):  # a folder textshift did not write is never replaced
+        with pytest.raises(OutputExistsError, match="is not a textshift model folder"):
+            classifier.save(tmp_path / "out", overwrite=overwrite)
+        assert [p.name for p in (tmp_path / "out").iterdir()] == ["notes.txt"]
 
 
 def test_missing_weights(classifier, tmp_path):

@@ -147,7 +147,7 @@ def _kill_after_first_checkpoint(args: list, checkpoints: Path, *, pause: float 
     process = subprocess.Popen([sys.executable, "-m", "textshift", *map(str, args)], env=_env(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300
         while latest_checkpoint(checkpoints) is None:
             assert process.poll() is None, process.communicate()
             assert time.monotonic() < deadline, "no checkpoint was written"

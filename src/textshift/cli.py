@@ -15,6 +15,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from textshift.errors import ConfigError, TextshiftError
@@ -30,8 +31,16 @@ app = typer.Typer(name="textshift", no_args_is_help=True, add_completion=False, 
 data_app = typer.Typer(no_args_is_help=True, help="List and export the embedded datasets.")
 app.add_typer(data_app, name="data")
 
-console = Console()
-err_console = Console(stderr=True)
+# emoji=False: a text or label holding ":fire:" is printed as written, not as an emoji.
+console = Console(emoji=False)
+err_console = Console(stderr=True, emoji=False)
+
+
+def _plain(value) -> str:
+    """``value`` as text Rich prints literally. Everything a user wrote (texts, labels, paths, column and model
+    names, error messages) goes through here before it is put into a string Rich reads as markup: a label like
+    ``[red]Agri[/] [/bold]`` would otherwise be styled, or crash the print with a MarkupError."""
+    return escape(str(value))
 
 # Shared typed options ---------------------------------------------------------------------------------------
 TextColumn = Annotated[str | None, typer.Option("--text-column", help="Column holding the texts \\[default: text].")]
@@ -46,7 +55,55 @@ LogitAdjust = Annotated[float | None, typer.Option(
 
 
 def _progress_enabled(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty() or os.environ.get("TEXTSHIFT_PROGRESS") == "1"
+    """Progress on stderr: on a terminal, or anywhere with TEXTSHIFT_PROGRESS=1; never under --quiet."""
+    return not quiet and (sys.stderr.isatty() or os.environ.get("TEXTSHIFT_PROGRESS") == "1")
+
+
+class _EpochProgress:
+    """Draws a training's :class:`~textshift.training.TrainProgress` on stderr: a line per finished epoch (loss,
+    validation macro-F1) and, on a terminal, a bar for the epoch under way that is gone once the run ends.
+
+    ``epoch_lines=False`` keeps only the bar (``compare`` prints a line per run instead, and trains many).
+    """
+
+    def __init__(self, *, epoch_lines: bool = True):
+        self.epoch_lines = epoch_lines
+        self.bar = None
+        self.task = None
+
+    def __enter__(self) -> _EpochProgress:
+        if err_console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                TextColumn("{task.fields[scores]}"), TimeElapsedColumn(), console=err_console,
+                                transient=True)
+            self.bar.start()
+            self.task = self.bar.add_task("training", total=None, scores="")
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+    def __call__(self, event) -> None:
+        stage = (f"epoch {event.epoch}/{event.epochs}" if event.phase == "fine-tune"
+                 else f"{event.phase} (encoder frozen)")
+        scores = ([f"loss {event.loss:.4f}"] if event.loss is not None else []) + (
+            [f"validation macro-F1 {event.val_macro_f1:.3f}"] if event.val_macro_f1 is not None else [])
+        if event.done and self.epoch_lines:
+            err_console.print("  ".join([f"  {stage}", *scores, f"({event.seconds:.0f}s)"]), highlight=False)
+        if self.bar is not None:
+            run = f"{_plain(event.run)}: " if event.run else ""
+            self.bar.update(self.task, description=run + stage, completed=event.step, total=event.steps or None,
+                            scores="  ".join(scores))
+
+
+def _training_progress(quiet: bool, *, epoch_lines: bool = True):
+    """A context giving the ``progress`` callback of a training command (None when progress is off)."""
+    import contextlib
+
+    return _EpochProgress(epoch_lines=epoch_lines) if _progress_enabled(quiet) else contextlib.nullcontext()
 
 
 def _train_config(**overrides):
@@ -132,7 +189,7 @@ def train(
                            warmup_epochs=warmup_epochs, layer_lr_decay=layer_lr_decay,
                            gradual_unfreeze=gradual_unfreeze or None, max_length=max_length,
                            logit_adjust=logit_adjust, seed=seed)
-    check_output_folder(output, overwrite=overwrite)  # fail before the long part
+    check_output_folder(output, overwrite=overwrite, inputs=(data, val_data, backbone))  # before the long part
     checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     val = read_labeled(val_data, text_column=text_column, label_column=label_column) if val_data else None
@@ -151,16 +208,16 @@ def train(
     process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
     quiet = quiet or not process.is_main_process
     if not quiet:
-        err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone {backbone}"
-                          + resuming)
-    classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,
-                                          progress=_progress_enabled(quiet), checkpoint_dir=checkpoint_dir,
-                                          resume=resume)
+        err_console.print(f"training on {len(dataset):,} rows, {len(dataset.classes)} classes, backbone "
+                          f"{_plain(backbone)}" + resuming)
+    with _training_progress(quiet) as progress:
+        classifier, result = train_classifier(dataset, backbone=backbone, config=config, val_data=val,
+                                              progress=progress, checkpoint_dir=checkpoint_dir, resume=resume)
     if not process.is_main_process:  # the main process writes; the others wait until the model is saved
         process.wait_for_everyone()
         return
     for warning in classifier.meta.extra.get("warnings", []):
-        err_console.print(f"[yellow]warning:[/] {warning}")
+        err_console.print(f"[yellow]warning:[/] {_plain(warning)}")
     if memory_per_class > 0:
         from textshift.memory import Memory, save_with_memory
 
@@ -175,7 +232,7 @@ def train(
     if quiet:
         _print_json(summary)
     else:
-        console.print(f"saved [bold]{output}[/] in {result.seconds:.0f}s"
+        console.print(f"saved [bold]{_plain(output)}[/] in {result.seconds:.0f}s"
                       + (f" — validation accuracy {result.val_metrics['val_accuracy']:.3f}, macro-F1 "
                          f"{result.val_metrics['val_macro_f1']:.3f}" if result.val_metrics else ""))
 
@@ -211,10 +268,12 @@ def predict(
     from tqdm.auto import tqdm
 
     from textshift.model import Classifier
+    from textshift.outputs import PREDICTIONS, check_output
     from textshift.predict import predict_file
 
     for option, value in (("--top-k", top_k), ("--chunk-size", chunk_size), ("--batch-size", batch_size)):
         _require(option, value, value >= 1, ">= 1")
+    check_output(output, PREDICTIONS, overwrite=overwrite, inputs=(data, model))  # before loading and scoring
     classifier = Classifier.load(model).to(device)
     bar = tqdm(desc="predicting", unit="row", disable=not _progress_enabled(quiet), file=sys.stderr)
     done = [0]
@@ -229,8 +288,8 @@ def predict(
     if quiet:
         _print_json({"output": str(summary.output), "rows": summary.rows})
     else:
-        top = ", ".join(f"{k} {v}" for k, v in list(summary.label_counts.items())[:5])
-        console.print(f"wrote {summary.rows:,} predictions to [bold]{summary.output}[/] (most frequent: {top})")
+        top = ", ".join(f"{_plain(k)} {v}" for k, v in list(summary.label_counts.items())[:5])
+        console.print(f"wrote {summary.rows:,} predictions to [bold]{_plain(summary.output)}[/] (most frequent: {top})")
 
 
 # evaluate -----------------------------------------------------------------------------------------------------
@@ -261,12 +320,14 @@ def evaluate(
     Example: textshift evaluate news-model embedded:bills-test
     """
     from textshift.data import check_label_spelling, read_labeled
+    from textshift.evaluate import check_png_path, plot_confusion
     from textshift.evaluate import evaluate as evaluate_model
-    from textshift.evaluate import plot_confusion
     from textshift.model import Classifier
 
     if confusion is not None:
         _check_png_output(confusion, overwrite=overwrite, data=data)
+    else:  # the default inside the model folder: a read-only model fails here, not after scoring
+        check_png_path(Path(model) / "confusion.png", overwrite=True)
     classifier = Classifier.load(model)
     dataset = read_labeled(data, text_column=text_column, label_column=label_column)
     check_label_spelling(dataset, classifier.labels)
@@ -275,18 +336,18 @@ def evaluate(
     if quiet:
         _print_json(report.summary() | {"confusion_png": str(png)})
         return
-    table = Table(title=f"{model} on {data}")
+    table = Table(title=f"{_plain(model)} on {_plain(data)}")
     for column in ("label", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "label" else "right")
     for row in report.per_class.itertuples(index=False):
-        table.add_row(str(row.label), f"{row.precision:.3f}", f"{row.recall:.3f}", f"{row.f1:.3f}",
+        table.add_row(_plain(row.label), f"{row.precision:.3f}", f"{row.recall:.3f}", f"{row.f1:.3f}",
                       str(row.support))
     console.print(table)
     if report.unseen_labels:
         console.print(f"[yellow]{len(report.unseen_labels)} label(s) in the data are not classes of the model "
-                      f"(counted as errors):[/] {', '.join(report.unseen_labels)}")
+                      f"(counted as errors):[/] {_plain(', '.join(report.unseen_labels))}")
     console.print(f"accuracy [bold]{report.accuracy:.4f}[/]  macro-F1 [bold]{report.macro_f1:.4f}[/]  "
-                  f"rows {report.rows:,}  confusion matrix: {png}")
+                  f"rows {report.rows:,}  confusion matrix: {_plain(png)}")
 
 
 # info ---------------------------------------------------------------------------------------------------------
@@ -305,24 +366,26 @@ def info(
         _print_json(asdict(meta))
         return
     if meta.created:
-        console.print(f"[bold]{model}[/]  textshift {meta.textshift_version}, created {meta.created}")
+        console.print(f"[bold]{_plain(model)}[/]  textshift {_plain(meta.textshift_version)}, created "
+                      f"{_plain(meta.created)}")
     else:
-        console.print(f"[bold]{model}[/]  a Hugging Face classifier not saved by textshift (no textshift.json: "
+        console.print(f"[bold]{_plain(model)}[/]  a Hugging Face classifier not saved by textshift (no textshift.json: "
                       "creation time and training data unknown)")
-    console.print(f"backbone: {meta.backbone}   strategy: {meta.strategy}"
-                  + (f"   source model: {meta.source_model}" if meta.source_model else ""))
-    console.print(f"labels ({len(meta.labels)}): {', '.join(meta.labels)}")
+    console.print(f"backbone: {_plain(meta.backbone)}   strategy: {_plain(meta.strategy)}"
+                  + (f"   source model: {_plain(meta.source_model)}" if meta.source_model else ""))
+    console.print(f"labels ({len(meta.labels)}): {_plain(', '.join(meta.labels))}")
     for item in meta.training_data:
-        console.print(f"data: {item.get('path')} — {item.get('rows')} rows, sha256 {str(item.get('sha256'))[:16]}… "
-                      f"({item.get('role', '')})")
+        console.print(_plain(f"data: {item.get('path')} — {item.get('rows')} rows, sha256 "
+                             f"{str(item.get('sha256'))[:16]}… ({item.get('role', '')})"))
     validation = meta.metrics.get("validation") or {}
     if validation:
-        console.print("validation: " + ", ".join(f"{k} {v}" for k, v in validation.items()))
+        console.print("validation: " + _plain(", ".join(f"{k} {v}" for k, v in validation.items())))
     for step, entry in enumerate(meta.class_history, 1):
-        console.print(f"step {step}: +{len(entry.get('added', []))} classes ({', '.join(entry.get('added', []))})")
+        console.print(f"step {step}: +{len(entry.get('added', []))} classes "
+                      f"({_plain(', '.join(map(str, entry.get('added', []))))})")
     settings = ", ".join(f"{k}={v}" for k, v in meta.settings.items())
     if settings:
-        console.print(f"settings: {settings}")
+        console.print(f"settings: {_plain(settings)}")
 
 
 # data ---------------------------------------------------------------------------------------------------------
@@ -335,9 +398,9 @@ def data_list() -> None:
     table.add_column("name")
     table.add_column("description")
     for spec in EMBEDDED.values():
-        table.add_row(spec.name, spec.description)
+        table.add_row(_plain(spec.name), _plain(spec.description))
     console.print(table)
-    console.print(EMBEDDED_PROVENANCE)
+    console.print(_plain(EMBEDDED_PROVENANCE))
 
 
 @data_app.command("export")
@@ -353,7 +416,7 @@ def data_export(
     from textshift.data import export_embedded
 
     path = export_embedded(name, destination, overwrite=overwrite)
-    console.print(f"wrote {path}")
+    console.print(f"wrote {_plain(path)}")
 
 
 def _register_optional_commands() -> None:
@@ -382,7 +445,7 @@ def main() -> None:
     except TextshiftError as exc:
         if os.environ.get("TEXTSHIFT_TRACEBACK"):
             raise
-        err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {_plain(exc)}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -395,6 +458,7 @@ def main() -> None:
             context = getattr(exc, "ctx", None)
             command = context.command_path if context is not None else "textshift"
             message = " ".join(exc.format_message().split()).rstrip(".")
-            err_console.print(f"[red]error:[/] {message}. See '{command} --help'", highlight=False, soft_wrap=True)
+            err_console.print(f"[red]error:[/] {_plain(message)}. See '{_plain(command)} --help'", highlight=False,
+                              soft_wrap=True)
             sys.exit(exc.exit_code)
         raise

@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _print_json, _progress_enabled,
-                           _train_config, app, console, err_console)
+from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _plain, _print_json, _train_config,
+                           _training_progress, app, console, err_console)
 from textshift.locks import writes
 from textshift.memory import DEFAULT_MEMORY_PER_CLASS
 
@@ -24,7 +24,7 @@ class _RichWarnings(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
         style = "bold red" if "forget" in message else "yellow"
-        err_console.print(f"[{style}]warning:[/] {message}", highlight=False)
+        err_console.print(f"[{style}]warning:[/] {_plain(message)}", highlight=False)
 
 
 @contextlib.contextmanager
@@ -103,23 +103,24 @@ def grow(
         return read_labeled(path, text_column=text_column, label_column=label_column) if path else None
 
     check_model_folder(model)  # a broken model fails here, before the status line
-    check_output_folder(output, overwrite=overwrite, inputs=(model,))
+    check_output_folder(output, overwrite=overwrite, inputs=(model, new_data, old_data, eval_data))
     new, old, evaluation = load(new_data), load(old_data), load(eval_data)
     labels = _model_labels(model)
     for dataset in (new, old, evaluation):
         if dataset is not None and labels:
             check_label_spelling(dataset, labels)
     if not quiet:
-        err_console.print(f"growing {model} with {len(new):,} rows of {new_data}")
-    with _warnings_shown():  # as they happen, before the long part, not again at the end
+        err_console.print(f"growing {_plain(model)} with {len(new):,} rows of {_plain(new_data)}")
+    # warnings as they happen, before the long part, not again at the end
+    with _warnings_shown(), _training_progress(quiet) as progress:
         report = grow_folder(model, new, output, config=config, old_data=old, rebuild_memory=rebuild_memory,
                              eval_data=evaluation, compare_joint=compare_joint, overwrite=overwrite,
-                             progress=_progress_enabled(quiet))
+                             progress=progress)
     if quiet:
         _print_json(report.summary())
         return
-    console.print(f"saved [bold]{report.output}[/] (step {report.step}: +{len(report.added)} classes "
-                  f"{', '.join(report.added)}; {report.rows:,} new rows + {report.rehearsal_rows:,} rehearsed) "
+    console.print(f"saved [bold]{_plain(report.output)}[/] (step {report.step}: +{len(report.added)} classes "
+                  f"{_plain(', '.join(report.added))}; {report.rows:,} new rows + {report.rehearsal_rows:,} rehearsed) "
                   f"in {report.seconds:.0f}s")
     if report.scores:
         _print_matrix(report, eval_data)
@@ -139,7 +140,7 @@ def _print_matrix(report, eval_data: str) -> None:
     from textshift.grow import forgetting
 
     width = report.step
-    table = Table(title=f"accuracy on each step's classes ({eval_data})")
+    table = Table(title=f"accuracy on each step's classes ({_plain(eval_data)})")
     table.add_column("model")
     for j in range(1, width + 1):
         table.add_column(f"step {j} classes", justify="right")

@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from textshift.cli import LabelColumn, Overwrite, Quiet, Seed, TextColumn, _print_json, app, console, err_console
+from textshift.cli import (LabelColumn, Overwrite, Quiet, Seed, TextColumn, _plain, _print_json, app, console,
+                           err_console)
 from textshift.errors import DataError
 from textshift.locks import writes
 
@@ -49,6 +50,9 @@ def inspect(
     scorer: Scorer = "ensemble",
     duplicate_threshold: DuplicateThreshold = 0.95,
     top: Annotated[int, typer.Option(help="Rows of each table to print.")] = 10,
+    no_labels: Annotated[bool, typer.Option("--no-labels", help="Inspect the texts alone, even when the data has a "
+                                                                "label column: duplicates only, and unsure items "
+                                                                "with --model.")] = False,
     seed: Seed = 42,
     overwrite: Overwrite = False,
     quiet: Quiet = False,
@@ -56,7 +60,9 @@ def inspect(
     """Find likely label errors, misclassified and unsure items, duplicates and leaks, from out-of-fold scores.
 
     Writes items.csv (one row per item: scores, flags, suggested label), pairs.csv (duplicates),
-    confusion.csv, most_confused.csv and summary.json.
+    confusion.csv, most_confused.csv and summary.json. Labels are read from --label-column (default: label);
+    without it, data with another column that looks like labels (topic, class, …) is refused with a hint, and
+    --no-labels inspects the texts alone.
 
     Example: textshift inspect embedded:bills-train -o bills-inspect
     """
@@ -64,8 +70,13 @@ def inspect(
     from textshift.review import load_data
 
     config = _config(folds, scorer, duplicate_threshold, seed)
-    check_report_folder(output, overwrite=overwrite)  # fail before the long part
-    dataset = load_data(data, text_column=text_column, label_column=label_column)
+    check_report_folder(output, overwrite=overwrite, inputs=(data, model))  # fail before the long part
+    if no_labels and label_column:
+        raise DataError(f"--no-labels and --label-column {label_column} were both given; expected one of them. "
+                        "Leave out --no-labels to inspect the labels, or --label-column to inspect the texts alone")
+    dataset = load_data(data, text_column=text_column, label_column=label_column, labels=not no_labels)
+    if not no_labels and not dataset.has_labels:
+        _refuse_unnamed_labels(data, dataset)
     if model is not None:
         from textshift.model import check_model_folder
 
@@ -73,8 +84,9 @@ def inspect(
     if label_column and not dataset.has_labels:
         raise DataError(f"label column '{label_column}' not found in {data}; expected it among the columns "
                         f"{', '.join(c for c in dataset.frame.columns if c != 'text')}. Check --label-column")
-    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{message}…[/]"))
-    result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=on_stage)
+    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{_plain(message)}…[/]"))
+    result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=on_stage,
+                          text_column=text_column, label_column=label_column)
     result.save(output, overwrite=overwrite)
     summary = result.summary
     if quiet:
@@ -98,7 +110,7 @@ def inspect(
                       f"longer than {read['max_windows']} windows of {read['tokens_per_window']} tokens were read "
                       f"in part (least {read['least_fraction']:.0%})")
     for note in summary["notes"]:
-        console.print(f"[yellow]note:[/] {note}")
+        console.print(f"[yellow]note:[/] {_plain(note)}")
     if dataset.has_labels and counts["label_error"]:
         shown = label_errors(result).head(top)
         table = Table(title="most likely label errors")
@@ -110,15 +122,40 @@ def inspect(
             table.add_column(column, justify="right" if column in ("row", "quality") else "left",
                              no_wrap=column == "text", width=text_width if column == "text" else None)
         for item in shown.itertuples(index=False):
-            table.add_row(str(item.row), _shorten(item.text, text_width), str(item.label), str(item.suggested_label),
-                          f"{item.label_quality:.3f}")
+            table.add_row(str(item.row), _plain(_shorten(item.text, text_width)), _plain(item.label),
+                          _plain(item.suggested_label), f"{item.label_quality:.3f}")
         console.print(table)
     if len(result.most_confused):
-        pairs = ", ".join(f"{r.true} → {r.predicted} ({r.count})"
+        pairs = ", ".join(f"{_plain(r.true)} → {_plain(r.predicted)} ({r.count})"
                           for r in result.most_confused.head(min(top, 5)).itertuples(index=False))
         console.print(f"most confused: {pairs}")
-    console.print(f"report written to [bold]{output}[/] (items.csv has every score); "
-                  f"review it with: textshift review {data} --report {output}")
+    console.print(f"report written to [bold]{_plain(output)}[/] (items.csv has every score); "
+                  f"review it with: {_plain(_review_command(data, output, result.data))}")
+
+
+LABEL_LIKE = ("label", "labels", "topic", "class", "category", "target")  # as train's hint finds them
+
+
+def _refuse_unnamed_labels(data: str, dataset, without: str = "--no-labels to inspect the texts alone") -> None:
+    """Stop, as train does, when unlabelled data has a column that looks like labels: it needs --label-column."""
+    guesses = [c for c in dataset.frame.columns if c != "text" and str(c).lower() in LABEL_LIKE]
+    if guesses:
+        columns = ", ".join(map(str, dataset.frame.columns))
+        raise DataError(f"label column 'label' not found in {Path(data).name}; columns are {columns}. Pass "
+                        f"--label-column {guesses[0]} (or {without})")
+
+
+def _review_command(data: str, output: Path, recorded: dict) -> str:
+    """The `textshift review` line for this report; it names the columns when they are not the defaults."""
+    from textshift.review.export import source_columns
+
+    text_default, label_default = source_columns(data, None, None)
+    parts = ["textshift review", data, "--report", str(output)]
+    if recorded.get("text_column") not in (None, text_default):
+        parts += ["--text-column", recorded["text_column"]]
+    if recorded.get("label_column") not in (None, label_default):
+        parts += ["--label-column", recorded["label_column"]]
+    return " ".join(parts)
 
 
 @app.command()
@@ -160,19 +197,33 @@ def review(
 
     Examples: textshift review bills.csv   ·   textshift review bills.csv --export bills-clean.csv --before-after
     """
-    from textshift.review import ReviewStore, default_store_path, export_cleaned, load_data, start_review
+    from textshift.review import (default_store_path, export_cleaned, load_data, open_store, review_columns,
+                                  start_review)
+    from textshift.review.export import check_export_path
 
     if export is None:
+        from textshift.outputs import EDIT_LOG, check_output, check_writable
         from textshift.review.server import check_address
 
         check_address(host, port)  # before the scoring, which can take minutes
-    dataset = load_data(data, text_column=text_column, label_column=label_column)
+        check_output(store or default_store_path(data), EDIT_LOG, option="--store", inputs=(data,))
+        if export_dir is not None:
+            check_writable(export_dir, option="--export-dir")
+    else:
+        protected = [store or default_store_path(data)] + ([] if data.startswith("embedded:") else [data])
+        check_export_path(export, overwrite=overwrite, protected=tuple(protected))
+    text_column, label_column, labels = review_columns(data, store=store, report=report, text_column=text_column,
+                                                       label_column=label_column)
+    dataset = load_data(data, text_column=text_column, label_column=label_column, labels=labels)
+    if (report is None and not dataset.has_labels and export is None
+            and not Path(store or default_store_path(dataset.fingerprint.path)).exists()):
+        _refuse_unnamed_labels(data, dataset, "review a report of `textshift inspect --no-labels` with --report")
     if export is not None:
         path = store or default_store_path(dataset.fingerprint.path)
         if not Path(path).exists():
             raise DataError(f"no edit log at {path}; expected the log of a review of {data}. Run "
                             f"`textshift review {data}` first (or pass --store)")
-        with ReviewStore.open(path, data=dataset) as review_store:
+        with open_store(dataset, store=path, text_column=text_column, label_column=label_column) as review_store:
             summary = export_cleaned(dataset, review_store, export, overwrite=overwrite)
             scores = None
             if before_after:
@@ -186,18 +237,18 @@ def review(
             _print_json(summary.to_dict() | ({"before_after": scores.to_dict(orient="records")}
                                              if scores is not None else {}))
             return
-        console.print(f"wrote {summary.rows:,} rows to [bold]{summary.output}[/] ({summary.relabeled} relabeled, "
-                      f"{summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
-                      f"{summary.changes}")
+        console.print(f"wrote {summary.rows:,} rows to [bold]{_plain(summary.output)}[/] ({summary.relabeled} "
+                      f"relabeled, {summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
+                      f"{_plain(summary.changes)}")
         if scores is not None:
             table = Table(title="quick classifier before and after review, same test rows")
             for column in scores.columns:
                 table.add_column(column, justify="left" if column == "training" else "right")
             for row in scores.itertuples(index=False):
-                table.add_row(*(f"{v:.4f}" if isinstance(v, float) else str(v) for v in row))
+                table.add_row(*(f"{v:.4f}" if isinstance(v, float) else _plain(v) for v in row))
             console.print(table)
         return
-    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{message}…[/]"))
+    on_stage = None if quiet else (lambda message: err_console.print(f"[dim]{_plain(message)}…[/]"))
     server = start_review(dataset, store=store, model=model, report=report, host=host, port=port,
                           export_dir=export_dir, backbone=backbone,
                           config=_config(folds, scorer, duplicate_threshold, seed), text_column=text_column,
@@ -205,7 +256,7 @@ def review(
     counts = server.store.summary()
     if not quiet:
         err_console.print(f"{counts['suspicious']:,} suspicious items of {counts['items']:,}, "
-                          f"{counts['reviewed']:,} reviewed; edit log {server.store.path}")
+                          f"{counts['reviewed']:,} reviewed; edit log {_plain(server.store.path)}")
         err_console.print("press Ctrl+C to stop (every acknowledged edit is already saved)")
     typer.echo(server.url)
     sys.stdout.flush()

@@ -11,7 +11,7 @@ import typer
 from rich.table import Table
 
 from textshift.cli import (RESUME_HELP, LabelColumn, LogitAdjust, Overwrite, Quiet, TextColumn, _checkpoint_preflight,
-                           _print_json, _progress_enabled, app, console, err_console)
+                           _plain, _print_json, _training_progress, app, console, err_console)
 from textshift.errors import ConfigError, TextshiftError
 from textshift.locks import writes
 from textshift.transfer import DEFAULT_STRATEGY, STRATEGIES, STRATEGY_HELP
@@ -75,7 +75,7 @@ def transfer(
 
     if strategy not in STRATEGIES:
         raise ConfigError(f"unknown strategy '{strategy}'; expected one of {', '.join(STRATEGIES)}")
-    check_output_folder(output, overwrite=overwrite, inputs=(source_model,))
+    check_output_folder(output, overwrite=overwrite, inputs=(source_model, target_data, source_data, unlabeled))
     checkpoint_dir, resuming = _checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     source = load_source(source_model)
     target = read_labeled(target_data, text_column=text_column, label_column=label_column)
@@ -87,10 +87,11 @@ def transfer(
     quiet = quiet or not process.is_main_process
     unlabeled_texts = _read_unlabeled(unlabeled, text_column)
     if not quiet:
-        err_console.print(f"{strategy}: {len(target):,} target rows, {len(target.classes)} classes{resuming}")
-    model, result = run_transfer(source, target, config=config, source_data=source_rows,
-                                 unlabeled_texts=unlabeled_texts, progress=_progress_enabled(quiet),
-                                 checkpoint_dir=checkpoint_dir, resume=resume)
+        err_console.print(f"{_plain(strategy)}: {len(target):,} target rows, {len(target.classes)} classes{resuming}")
+    with _training_progress(quiet) as progress:
+        model, result = run_transfer(source, target, config=config, source_data=source_rows,
+                                     unlabeled_texts=unlabeled_texts, progress=progress,
+                                     checkpoint_dir=checkpoint_dir, resume=resume)
     if process.is_main_process:  # the others wait until the model is saved
         from textshift.checkpoints import remove_checkpoints
 
@@ -103,7 +104,7 @@ def transfer(
     if quiet:
         _print_json(summary)
     else:
-        console.print(f"saved [bold]{output}[/] ({strategy}, {result.seconds:.0f}s)")
+        console.print(f"saved [bold]{_plain(output)}[/] ({_plain(strategy)}, {result.seconds:.0f}s)")
 
 
 def _print_summary(result) -> None:
@@ -116,14 +117,14 @@ def _print_summary(result) -> None:
     for column in frame.columns:
         table.add_column(str(column), justify="left" if column == "strategy" else "right")
     for row in frame.itertuples(index=False):
-        table.add_row(*[str(v) for v in row])
+        table.add_row(*[_plain(v) for v in row])
     console.print(table)
-    console.print(f"[bold green]{result.answer}[/]")
+    console.print(f"[bold green]{_plain(result.answer)}[/]")
     for note in result.choice_notes:
-        console.print(f"[yellow]note:[/] {note}")
-    console.print(f"recommended strategy: [bold]{result.recommended}[/]"
-                  + (f"; model saved in {result.model_dir}" if result.model_dir else ""))
-    console.print(f"report: {result.out_dir / 'report.html'}")
+        console.print(f"[yellow]note:[/] {_plain(note)}")
+    console.print(f"recommended strategy: [bold]{_plain(result.recommended)}[/]"
+                  + (f"; model saved in {_plain(result.model_dir)}" if result.model_dir else ""))
+    console.print(f"report: {_plain(result.out_dir / 'report.html')}")
 
 
 def _run_compare(source, target, test, out_dir, config, *, source_data=None, unlabeled=None, quiet=False,
@@ -134,13 +135,13 @@ def _run_compare(source, target, test, out_dir, config, *, source_data=None, unl
 
     def on_run(row: dict) -> None:
         if not quiet:
-            err_console.print(f"  {row['strategy']:<16} k={row['k']:<5} seed={row['seed']}  macro-F1 "
+            err_console.print(f"  {_plain(row['strategy']):<16} k={row['k']:<5} seed={row['seed']}  macro-F1 "
                               f"{row['macro_f1']:.3f}  ({row['train_seconds']:.0f}s, total "
                               f"{time.perf_counter() - started:.0f}s)", highlight=False)
 
-    return run_compare(source, target, test=test, out_dir=out_dir, config=config, source_data=source_data,
-                       unlabeled_texts=unlabeled, on_run=on_run, progress=_progress_enabled(quiet),
-                       overwrite=overwrite)
+    with _training_progress(quiet, epoch_lines=False) as progress:
+        return run_compare(source, target, test=test, out_dir=out_dir, config=config, source_data=source_data,
+                           unlabeled_texts=unlabeled, on_run=on_run, progress=progress, overwrite=overwrite)
 
 
 @app.command()
@@ -237,6 +238,8 @@ def demo(
     from textshift.compare import CompareConfig, check_output, check_sizes
     from textshift.data import read_labeled
     from textshift.model import Classifier, is_model_folder
+    from textshift.outputs import DEMO, MODEL
+    from textshift.outputs import check_output as check_output_path
     from textshift.training import train_classifier
 
     # Every option is checked before the news model's minutes of training.
@@ -246,13 +249,15 @@ def demo(
     bills_train, bills_test = read_labeled("embedded:bills-train"), read_labeled("embedded:bills-test")
     check_sizes(config.sizes, len(bills_train))
     news_model = output / "news-model"
-    check_output(output)
+    check_output_path(output, DEMO)  # a user's folder, the current folder or an unwritable place: refused
+    if not is_model_folder(news_model):
+        check_output_path(news_model, MODEL)
     check_output(output / "compare", source=news_model)
     output.mkdir(parents=True, exist_ok=True)
     trained = False
     if is_model_folder(news_model):
         if not quiet:
-            err_console.print(f"reusing the news model in {news_model}")
+            err_console.print(f"reusing the news model in {_plain(news_model)}")
         Classifier.load(news_model)  # fail early if it is damaged
     else:
         news = read_labeled("embedded:news")
@@ -260,8 +265,8 @@ def demo(
             err_console.print(f"1/2 training a news-topic model on {len(news):,} New York Times headlines "
                               f"({len(news.classes)} topics)…")
         # Three epochs keep the whole demo within about 15 minutes on two CPU cores.
-        classifier, result = train_classifier(news, backbone=backbone, config=news_config,
-                                              progress=_progress_enabled(quiet))
+        with _training_progress(quiet) as progress:
+            classifier, result = train_classifier(news, backbone=backbone, config=news_config, progress=progress)
         classifier.save(news_model)
         trained = True
         if not quiet:

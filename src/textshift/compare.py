@@ -30,20 +30,20 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from contextlib import closing
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from textshift import selection
+from textshift import outputs, selection
 from textshift.baselines import BASELINES, EmbeddingCache
 from textshift.data import TextData, read_labeled
 from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.evaluate import evaluate_predictions
 from textshift.locks import writes
 from textshift.model import Classifier, is_model_folder, model_digest
-from textshift.training import TrainConfig, stratified_holdout
+from textshift.training import ProgressFn, TrainConfig, stratified_holdout
 from textshift.transfer import STRATEGIES, TransferConfig, load_source, source_training_data, transfer
 from textshift.validation import check_types
 
@@ -385,8 +385,9 @@ def _show_input(value: dict | None) -> str:
 
 
 def check_output(out: str | os.PathLike, *, source: str | os.PathLike | None = None) -> None:
-    """Fail at once if ``out`` cannot hold a comparison: a file, a model folder, or the source model's folder (as
-    ``out`` or as the ``recommended-model/`` a comparison saves into it)."""
+    """Fail at once if ``out`` cannot hold a comparison: a file, a model folder, the source model's folder (as
+    ``out`` or as the ``recommended-model/`` a comparison saves into it), a non-empty folder that is not a
+    comparison, the current folder, or a place that cannot be written (:func:`textshift.outputs.check_output`)."""
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise OutputExistsError(f"{out} exists and is a file; expected a folder for the results. Choose another -o")
@@ -398,6 +399,7 @@ def check_output(out: str | os.PathLike, *, source: str | os.PathLike | None = N
     if out.is_dir() and is_model_folder(out):
         raise OutputExistsError(f"{out} is a textshift model folder; expected a new or comparison folder, so the "
                                 "model is left as it is. Choose another -o")
+    outputs.check_output(out, outputs.COMPARISON)  # a user's folder, the current folder, unwritable: refused
 
 
 def check_sizes(sizes: list[int], available: int) -> None:
@@ -432,33 +434,57 @@ def summarize(runs: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["strategy", "k", "macro_f1", "ci95", "accuracy", "seeds", "train_seconds"])
 
 
-def plain_answer(summary: pd.DataFrame, *, target_name: str = "target", source_name: str = "source") -> str:
-    """The finding in words: what the best transfer strategy adds over ``scratch`` and where it stops helping."""
-    transfer_like = [s for s in summary.strategy.unique()
+def plain_answer(runs: pd.DataFrame, *, target_name: str = "target", source_name: str = "source") -> str:
+    """The finding in words: what the best transfer strategy adds over ``scratch``, size by size, and how sure
+    that is.
+
+    ``runs`` holds one row per run (``strategy``, ``k``, ``seed``, ``macro_f1``). The difference is taken per seed
+    (both strategies trained on the same sample). With one seed per size the answer gives the differences and
+    says that one sample cannot tell them from noise; with several it calls a size a gain (or a loss) only where
+    the 95% interval of the paired differences excludes 0, and "within the noise" otherwise.
+    """
+    runs = runs[~runs.strategy.str.startswith("inner:")]
+    transfer_like = [s for s in runs.strategy.unique()
                      if s not in ("scratch", RECOMMENDED, "zero-shot") and s not in BASELINES]
-    if "scratch" not in set(summary.strategy) or not transfer_like:
+    if "scratch" not in set(runs.strategy) or not transfer_like:
         return "Run both 'scratch' and a transfer strategy to see whether the source model helps."
-    pivot = summary.pivot(index="k", columns="strategy", values="macro_f1")
-    best = pivot[transfer_like].mean().idxmax()
-    gains = (pivot[best] - pivot["scratch"]).dropna()
-    if gains.empty:
+    means = runs.groupby(["k", "strategy"]).macro_f1.mean().unstack()
+    best = means[transfer_like].mean().idxmax()
+    paired = runs[runs.strategy.isin([best, "scratch"])].pivot_table(index=["k", "seed"], columns="strategy",
+                                                                      values="macro_f1").dropna()
+    if paired.empty:
         return "No size has both runs yet."
-    first_k = int(gains.index[0])
-    if (gains < -0.01).all():
-        return (f"Pretraining on {source_name} ('{best}') does not help here: it loses {-gains.max():.3f} to "
-                f"{-gains.min():.3f} macro-F1 against training on the {target_name} rows alone at every size tried "
-                f"({first_k} to {int(gains.index[-1])} rows).")
-    text = (f"Pretraining on {source_name} ('{best}') adds {gains.iloc[0]:+.3f} macro-F1 at {first_k} labelled "
-            f"{target_name} rows")
-    no_help = [int(k) for k, gain in gains.items() if gain <= 0.01]
-    if not no_help:
-        text += f"; it still helps at the largest size tried ({int(gains.index[-1])}: {gains.iloc[-1]:+.3f})."
+    gains = (paired[best] - paired["scratch"]).groupby(level="k")
+    lead = (f"Pretraining on {source_name} ('{best}') against training on the {target_name} rows alone, macro-F1 "
+            "difference")
+    if gains.size().min() < 2:
+        listed = ", ".join(f"{int(k)} rows {group.mean():+.3f}" for k, group in gains)
+        return (f"{lead}: {listed}. That is one seed (one sample of rows) per size, which cannot tell a real "
+                "difference from sampling noise; rerun with --seeds 3 or more for 95% intervals.")
+    verdicts, shown = [], []
+    for k, group in gains:
+        mean, half, n = confidence_interval(group.tolist())
+        verdict = "gain" if mean - half > 0 else "loss" if mean + half < 0 else "noise"
+        verdicts.append(verdict)
+        shown.append(f"{int(k)} rows {mean:+.3f} (95% interval {mean - half:+.3f} to {mean + half:+.3f}, "
+                     f"{int(n)} seeds)")
+    ks = [int(k) for k, _ in gains]
+    if all(v == "gain" for v in verdicts):
+        verdict = f"it helps at every size tried, up to the largest ({ks[-1]} rows)"
+    elif all(v == "loss" for v in verdicts):
+        verdict = "it does not help here: it loses at every size tried"
+    elif "gain" not in verdicts:
+        verdict = ("no size shows a clear gain: " + ("every difference is within the noise" if "loss" not in verdicts
+                                                      else "the differences are losses or within the noise"))
     else:
-        start = no_help[0]
-        text += (f"; from about {start} rows on it no longer helps ({gains.loc[start]:+.3f})."
-                 if all(g <= 0.01 for g in gains.loc[start:]) else
-                 f"; at {start} rows the gain is {gains.loc[start]:+.3f} (mixed across sizes).")
-    return text
+        first = next(i for i, v in enumerate(verdicts) if v != "gain")
+        if verdicts[0] == "gain" and all(v != "gain" for v in verdicts[first:]):
+            verdict = (f"it helps up to {ks[first - 1]} rows; from {ks[first]} rows on the difference is "
+                       + ("within the noise" if "loss" not in verdicts[first:] else "a loss or within the noise"))
+        else:
+            verdict = "the gain is clear at " + ", ".join(str(k) for k, v in zip(ks, verdicts) if v == "gain") + \
+                      " rows only (mixed across sizes)"
+    return f"{lead}: {'; '.join(shown)}. So {verdict}."
 
 
 def _saved_model_is(folder: Path, *, strategy: str, k: int) -> bool:
@@ -497,7 +523,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
             out_dir: str | os.PathLike, test: str | os.PathLike | TextData | None = None,
             config: CompareConfig | None = None, source_data: TextData | None = None,
             unlabeled_texts: list[str] | None = None, on_run: Callable[[dict], None] | None = None,
-            progress: bool = False, overwrite: bool = False) -> CompareResult:
+            progress: ProgressFn | None = None, overwrite: bool = False) -> CompareResult:
     """Run the comparison (resuming from ``out_dir/runs.sqlite``) and write ``report.html`` there.
 
     Parameters
@@ -513,6 +539,9 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
         Test rows; default: a stratified ``config.test_fraction`` of ``target``.
     on_run : callable, optional
         Called with each finished run's record (for progress display).
+    progress : callable, optional
+        Called with the :class:`~textshift.training.TrainProgress` of every training run (its ``run`` names the
+        strategy, rows and seed), as :func:`textshift.training.train` describes. Nothing is printed.
     overwrite : bool
         Delete the runs stored in ``out_dir`` (and its recommended model) and start over. Without it, a folder
         whose runs were made from other inputs (target, test rows, source model, unlabelled or source rows) is
@@ -554,7 +583,8 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     store = RunStore(out / RUNS_FILE)
     if overwrite:
         store.clear()
-        shutil.rmtree(out / MODEL_DIR, ignore_errors=True)  # check_output made sure it is not the source
+        if is_model_folder(out / MODEL_DIR):  # check_output made sure it is not the source
+            shutil.rmtree(out / MODEL_DIR, ignore_errors=True)
     check_inputs(store, inputs, out)
     key = config.run_key()
     encoder_cache: EmbeddingCache | None = None
@@ -572,8 +602,10 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     def run_strategy(strategy: str, sample: TextData, seed: int) -> tuple[Classifier, float]:
         train_config = TrainConfig(**{**config.train.to_dict(), "seed": seed})
         started = time.perf_counter()
+        run = f"{strategy}, {len(sample)} rows, seed {seed}"
+        hook = (lambda event: progress(replace(event, run=run))) if progress else None
         model, _ = transfer(source_model, sample, config=TransferConfig(strategy=strategy, train=train_config),
-                            source_data=source_data, unlabeled_texts=unlabeled_texts, progress=progress)
+                            source_data=source_data, unlabeled_texts=unlabeled_texts, progress=hook)
         return model, time.perf_counter() - started
 
     for k in config.sizes:
@@ -624,7 +656,7 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     summary = summarize(runs)
     recommended_rows = runs[(runs.strategy == RECOMMENDED) & (runs.k == largest)]
     recommended = Counter(recommended_rows.chosen).most_common(1)[0][0] if len(recommended_rows) else ""
-    answer = plain_answer(summary, target_name=Path(str(target_data.fingerprint.path)).stem.removeprefix("embedded:"),
+    answer = plain_answer(runs, target_name=Path(str(target_data.fingerprint.path)).stem.removeprefix("embedded:"),
                           source_name=source_model.path.name if source_model.path else "source")
     from textshift.shift import domain_shift
 

@@ -38,7 +38,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from textshift.errors import ConfigError, DataError, DataFileNotFoundError, OutputExistsError
+from textshift.errors import ConfigError, DataError, DataFileNotFoundError
+from textshift.outputs import OutputKind, check_output
 from textshift.validation import as_list, check_column_name, check_data_path
 
 logger = logging.getLogger(__name__)
@@ -217,9 +218,10 @@ def export_embedded(name: str, destination: str | os.PathLike, *, overwrite: boo
         raise DataError(f"folder {destination.parent} does not exist; expected an existing folder to write "
                         f"{destination.name} into. Create it first (mkdir -p {destination.parent})")
     fmt = detect_format(destination)
-    if destination.exists() and not overwrite:
-        raise OutputExistsError(f"{destination} exists; expected a new file. Pass --overwrite or choose another path")
     frame = pd.read_csv(source, dtype=str, keep_default_na=False, na_values=[""])
+    columns = list(frame.columns)
+    export = OutputKind(f"an export of embedded:{name}", folder=False, owns=lambda p: _columns(p) == columns)
+    check_output(destination, export, overwrite=overwrite, option="DESTINATION")
     if spec.split:
         frame = frame[frame["split"] == spec.split]
     if fmt == "csv" and not spec.split:
@@ -233,6 +235,16 @@ def export_embedded(name: str, destination: str | os.PathLike, *, overwrite: boo
     else:
         atomic_write_frame(frame, destination)
     return destination
+
+
+def _columns(path: Path) -> list[str] | None:
+    """The column names of a data file, or None if it is not one textshift can read."""
+    try:
+        frames = _read_frame(path, detect_format(path), chunksize=1)
+        first = frames if isinstance(frames, pd.DataFrame) else next(iter(frames))
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not a data file
+        return None
+    return [str(column) for column in first.columns]
 
 
 def _resolve(path: str | os.PathLike) -> tuple[Path, EmbeddedDataset | None]:

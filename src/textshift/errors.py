@@ -43,3 +43,12 @@ class ConfigError(TextshiftError):
 
 class NotFittedError(TextshiftError):
     """An object was used before it was trained."""
+
+
+class OutputNotWritableError(ConfigError, PermissionError):
+    """Nothing can be created where an output goes (permissions, a read-only file system)."""
+
+
+class ForeignOutputError(OutputExistsError):
+    """An output path holds what textshift did not write (or is an input, or the current folder): refused even
+    with ``overwrite``."""

@@ -17,6 +17,7 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from textshift.data import TextData
 from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.model import Classifier
+from textshift.outputs import CONFUSION_PNG, check_output, is_confusion_png
 from textshift.validation import as_list
 
 
@@ -152,8 +153,9 @@ def plot_confusion(report: EvalReport, path: str | os.PathLike, *, normalize: bo
 
 
 def check_png_path(path: str | os.PathLike, *, overwrite: bool, option: str = "overwrite=True") -> Path:
-    """Check where :func:`plot_confusion` may write: a .png in an existing folder, not an existing file unless
-    ``overwrite`` (``option`` says how the caller's user asks for that). Returns the path, ``~`` expanded."""
+    """Check where :func:`plot_confusion` may write: a .png in an existing, writable folder; an existing confusion
+    matrix only with ``overwrite`` (``option`` says how the caller's user asks for that), any other existing file
+    never. Returns the path, ``~`` expanded."""
     text = os.fspath(path) if isinstance(path, os.PathLike) else path
     if not isinstance(text, str) or not text.strip():
         raise ConfigError(f"expected a .png file path for the confusion matrix; got {path!r:.60}. Pass e.g. "
@@ -164,10 +166,10 @@ def check_png_path(path: str | os.PathLike, *, overwrite: bool, option: str = "o
                           f"'{png.suffix or 'no extension'}'. Pass a path ending in .png")
     if png.is_dir():
         raise OutputExistsError(f"{png} is a folder; expected a .png file path. Choose another path")
-    if png.exists() and not overwrite:
+    if png.exists() and not overwrite and is_confusion_png(png):
         raise OutputExistsError(f"{png} already exists; expected a new file. Pass {option} to replace it, or "
                                 "choose another path")
     if not png.parent.is_dir():
         raise ConfigError(f"cannot write {png}: the folder {png.parent} does not exist; expected an existing "
                           "folder. Create it first or choose another path")
-    return png
+    return check_output(png, CONFUSION_PNG, overwrite=overwrite, option="--confusion")

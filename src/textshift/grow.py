@@ -55,8 +55,8 @@ from textshift.errors import ConfigError, DataError, ModelError
 from textshift.memory import (DEFAULT_MEMORY_PER_CLASS, MEMORY_FILE, Memory, RehearsalMemoryError, attach_memory,
                                read_memory, save_with_memory)
 from textshift.model import Classifier, check_output_folder, head_linear
-from textshift.training import (TrainConfig, TrainResult, as_text_data, deepcopy_classifier, record_training,
-                                 train)
+from textshift.training import (ProgressFn, TrainConfig, TrainResult, as_text_data, deepcopy_classifier,
+                                 record_training, train)
 from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
@@ -312,7 +312,8 @@ def _calibrate_new_rows(classifier: Classifier, texts: list[str], labels: list[s
 
 
 def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = None,
-         old_data: TextData | None = None, config: GrowConfig | None = None, progress: bool = False) -> GrowResult:
+         old_data: TextData | None = None, config: GrowConfig | None = None,
+         progress: ProgressFn | None = None) -> GrowResult:
     """Add the classes of ``new_data`` to a copy of ``classifier`` and train it without forgetting the old ones.
 
     Parameters
@@ -327,8 +328,8 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
         Examples of the old classes, used when there is no memory: ``memory_per_class`` rows per class are
         sampled from it (they become the new model's memory of those classes).
     config : GrowConfig, optional
-    progress : bool
-        Show a training progress bar.
+    progress : callable, optional
+        Called with the training's :class:`~textshift.training.TrainProgress` (see :func:`textshift.training.train`).
 
     Returns
     -------
@@ -586,7 +587,8 @@ class GrowReport:
         return out
 
 
-def train_joint(backbone: str, data: TextData, config: TrainConfig, *, progress: bool = False) -> Classifier:
+def train_joint(backbone: str, data: TextData, config: TrainConfig, *,
+                progress: ProgressFn | None = None) -> Classifier:
     """One model trained on all classes at once (the reference a grown model should be compared with)."""
     from textshift.training import train_classifier
 
@@ -597,7 +599,7 @@ def train_joint(backbone: str, data: TextData, config: TrainConfig, *, progress:
 def grow_folder(model_dir: str | os.PathLike, new_data: TextData, output: str | os.PathLike, *,
                 config: GrowConfig | None = None, old_data: TextData | None = None, rebuild_memory: bool = False,
                 eval_data: TextData | None = None, compare_joint: bool = False, overwrite: bool = False,
-                progress: bool = False) -> GrowReport:
+                progress: ProgressFn | None = None) -> GrowReport:
     """Grow the model saved in ``model_dir`` with ``new_data`` and save it, with its new memory, in ``output``.
 
     With ``eval_data`` the old and new models are scored per step (the accuracy matrix); with ``compare_joint``

@@ -53,7 +53,7 @@ import numpy as np
 import pandas as pd
 
 from textshift.data import TextData
-from textshift.errors import ConfigError, DataError, ModelError, OutputExistsError
+from textshift.errors import ConfigError, DataError, ModelError
 from textshift.locks import writes
 from textshift.validation import check_types
 
@@ -171,7 +171,8 @@ class InspectResult:
         Out-of-fold probabilities, shape (n_items, n_classes); None without labels and model.
     config : InspectConfig
     data : dict
-        Fingerprint of the data (path, rows, sha256).
+        Fingerprint of the data (path, rows, sha256) and the file's ``text_column`` and ``label_column`` (None
+        without labels).
     summary : dict
         Counts per issue type, timings and notes.
     """
@@ -190,10 +191,9 @@ class InspectResult:
     def save(self, folder: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the report as CSV + JSON files in ``folder``. Returns the folder.
 
-        A new report, or one replacing an earlier report (``overwrite``), is written in a hidden sibling folder
-        and swapped into place in one step, so a crash leaves the earlier report whole. An existing folder that
-        is not a report (``overwrite``) keeps its other files; the report's files are then written one by one,
-        each atomically.
+        The report is written in a hidden sibling folder and swapped into place in one step, so a crash leaves
+        an earlier report whole. An earlier report is replaced only with ``overwrite``; any other non-empty
+        folder is refused, whatever ``overwrite`` says (textshift replaces only what it wrote).
         """
         import shutil
         import uuid
@@ -203,9 +203,8 @@ class InspectResult:
 
         folder = Path(os.path.abspath(Path(folder).expanduser()))
         check_report_folder(folder, overwrite=overwrite)
-        in_place = folder.is_dir() and any(folder.iterdir()) and not (folder / "summary.json").is_file()
-        staging = folder if in_place else folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
-        staging.mkdir(parents=True, exist_ok=True)
+        staging = folder.with_name(f".{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
+        staging.mkdir(parents=True)
         try:
             atomic_write_frame(self.items, staging / "items.csv")
             atomic_write_frame(self.pairs, staging / "pairs.csv")
@@ -216,23 +215,21 @@ class InspectResult:
             tmp = staging / f".summary.json.tmp-{os.getpid()}"
             tmp.write_text(json.dumps(payload, indent=2, default=str) + "\n")
             os.replace(tmp, staging / "summary.json")
-            if not in_place:
-                swap_into_place(staging, folder)
+            swap_into_place(staging, folder)
         finally:
-            if not in_place and staging.exists():
+            if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)
         return folder
 
 
-def check_report_folder(folder: str | os.PathLike, *, overwrite: bool) -> None:
-    """Refuse an inspect output that is a file, or an existing non-empty folder unless ``overwrite``."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise OutputExistsError(f"{folder} is a file; expected a folder for the inspect report. Choose another -o")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        kind = "an inspect report" if (folder / "summary.json").exists() else "a non-empty folder"
-        raise OutputExistsError(f"{folder} already exists ({kind}); expected a new folder. Pass --overwrite to "
-                                "replace it, or choose another -o")
+def check_report_folder(folder: str | os.PathLike, *, overwrite: bool,
+                        inputs: tuple[str | os.PathLike | None, ...] = ()) -> None:
+    """Fail at once if an inspect report cannot be written to ``folder`` (see
+    :func:`textshift.outputs.check_output`): an earlier report needs ``overwrite``, any other non-empty folder or
+    a file is refused."""
+    from textshift.outputs import REPORT, check_output
+
+    check_output(folder, REPORT, overwrite=overwrite, inputs=inputs)
 
 
 # ---------------------------------------------------------------------------------------------- views
@@ -745,8 +742,8 @@ def fine_tune_oof(texts: list[str], labels: list[str], classes: list[str], *, ba
 
 # ---------------------------------------------------------------------------------------------- main entry
 def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, backbone: str | None = None,
-                 config: InspectConfig | None = None, on_stage: Callable[[str], None] | None = None
-                 ) -> InspectResult:
+                 config: InspectConfig | None = None, on_stage: Callable[[str], None] | None = None,
+                 text_column: str | None = None, label_column: str | None = None) -> InspectResult:
     """Score every item of ``data`` for label errors, uncertainty and duplication.
 
     Parameters
@@ -763,6 +760,9 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
     config : InspectConfig, optional
     on_stage : callable, optional
         Called with a short description as each stage starts (for progress display).
+    text_column, label_column : str, optional
+        The file's columns ``data`` was read from, recorded in the report (``data`` of summary.json) so that
+        ``textshift review --report`` reads the file the same way [default: found in the file].
 
     Returns
     -------
@@ -854,8 +854,20 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
         "seconds": round(time.perf_counter() - started, 2), **timings, "notes": notes,
     }
     return InspectResult(items=items, pairs=pairs, confusion=confusion, most_confused=confused, classes=classes,
-                         probabilities=probabilities, config=config, data=data.fingerprint.to_dict(),
+                         probabilities=probabilities, config=config,
+                         data=data.fingerprint.to_dict() | _file_columns(data, text_column, label_column),
                          summary=summary)
+
+
+def _file_columns(data: TextData, text_column: str | None, label_column: str | None) -> dict:
+    """``text_column`` and ``label_column`` (None without labels) of the data's file, for summary.json."""
+    from textshift.review.export import file_columns
+
+    try:
+        texts, labels = file_columns(data, text_column=text_column, label_column=label_column)
+    except DataError:  # the file changed or is ambiguous: review then asks for the columns
+        return {}
+    return {"text_column": texts, "label_column": labels}
 
 
 def _out_of_fold(config: InspectConfig, texts, labels, label_ids, classes, embeddings, neighbor_indices,

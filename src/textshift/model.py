@@ -38,6 +38,7 @@ from torch import nn
 
 from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError, TextshiftError
 from textshift.locks import writes
+from textshift.outputs import MODEL, check_output, is_model_folder  # noqa: F401 - is_model_folder re-exported
 from textshift.tokens import pad_batch, pad_id_of
 from textshift.validation import as_str_list
 
@@ -463,11 +464,12 @@ class Classifier:
              extra_files: dict[str, bytes] | None = None) -> Path:
         """Save atomically: write a sibling temporary folder, then swap it into place.
 
-        An existing textshift model folder is replaced; any other existing non-empty folder is refused unless
-        ``overwrite``. If the process dies midway, the previous folder is left intact. ``extra_files`` (name →
-        bytes) are written into the folder in the same swap; metadata entries of ``meta.extra`` that name a
-        ``file`` not written this time are left out of ``textshift.json``. A path that cannot be created (a file
-        in the way, no permission) raises :class:`~textshift.errors.OutputExistsError` or
+        An existing textshift model folder is replaced; any other existing non-empty folder is refused, whatever
+        ``overwrite`` says (textshift replaces only what it wrote). If the process dies midway, the previous
+        folder is left intact. ``extra_files`` (name → bytes) are written into the folder in the same swap;
+        metadata entries of ``meta.extra`` that name a ``file`` not written this time are left out of
+        ``textshift.json``. A path that cannot be used (a file in the way, no permission) raises
+        :class:`~textshift.errors.OutputExistsError`, :class:`~textshift.errors.OutputNotWritableError` or
         :class:`~textshift.errors.ConfigError`.
         """
         target = output_folder_path(path)
@@ -479,6 +481,11 @@ class Classifier:
         except OSError as exc:
             raise _save_error(target, exc) from exc
         tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+        # The saved tokenizer's limit is the one textshift predicts with, so that
+        # pipeline("text-classification", model=folder, truncation=True) cuts every text where predict does
+        # (the backbone's own limit, 512 for MiniLM, scores long texts differently).
+        saved_limit, self.tokenizer.model_max_length = (self.tokenizer.model_max_length,
+                                                        int(self.meta.settings.get("max_length", 128)))
         try:
             self.model.config.problem_type = "single_label_classification"
             with _quiet_transformers():
@@ -501,6 +508,7 @@ class Classifier:
         except OSError as exc:
             raise _save_error(target, exc) from exc
         finally:
+            self.tokenizer.model_max_length = saved_limit
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
         return target
@@ -625,40 +633,21 @@ def _fsync_tree(folder: Path) -> None:
                 os.fsync(handle.fileno())
 
 
-def is_model_folder(path: Path) -> bool:
-    return (path / META_FILE).exists() and (path / "config.json").exists()
-
-
 def prepare_output_dir(target: Path, *, overwrite: bool) -> None:
-    """Refuse to write into an existing folder that is not a textshift model, unless ``overwrite``."""
-    if not target.exists():
-        return
-    if not target.is_dir():
-        raise OutputExistsError(f"{target} exists and is a file; expected a new or textshift model folder. "
-                                "Choose another output path")
-    if any(target.iterdir()) and not is_model_folder(target) and not overwrite:
-        raise OutputExistsError(f"{target} exists and is not a textshift model folder; expected a new folder. "
-                                "Pass --overwrite to replace it, or choose another path")
+    """Refuse a save to ``target`` unless it is new, empty or a textshift model folder (never a user's folder,
+    whatever ``overwrite`` says), or if nothing can be written there."""
+    check_output(target, MODEL, overwrite=True)
 
 
 def check_output_folder(target: str | os.PathLike, *, overwrite: bool,
                         inputs: tuple[str | os.PathLike | None, ...] = ()) -> None:
-    """Fail before any long work if saving to ``target`` would replace an input or, without ``overwrite``, an output.
+    """Fail before any long work if a model cannot be saved to ``target`` (see :func:`textshift.outputs.check_output`).
 
-    ``inputs`` are the folders the command reads (a source model, the model being grown): textshift never
-    replaces them, whatever ``overwrite`` says. An existing non-empty ``target`` (a model saved earlier or any
-    other folder) needs ``overwrite``; the swap then happens only once the new model is complete.
+    ``inputs`` are what the command reads (a source model, the model being grown, data): textshift never
+    replaces them, whatever ``overwrite`` says. An existing textshift model folder needs ``overwrite``; the swap
+    then happens only once the new model is complete. Any other non-empty folder is refused.
     """
-    target = Path(target)
-    for given in inputs:
-        if given is not None and target.exists() and Path(given).exists() and target.samefile(given):
-            raise OutputExistsError(f"{target} is the input model folder; expected another output folder, since "
-                                    "textshift never replaces its input. Choose another -o")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        kind = "a textshift model folder" if is_model_folder(target) else "a non-empty folder"
-        raise OutputExistsError(f"{target} already exists ({kind}); expected a new folder. Pass --overwrite to "
-                                "replace it, or choose another -o")
-    prepare_output_dir(target, overwrite=overwrite)
+    check_output(target, MODEL, overwrite=overwrite, inputs=inputs)
 
 
 def check_max_length(config, max_length: int) -> None:

@@ -26,6 +26,7 @@ from textshift.data import detect_format, iter_text_chunks, same_file
 from textshift.errors import ConfigError, OutputExistsError, TextshiftError
 from textshift.locks import writes
 from textshift.model import Classifier, model_digest
+from textshift.outputs import PREDICTIONS, check_output
 from textshift.validation import check_data_path
 
 logger = logging.getLogger(__name__)
@@ -108,8 +109,7 @@ def predict_file(classifier: Classifier, data: str | os.PathLike, output: str | 
                                 "overwrites its input: pass another -o")
     if detect_format(output) != "csv" or output.suffix.lower() != ".csv":
         raise ConfigError(f"predictions are written as CSV; got output {output.name}. Use a .csv path")
-    if output.exists() and not overwrite:
-        raise OutputExistsError(f"{output} exists; expected a new file. Pass --overwrite or choose another path")
+    check_output(output, PREDICTIONS, overwrite=overwrite, inputs=(data,))  # before any row is scored
     partial, progress = _partial_paths(output)
     identity = {**_input_identity(data), "model": model_digest(classifier), "labels": classifier.labels,
                 "text_column": text_column, "top_k": top_k, "keep_columns": keep_columns}

@@ -42,8 +42,8 @@ from textshift.checkpoints import latest_checkpoint
 from textshift.data import TextData, check_trainable, read_labeled
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier
-from textshift.training import (TrainConfig, TrainResult, as_text_data, deepcopy_classifier, record_training,
-                                 train)
+from textshift.training import (ProgressFn, TrainConfig, TrainResult, as_text_data, deepcopy_classifier,
+                                 record_training, train)
 from textshift.validation import check_types
 
 logger = logging.getLogger(__name__)
@@ -169,7 +169,7 @@ def prepare_model(source: Classifier, target: TextData, config: TransferConfig) 
 def transfer(source: Classifier | str | os.PathLike, target: TextData | str | os.PathLike, *,
              strategy: str | None = None, config: TransferConfig | None = None, source_data: TextData | None = None,
              unlabeled_texts: list[str] | None = None, val_data: TextData | None = None,
-             progress: bool = False, checkpoint_dir: str | os.PathLike | None = None,
+             progress: ProgressFn | None = None, checkpoint_dir: str | os.PathLike | None = None,
              resume: bool = False) -> tuple[Classifier, TrainResult]:
     """Carry ``source`` over to labelled ``target`` data with one strategy.
 
@@ -222,7 +222,7 @@ def transfer(source: Classifier | str | os.PathLike, target: TextData | str | os
             extra["adapt"] = {"resumed": "the masked-LM phase finished before the interruption"}
         elif config.strategy == "adapt":
             corpus = list(dict.fromkeys(target.texts + list(unlabeled_texts or [])))
-            extra["adapt"] = adapt_language_model(model, corpus, config=config.adapt, progress=progress)
+            extra["adapt"] = adapt_language_model(model, corpus, config=config.adapt, progress=bool(progress))
         if config.strategy == "joint":
             source_data = source_data or source_training_data(source)
             if source_data is None:

@@ -35,8 +35,8 @@ def review_store(review_csv):
 def server_process():
     started: list[ServerProcess] = []
 
-    def start(data: Path, *extra: str, port: int | None = None) -> ServerProcess:
-        server = ServerProcess(data, *extra, port=port)
+    def start(data: Path, *extra: str, port: int | None = None, label_column: str | None = "topic") -> ServerProcess:
+        server = ServerProcess(data, *extra, port=port, label_column=label_column)
         started.append(server)  # killed at teardown even when starting fails
         return server.start()
 

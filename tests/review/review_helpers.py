@@ -65,16 +65,16 @@ def free_port() -> int:
 class ServerProcess:
     """``textshift review DATA`` in a subprocess: start, read the URL it prints, kill it."""
 
-    def __init__(self, data: Path, *extra: str, port: int | None = None):
-        self.data, self.extra, self.port = data, extra, port or free_port()
+    def __init__(self, data: Path, *extra: str, port: int | None = None, label_column: str | None = "topic"):
+        self.data, self.port = data, port or free_port()
+        self.extra = (*(("--label-column", label_column) if label_column else ()), *extra)
         self.process: subprocess.Popen | None = None
         self.url = ""
 
     def start(self, timeout: float = 60.0) -> ServerProcess:
         env = dict(os.environ, HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "textshift", "review", str(self.data), "--port", str(self.port), "--label-column",
-             "topic", *self.extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+            [sys.executable, "-m", "textshift", "review", str(self.data), "--port", str(self.port), *self.extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
         line = self.process.stdout.readline()  # the URL, printed once the socket listens (imports are slow)
         if not line.startswith("http"):
             self.process.kill()

@@ -10,12 +10,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from review_helpers import SCRIPT_TEXT, fake_items, make_store
+from review_helpers import CLASSES, SCRIPT_TEXT, fake_items, make_store
 
 from playwright.sync_api import expect
 
 from textshift.data import read_labeled
 from textshift.review import start_review
+from textshift.review.export import CHANGE_COLUMNS
 from textshift.review.store import ReviewStore, default_store_path
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -214,7 +215,7 @@ def test_hundred_thousand_rows_open_in_under_a_second(tmp_path, page):
 
 
 def test_export_button_asks_before_replacing_a_file(review_csv, browser, tmp_path):
-    """The user's own mytest.csv in the export folder is replaced only after they confirm."""
+    """An earlier export mytest.csv in the export folder is replaced only after the user confirms."""
     _, store = make_store(review_csv)
     store.apply(2, "delete")
     store.close()
@@ -222,6 +223,7 @@ def test_export_button_asks_before_replacing_a_file(review_csv, browser, tmp_pat
     exports.mkdir()
     mine = "text,label\nmy own test row,Health\n"
     (exports / "mytest.csv").write_text(mine)
+    (exports / "mytest.changes.csv").write_text(",".join(CHANGE_COLUMNS) + "\n")  # as an earlier export left it
     server = start_review(review_csv, label_column="topic", export_dir=exports)
     context = browser.new_context()
     try:
@@ -233,7 +235,7 @@ def test_export_button_asks_before_replacing_a_file(review_csv, browser, tmp_pat
         tab.fill("#export-name", "mytest.csv")
         tab.click("#export")
         expect(tab.locator("#message")).to_contain_text("not exported")
-        assert len(asked) == 1 and "mytest.csv exists" in asked[0] and "Replace it?" in asked[0]
+        assert len(asked) == 1 and "mytest.csv already exists (a review export)" in asked[0] and "Replace it?" in asked[0]
         assert (exports / "mytest.csv").read_text() == mine
         tab.click("#export")
         expect(tab.locator("#message")).to_contain_text("exported 39 rows")
@@ -245,3 +247,40 @@ def test_export_button_asks_before_replacing_a_file(review_csv, browser, tmp_pat
     finally:
         context.close()
         server.stop()
+
+
+def test_relabel_from_the_printed_review_command_reaches_the_export(review_csv, page, server_process, tiny_backbone,
+                                                                    run_cli, tmp_path):
+    """inspect --label-column topic, then the `textshift review DATA --report R` it prints (no --label-column):
+    a relabel made on the page is in the exported file's own `topic` column, every other column kept."""
+    data = read_labeled(review_csv, label_column="topic")
+    inspected = run_cli("inspect", review_csv, "-o", tmp_path / "report", "--label-column", "topic", "--backbone",
+                        tiny_backbone, "--folds", "2", "--duplicate-threshold", "1")
+    assert inspected.exit_code == 0, inspected
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    server = server_process(review_csv, "--report", str(tmp_path / "report"), "--export-dir", str(exports),
+                            label_column=None)
+    open_page(page, server.url)
+    row = int(page.locator("#list .item").first.get_attribute("data-row"))
+    given = data.labels[row]
+    new = next(label for label in CLASSES if label != given)
+    select_row(page, row)
+    page.keyboard.press("r")
+    page.keyboard.type(new)
+    page.keyboard.press("Enter")
+    wait_saved(page)
+    assert card(page, row).locator(".now b").inner_text() == new
+    page.fill("#export-name", "clean.csv")
+    page.click("#export")
+    expect(page.locator("#message")).to_contain_text("exported 40 rows")
+    original = pd.read_csv(review_csv)
+    cleaned = pd.read_csv(exports / "clean.csv")
+    assert list(cleaned.columns) == list(original.columns) == ["id", "text", "topic", "split"]
+    assert cleaned.loc[row, "topic"] == new
+    expected = original.copy()
+    expected.loc[row, "topic"] = new
+    pd.testing.assert_frame_equal(cleaned, expected)
+    changes = pd.read_csv(exports / "clean.changes.csv")
+    assert changes[["row", "action", "old_label", "new_label"]].values.tolist() == [[row, "relabel", given, new]]
+    assert page.dialogs == []

@@ -13,6 +13,7 @@ from fastapi.testclient import TestClient
 
 from textshift.errors import ConfigError
 from textshift.review import start_review
+from textshift.review.export import CHANGE_COLUMNS
 from textshift.review.server import create_app, is_loopback
 
 JSON = {"Content-Type": "application/json"}
@@ -188,6 +189,9 @@ def test_export_asks_before_replacing_a_file_but_never_replaces_the_data(review_
     (review_csv.parent / "mytest.csv").write_text("text,label\nmy own row,Health\n")
     app = create_app(store, data, export_dir=review_csv.parent)
     with TestClient(app, base_url="http://127.0.0.1:8765") as test_client:
+        foreign = test_client.post("/api/export", json={"name": "mytest.csv", "overwrite": True})
+        assert foreign.status_code == 400 and "is not a review export" in foreign.json()["error"]  # never asked
+        (review_csv.parent / "mytest.changes.csv").write_text(",".join(CHANGE_COLUMNS) + "\n")  # an export
         assert test_client.post("/api/export", json={"name": "mytest.csv"}).status_code == 409  # the page asks
         assert (review_csv.parent / "mytest.csv").read_text() == "text,label\nmy own row,Health\n"
         for overwrite in (False, True):  # the data is refused outright: 400, nothing to confirm

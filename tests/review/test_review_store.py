@@ -265,3 +265,20 @@ def test_error_messages_cut_long_input(review_store):
 def test_export_names_must_be_short_and_printable(tmp_path, name):
     with pytest.raises(UnsafeExportPathError):
         safe_export_path(tmp_path, name)
+
+
+def test_items_with_labels_need_data_with_the_same_labels(review_csv, tmp_path):
+    """The root of a lost edit: a log scored with labels, opened on data read without them."""
+    labelled = read_labeled(review_csv, label_column="topic")
+    items = fake_items(labelled)
+    unlabelled = read_labeled(review_csv, require_labels=False)
+    with pytest.raises(DataError, match="read without a label column"):
+        ReviewStore.create(tmp_path / "a.sqlite", data=unlabelled, items=items, classes=labelled.classes)
+    other = read_labeled(review_csv, label_column="split")
+    with pytest.raises(DataError, match="labels differ from column 'split'"):
+        ReviewStore.create(tmp_path / "b.sqlite", data=other, items=items, classes=labelled.classes,
+                           label_column="split")
+    assert not (tmp_path / "a.sqlite").exists() and not (tmp_path / "b.sqlite").exists()
+    with ReviewStore.create(tmp_path / "c.sqlite", data=labelled, items=items, classes=labelled.classes,
+                            label_column="topic") as store:
+        assert (store.text_column, store.label_column) == ("text", "topic")

@@ -22,23 +22,75 @@ from collections.abc import Callable
 from pathlib import Path
 
 from textshift.data import EMBEDDED_PREFIX, TextData, read_labeled
-from textshift.errors import DataError
-from textshift.review.export import ExportSummary, export_cleaned, source_columns
+from textshift.errors import ConfigError, DataError
+from textshift.review.export import ExportSummary, export_cleaned, file_columns
 from textshift.review.retrain import before_after
 from textshift.review.server import (ReviewServer, check_host, check_port, check_token, create_app, is_loopback,
                                      new_token)
 from textshift.review.store import EditLogMismatchError, ReviewStore, default_store_path
 
 __all__ = ["EditLogMismatchError", "ExportSummary", "ReviewServer", "ReviewStore", "before_after",
-           "default_store_path", "export_cleaned", "load_data", "open_store", "start_review"]
+           "default_store_path", "export_cleaned", "load_data", "open_store", "review_columns", "start_review"]
 
 
 def load_data(data: str | os.PathLike | TextData, *, text_column: str | None = None,
-              label_column: str | None = None) -> TextData:
-    """A :class:`TextData` from a path (labels optional) or as given."""
+              label_column: str | None = None, labels: bool = True) -> TextData:
+    """A :class:`TextData` from a path (labels optional; none at all with ``labels=False``) or as given."""
     if isinstance(data, TextData):
         return data
-    return read_labeled(data, text_column=text_column, label_column=label_column, require_labels=False)
+    found = read_labeled(data, text_column=text_column, label_column=label_column, require_labels=False)
+    if not labels and found.has_labels:
+        found = TextData(found.frame.drop(columns="label"), found.fingerprint, list(found.warnings))
+    return found
+
+
+def _recorded_columns(data: str | os.PathLike, store: str | os.PathLike | None,
+                      report: str | os.PathLike | None) -> tuple[str, str | None, str | None, bool] | None:
+    """``(where, text column, label column, labelled)`` as recorded by the edit log or the inspect report."""
+    import json
+
+    path = Path(store) if store is not None else default_store_path(data)
+    if path.exists():
+        with ReviewStore.open(path) as log:
+            if log.label_column is None and log.has_item_labels():
+                return f"the edit log {path}", log.text_column, None, True  # an older log: label column unknown
+            return f"the edit log {path}", log.text_column, log.label_column, log.label_column is not None
+    if report is not None and (Path(report) / "summary.json").is_file():
+        try:
+            recorded = json.loads((Path(report) / "summary.json").read_text())
+            columns, has_labels = recorded["data"], bool(recorded["summary"]["has_labels"])
+        except (ValueError, KeyError, TypeError):
+            return None  # load_report names what is wrong with the report
+        if "text_column" in columns:
+            return f"the inspect report {report}", columns["text_column"], columns.get("label_column"), has_labels
+    return None
+
+
+def review_columns(data: str | os.PathLike, *, store: str | os.PathLike | None = None,
+                   report: str | os.PathLike | None = None, text_column: str | None = None,
+                   label_column: str | None = None) -> tuple[str | None, str | None, bool]:
+    """The columns to read ``data`` with for its review: ``(text_column, label_column, labels)``.
+
+    An existing edit log, else ``report``, records the columns the review was scored on; names not given are
+    taken from there, and a name given that disagrees is refused (its relabels belong to the recorded column).
+    ``labels`` is False when the review was made without labels.
+    """
+    recorded = _recorded_columns(data, store, report)
+    if recorded is None:
+        return text_column, label_column, True
+    where, texts, labels, labelled = recorded
+    fix = ("pass --store NEW_PATH to start a new review" if where.startswith("the edit log")
+           else "run inspect again with the column you want")
+    if text_column is not None and texts and text_column != texts:
+        raise ConfigError(f"--text-column {text_column} disagrees with {where}, which was made from column "
+                          f"'{texts}'; expected the same column. Leave --text-column out, or {fix}")
+    if label_column is not None and labels is not None and label_column != labels:
+        raise ConfigError(f"--label-column {label_column} disagrees with {where}, which holds the labels of column "
+                          f"'{labels}'; expected the same column. Leave --label-column out, or {fix}")
+    if label_column is not None and not labelled:
+        raise ConfigError(f"--label-column {label_column} disagrees with {where}, which was made without labels; "
+                          f"expected no --label-column. Leave it out, or {fix}")
+    return text_column or texts, label_column or labels, labelled
 
 
 def open_store(data: str | os.PathLike | TextData, *, store: str | os.PathLike | None = None,
@@ -50,13 +102,27 @@ def open_store(data: str | os.PathLike | TextData, *, store: str | os.PathLike |
     An existing log is reused as is (its scores and edits), after checking that it belongs to ``data``.
     A new one is filled from ``report`` (a folder written by ``textshift inspect -o``) when given, otherwise
     by running :func:`textshift.inspect.inspect_data` (with ``model``, ``backbone`` and ``config``).
+    For a path, columns not given are read from the log or the report (:func:`review_columns`). The log records
+    the file's text and label columns: its export writes each relabel into the label column.
     """
     from textshift.inspect import inspect_data, load_report
 
-    data = load_data(data, text_column=text_column, label_column=label_column)
+    labels = True
+    if not isinstance(data, TextData):
+        text_column, label_column, labels = review_columns(data, store=store, report=report,
+                                                           text_column=text_column, label_column=label_column)
+    data = load_data(data, text_column=text_column, label_column=label_column, labels=labels)
     path = Path(store) if store is not None else default_store_path(data.fingerprint.path)
     if path.exists():
-        return ReviewStore.open(path, data=data)
+        log = ReviewStore.open(path, data=data)
+        if log.label_column is None and data.has_labels and log.has_item_labels():
+            try:  # a log of an earlier textshift: record the column its labels are in, once they are known
+                log.record_label_column(data, file_columns(data, text_column=text_column,
+                                                           label_column=label_column)[1])
+            except BaseException:
+                log.close()
+                raise
+        return log
     if report is not None:
         result = load_report(report)
         if result.data.get("sha256") != data.fingerprint.sha256 or int(result.data.get("rows", -1)) != len(data):
@@ -66,9 +132,8 @@ def open_store(data: str | os.PathLike | TextData, *, store: str | os.PathLike |
                             "on it again")
     else:
         result = inspect_data(data, model=model, backbone=backbone, config=config, on_stage=on_stage)
-    texts, labels = source_columns(data.fingerprint.path, text_column, label_column)
-    return ReviewStore.create(path, data=data, items=result.items, classes=result.classes, text_column=texts,
-                              label_column=labels, extra={"summary": result.summary})
+    return ReviewStore.create(path, data=data, items=result.items, classes=result.classes, text_column=text_column,
+                              label_column=label_column, extra={"summary": result.summary})
 
 
 def start_review(data: str | os.PathLike | TextData, *, store: str | os.PathLike | None = None,
@@ -105,7 +170,10 @@ def start_review(data: str | os.PathLike | TextData, *, store: str | os.PathLike
     check_host(host)  # before scoring, which can take minutes
     check_port(port)
     check_token(token)
-    data = load_data(data, text_column=text_column, label_column=label_column)
+    if not isinstance(data, TextData):
+        text_column, label_column, labels = review_columns(data, store=store, report=report,
+                                                           text_column=text_column, label_column=label_column)
+        data = load_data(data, text_column=text_column, label_column=label_column, labels=labels)
     review_store = open_store(data, store=store, model=model, report=report, backbone=backbone, config=config,
                               text_column=text_column, label_column=label_column, on_stage=on_stage)
     if token is None and not is_loopback(host):

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from textshift.data import TextData
-from textshift.errors import ConfigError, OutputExistsError, TextshiftError
+from textshift.errors import ConfigError, ForeignOutputError, OutputExistsError, TextshiftError
 from textshift.review.store import MAX_ROW, ReviewStore, shown
 
 logger = logging.getLogger(__name__)
@@ -133,7 +133,8 @@ def create_app(store: ReviewStore, data: TextData | None = None, *, export_dir: 
     @app.exception_handler(TextshiftError)
     async def user_error(_request: Request, exc: TextshiftError):
         # 409 only for "exists, may be replaced": the page then asks whether to overwrite.
-        status = 409 if isinstance(exc, OutputExistsError) and not isinstance(exc, ProtectedOutputError) else 400
+        replaceable = not isinstance(exc, (ProtectedOutputError, ForeignOutputError))
+        status = 409 if isinstance(exc, OutputExistsError) and replaceable else 400
         return JSONResponse({"error": str(exc)}, status_code=status)
 
     @app.exception_handler(StarletteHTTPException)

@@ -2,7 +2,8 @@
 
 One file beside the data (``DATA.textshift-review.sqlite``) holds
 
-* ``meta`` — which dataset the log belongs to (path, rows, sha256 of the file and of the texts);
+* ``meta`` — which dataset the log belongs to (path, rows, sha256 of the file and of the texts) and which of its
+  columns hold the texts and the labels (``label_column`` is empty for a review without labels);
 * ``items`` — one row per item with the scores of :func:`textshift.inspect.inspect_data`, indexed so that a page
   of 100,000 items sorts and filters in milliseconds;
 * ``edits`` — the log: item, action, old and new label, time; undo appends an ``undo`` entry, nothing is ever
@@ -156,10 +157,14 @@ class ReviewStore:
 
     @classmethod
     def create(cls, path: str | os.PathLike, *, data: TextData, items: pd.DataFrame, classes: list[str],
-               text_column: str = "text", label_column: str = "label", extra: dict | None = None) -> ReviewStore:
+               text_column: str | None = None, label_column: str | None = None, extra: dict | None = None
+               ) -> ReviewStore:
         """Write a new store for ``data`` from an inspect items table (see :class:`~textshift.inspect.InspectResult`).
 
-        Refuses to replace an existing store: its edits would be lost.
+        ``text_column`` and ``label_column`` name the file's columns that ``data`` read its texts and labels from
+        (default: found in the file, see :func:`~textshift.review.export.file_columns`); the export writes the
+        edits into that label column. Refuses to replace an existing store (its edits would
+        be lost), and items whose labels are not the labels of ``data`` (the export could not apply an edit).
         """
         path = Path(path)
         if path.exists():
@@ -168,6 +173,11 @@ class ReviewStore:
         if len(items) != len(data):
             raise DataError(f"the inspect report has {len(items)} items but the data has {len(data)} rows; "
                             "expected the report of this data. Run inspect on it again")
+        from textshift.review.export import file_columns
+
+        text_column, label_column = file_columns(data, text_column=text_column, label_column=label_column)
+        _check_item_labels(items["label"].tolist() if "label" in items else [None] * len(items), data,
+                           label_column or "label")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
         for leftover in (tmp, Path(f"{tmp}-wal"), Path(f"{tmp}-shm")):
@@ -177,7 +187,7 @@ class ReviewStore:
             connection.executescript(_SCHEMA)
             meta = data_identity(data) | {
                 "schema_version": str(SCHEMA_VERSION), "created": _now(), "classes": json.dumps(classes),
-                "text_column": text_column, "label_column": label_column,
+                "text_column": text_column, "label_column": label_column or "",
                 "has_labels": "1" if data.has_labels else "0", "extra": json.dumps(extra or {}, default=str)}
             connection.execute("BEGIN")
             connection.executemany("INSERT INTO meta VALUES (?, ?)", list(meta.items()))
@@ -216,7 +226,11 @@ class ReviewStore:
         return store
 
     def check_data(self, data: TextData) -> None:
-        """Raise :class:`EditLogMismatchError` unless ``data`` is the dataset this store was made for."""
+        """Raise :class:`EditLogMismatchError` unless ``data`` is the dataset this store was made for.
+
+        Labelled ``data`` must also carry the store's labels (read from :attr:`label_column`): relabels are
+        decided against those labels.
+        """
         meta = self.meta
         found = data_identity(data)
         if found["data_sha256"] != meta.get("data_sha256") or found["texts_sha256"] != meta.get("texts_sha256"):
@@ -226,6 +240,50 @@ class ReviewStore:
                 f"{found['data_path']} ({found['data_rows']} rows, sha256 {found['data_sha256'][:12]}…); expected "
                 "the log of this dataset. Pass --store NEW_PATH to start a new review, or open the data it was "
                 "made for")
+        if data.has_labels:
+            with self._lock:
+                labels = [r[0] for r in self._connection.execute("SELECT label FROM items ORDER BY row")]
+            column = self.label_column or meta.get("label_column") or "label"
+            if labels != data.frame["label"].tolist():
+                raise EditLogMismatchError(
+                    f"the labels of DATA differ from those in the edit log {self.path}, which reviewed the labels "
+                    f"of column '{column}'; expected the same label column. Pass --label-column {column}, or "
+                    "--store NEW_PATH to start a new review")
+
+    @property
+    def text_column(self) -> str:
+        """The file's column that holds the texts."""
+        return self.meta.get("text_column") or "text"
+
+    @property
+    def label_column(self) -> str | None:
+        """The file's column that holds the reviewed labels; None for a review without labels, or for a log
+        written before textshift recorded it (see :meth:`record_label_column`)."""
+        meta = self.meta
+        return (meta.get("label_column") or None) if meta.get("has_labels") == "1" else None
+
+    def has_item_labels(self) -> bool:
+        """Whether the items carry labels (a relabel is possible)."""
+        with self._lock:
+            return self._connection.execute("SELECT EXISTS (SELECT 1 FROM items WHERE label IS NOT NULL)"
+                                            ).fetchone()[0] == 1
+
+    def record_label_column(self, data: TextData, label_column: str) -> None:
+        """Record the label column of a log that has labelled items but no recorded label column.
+
+        Earlier versions stored such logs when the data was opened without ``--label-column``; ``data`` (read
+        with ``label_column``) must carry exactly the items' labels.
+        """
+        if self.label_column is not None or not self.has_item_labels():
+            raise ConfigError(f"the edit log {self.path} already records its label column "
+                              f"({self.label_column or 'none: a review without labels'}); expected a log without one")
+        with self._lock:
+            labels = [r[0] for r in self._connection.execute("SELECT label FROM items ORDER BY row")]
+        _check_item_labels(labels, data, label_column)
+        with self._transaction() as db:
+            db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)",
+                           [("label_column", label_column), ("has_labels", "1")])
+        self._item_counts = None
 
     def close(self) -> None:
         with self._lock:
@@ -502,6 +560,19 @@ class ReviewStore:
                             f"{', '.join(map(str, members[:10]))}); expected one of its members")
         return self.apply_many([(keep_row, "keep", None)] +
                                [(row, "delete", None) for row in members if row != keep_row])
+
+
+def _check_item_labels(labels: list, data: TextData, label_column: str) -> None:
+    """Refuse items with labels that ``data`` does not carry in the same rows: relabels could not be written."""
+    has_item_labels = any(_clean(label) is not None for label in labels)
+    if has_item_labels and not data.has_labels:
+        raise DataError(f"the inspect items have labels but {data.fingerprint.path} was read without a label "
+                        "column; expected the label column the items were scored with. Pass --label-column NAME as "
+                        "given to inspect")
+    if data.has_labels and [str(label) for label in labels] != data.frame["label"].tolist():
+        raise DataError(f"the inspect items' labels differ from column '{label_column}' of "
+                        f"{data.fingerprint.path}; expected the label column the items were scored with. Pass "
+                        "--label-column NAME as given to inspect")
 
 
 def _bool(value) -> int:
