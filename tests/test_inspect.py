@@ -257,6 +257,54 @@ def test_word_scorer_steps_aside_when_no_text_has_a_word():
     np.testing.assert_allclose(probabilities, 0.5)
 
 
+def test_summary_reports_the_scorer_weights_and_how_much_was_read(flipped_result):
+    from textshift.inspect import MEMBERS
+
+    result, _ = flipped_result
+    scorer = result.summary["scorer"]
+    assert set(scorer["weights"]) <= set(MEMBERS) and {"tfidf-lr", "frozen-lr"} <= set(scorer["members"])
+    assert abs(sum(scorer["weights"].values()) - 1) < 1e-3 and scorer["choice"]
+    # the words give the class away and the tiny encoder is random: the stack leans on the word members
+    words = scorer["weights"]["tfidf-lr"] + scorer["weights"].get("tfidf-nb", 0)
+    assert words > scorer["weights"]["frozen-lr"]
+    assert result.items["read_fraction"].eq(1.0).all() and result.summary["text_read"]["texts_cut"] == 0
+
+
+def test_stack_weights_the_member_that_predicts_the_labels():
+    from textshift.inspect import Candidate, stack_estimates
+
+    rng = np.random.default_rng(0)
+    label_ids = rng.integers(0, 4, 400)
+    informative = np.full((400, 4), 0.1)
+    informative[np.arange(400), label_ids] = 0.7
+    noise = rng.dirichlet(np.ones(4), 400)
+    splits = [(np.arange(400)[np.arange(400) % 4 != f], np.arange(400)[np.arange(400) % 4 == f]) for f in range(4)]
+    pooled, report = stack_estimates([Candidate("noise", noise, 0.0), Candidate("good", informative, 0.0)],
+                                     label_ids, splits=splits)
+    assert report["weights"]["good"] > 0.9 and report["choice"].split(": ")[-1].startswith("good")
+    assert report["log_loss"] <= report["members"]["good"]["log_loss"] + 0.02
+    np.testing.assert_allclose(pooled.sum(axis=1), 1.0)
+    assert (pooled.argmax(axis=1) == label_ids).mean() > 0.95
+
+
+def test_long_texts_are_embedded_whole_in_windows(tiny_backbone):
+    from textshift.inspect import embed_whole
+    from textshift.model import Classifier
+
+    classifier = Classifier.from_backbone(tiny_backbone, labels=["a", "b"], seed=0)
+    short = ["a short text"]
+    embeddings, read = embed_whole(classifier, short, max_length=16)
+    np.testing.assert_allclose(embeddings, classifier.embed(short, max_length=16), atol=1e-5)
+    assert read.tolist() == [1.0]
+    long_text = " ".join(["word"] * 200)
+    embeddings, read = embed_whole(classifier, [long_text, ""], max_length=16, max_windows=4)
+    tokens = len(classifier.tokenizer(long_text, add_special_tokens=False)["input_ids"])
+    assert 0 < read[0] <= 4 * 14 / tokens and read[1] == 1.0  # 4 windows of 16 - 2 special tokens, at most
+    np.testing.assert_allclose(np.linalg.norm(embeddings, axis=1), 1.0, rtol=1e-5)
+    _, read_all = embed_whole(classifier, [long_text], max_length=16, max_windows=100)
+    assert read_all.tolist() == [1.0]
+
+
 # ---------------------------------------------------------------- labels in another column (issue 20)
 @pytest.fixture()
 def topic_csv(small_news, tmp_path):

@@ -4,19 +4,23 @@ Every score comes from **out-of-fold** predictions: the data is split into ``fol
 scored by models that never saw it, because a model scored on its own training rows has memorised their
 labels and hides exactly the errors we look for.
 
-The default scorer (``"ensemble"``) averages complementary out-of-fold estimates of ``p(class | text)``:
+The default scorer (``"ensemble"``) adapts to the data. It computes several out-of-fold candidate estimates of
+``p(class | text)`` (:data:`MEMBERS`):
 
-* logistic regression on the frozen encoder's sentence embeddings (what the text means, linearly),
-* an RBF-kernel support vector machine on the same embeddings (the same, with curved class boundaries;
-  only up to ``svm_max_rows`` items, as its cost grows with the square of the data),
-* a similarity-weighted vote of the ``neighbors`` nearest other items (what similar items are labelled),
-* complement naive Bayes on TF-IDF words and word pairs (which words carry the label).
+* ``tfidf-lr``: logistic regression on TF-IDF words and word pairs (which words carry the label),
+* ``frozen-lr``: logistic regression on the frozen encoder's embeddings of the whole text (windows of the
+  encoder's length, averaged: :func:`embed_whole`),
+* ``frozen-svm``: an RBF-kernel SVM on the same embeddings (only up to ``svm_max_rows`` items),
+* ``neighbors``: a similarity-weighted vote of the ``neighbors`` nearest other items,
+* ``tfidf-nb``: complement naive Bayes on the TF-IDF features,
 
-On the label-noise benchmark (``bench/label_noise.py``) this finds more flipped labels than logistic regression
-alone; ``scorer="logistic"`` gives that simpler baseline and ``scorer="fine-tune"`` fine-tunes the whole
-encoder in every fold (slow, best with a GPU). cleanlab then ranks the items by label quality (the out-of-fold
-probability of the given label) and estimates with confident learning how many of them are likely label
-errors (:func:`cleanlab.count.num_label_issues`); that many of the lowest-ranked items are flagged.
+and combines them by how well each predicts the given labels out of fold (:func:`stack_estimates`: a log-linear
+pool whose weights minimise the log-loss, fitted with nested folds), so no weight is fixed in advance.
+``summary["scorer"]`` reports the weights and each member's out-of-fold log-loss. ``scorer="logistic"`` gives
+``frozen-lr`` alone and ``scorer="fine-tune"`` fine-tunes the whole encoder in every fold (slow, best with a
+GPU). cleanlab then ranks the items by label quality (the out-of-fold probability of the given label) and
+estimates with confident learning how many of them are likely label errors
+(:func:`cleanlab.count.num_label_issues`); that many of the lowest-ranked items are flagged.
 
 Near-duplicates are found by cosine similarity of normalised embeddings, a chunk of rows at a time, so
 memory grows with ``n * chunk`` and never with ``n * n``.
@@ -56,6 +60,8 @@ from textshift.validation import check_settings, check_types
 logger = logging.getLogger(__name__)
 
 SCORERS = ("ensemble", "logistic", "fine-tune")
+# Candidate estimates of the default scorer, combined by how well each predicts the given labels out of fold.
+MEMBERS = ("tfidf-lr", "frozen-lr", "frozen-svm", "neighbors", "tfidf-nb")
 REPORT_FILES = ("items.csv", "pairs.csv", "confusion.csv", "most_confused.csv", "summary.json")
 ISSUE_TYPES = ("label_error", "misclassified", "unsure", "duplicate", "conflict", "leak")
 MAX_BLOCK = 1 << 26  # similarities computed at once in the neighbour search (float32: 256 MB)
@@ -86,11 +92,15 @@ class InspectConfig:
     regularization : float
         Inverse regularisation strength ``C`` of the logistic regression (> 0). Default 1.0.
     svm_max_rows : int
-        The ensemble includes the kernel SVM only up to this many items (its time grows with n²). Default 10,000.
+        The ensemble includes the kernel SVM only up to this many items (its time grows with n²). Default 5,000.
     seed : int
         Fold assignment and model initialisation.
     batch_size, max_length : int
-        Encoder batch size and tokens per text when embedding.
+        Encoder batch size and tokens per window when embedding.
+    max_windows : int
+        Windows of ``max_length`` tokens read per text (>= 1): a text is embedded whole, window by window, and the
+        windows averaged; a longer text is read in this many windows spread over it (:func:`embed_whole`).
+        Default 4 (about 500 words).
     chunk_size : int
         Rows compared against all others at once in the similarity search (bounds memory). Default 2048.
     fine_tune : dict
@@ -103,10 +113,11 @@ class InspectConfig:
     duplicate_threshold: float = 0.95
     unsure_fraction: float = 0.05
     regularization: float = 1.0
-    svm_max_rows: int = 10_000
+    svm_max_rows: int = 5_000
     seed: int = 42
     batch_size: int = 64
     max_length: int = 128
+    max_windows: int = 4
     chunk_size: int = 2048
     fine_tune: dict = field(default_factory=dict)
 
@@ -122,6 +133,7 @@ class InspectConfig:
             ("svm_max_rows", self.svm_max_rows >= 0, ">= 0"),
             ("batch_size", self.batch_size > 0, "> 0"),
             ("max_length", 8 <= self.max_length <= 8192, "in [8, 8192]"),
+            ("max_windows", isinstance(self.max_windows, int) and self.max_windows >= 1, "an integer >= 1"),
             ("chunk_size", self.chunk_size > 0, "> 0"),
         ]
         check_settings(self, checks, flags=INSPECT_FLAGS)
@@ -304,6 +316,82 @@ def nearest_neighbors(embeddings: np.ndarray, *, k: int = 10, chunk_size: int = 
     return indices, sims
 
 
+# ---------------------------------------------------------------------------------------------- whole-text embeddings
+def embed_whole(classifier, texts: list[str], *, max_length: int = 128, max_windows: int = 8,
+                batch_size: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings of whole texts: each text is cut into windows of the encoder's length, every window is embedded
+    and the windows are averaged (weighted by their tokens).
+
+    Parameters
+    ----------
+    classifier : textshift.model.Classifier
+        Whose encoder embeds the windows.
+    texts : list of str
+    max_length : int
+        Tokens per window, special tokens included (the encoder's training length; 128 for MiniLM).
+    max_windows : int
+        Windows read per text at most; a longer text is read in this many windows spread evenly over it, so its
+        start, middle and end all count. ``1`` reads the first window only.
+    batch_size : int
+        Windows embedded at once.
+
+    Returns
+    -------
+    (embeddings, read_fraction) : tuple of numpy.ndarray
+        L2-normalised embeddings, shape (n, hidden), float32; and the share of each text's tokens that was read,
+        shape (n,), 1.0 for texts that fit in ``max_windows`` windows.
+    """
+    import torch
+
+    from textshift.model import encoder_module
+    from textshift.tokens import pad_batch, pad_id_of
+    from textshift.windows import special_tokens
+
+    classifier.check_max_length(max_length)
+    tokenizer = classifier.tokenizer
+    hidden_size = classifier.model.config.hidden_size
+    n = len(texts)
+    if n == 0:
+        return np.zeros((0, hidden_size), dtype=np.float32), np.zeros(0)
+    ids = tokenizer(list(texts), add_special_tokens=False, truncation=False, verbose=False,
+                    return_attention_mask=False, return_token_type_ids=False)["input_ids"]
+    prefix, suffix = special_tokens(tokenizer)  # the special tokens around a text, e.g. [CLS] … [SEP]
+    width = max_length - len(prefix) - len(suffix)
+    windows: list[list[int]] = []
+    owners: list[int] = []
+    read = np.ones(n)
+    for row, tokens in enumerate(ids):
+        starts = list(range(0, max(len(tokens), 1), width))
+        if len(starts) > max_windows:  # evenly spread windows over the text
+            picked = np.linspace(0, len(starts) - 1, max_windows).round().astype(int)
+            starts = [starts[i] for i in picked]
+        pieces = [tokens[start:start + width] for start in starts]
+        read[row] = sum(map(len, pieces)) / len(tokens) if tokens else 1.0
+        windows.extend(prefix + list(piece) + suffix for piece in pieces)
+        owners.extend([row] * len(pieces))
+    owners_array = np.asarray(owners)
+    sums = np.zeros((n, hidden_size), dtype=np.float64)
+    counts = np.zeros(n)
+    classifier.model.eval()
+    body = encoder_module(classifier.model)
+    order = np.argsort([len(window) for window in windows], kind="stable")  # similar lengths: little padding
+    pad_id, side = pad_id_of(tokenizer), getattr(tokenizer, "padding_side", "right")
+    with torch.inference_mode():
+        for start in range(0, len(order), batch_size):
+            positions = order[start:start + batch_size]
+            batch = pad_batch([np.asarray(windows[i]) for i in positions], pad_id=pad_id, padding_side=side)
+            batch = {k: v.to(classifier.device) for k, v in batch.items()}
+            hidden = body(**batch).last_hidden_state
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = torch.nn.functional.normalize((hidden * mask).sum(1) / mask.sum(1).clamp_min(1e-9), dim=-1)
+            tokens = mask.sum(1).float().cpu().numpy()
+            np.add.at(sums, owners_array[positions], pooled.float().cpu().numpy() * tokens)
+            np.add.at(counts, owners_array[positions], tokens[:, 0])
+    vectors = sums / np.maximum(counts, 1e-9)[:, None]
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors.astype(np.float32), read
+
+
 def _normalise_text(text: str) -> str:
     return re.sub(r"\s+", " ", str(text)).strip().casefold()
 
@@ -459,6 +547,175 @@ def words_oof(texts: list[str], label_ids: np.ndarray, *, n_classes: int,
     return _fit_predict(lambda: ComplementNB(alpha=0.3), features, label_ids, n_classes, splits)
 
 
+# ---------------------------------------------------------------------------------------------- adaptive scorer
+@dataclass
+class Candidate:
+    """One candidate estimate of ``p(class | text)``: out-of-fold probabilities (n, n_classes) and fit seconds."""
+
+    name: str
+    probabilities: np.ndarray
+    seconds: float
+
+
+def word_features(texts: list[str], *, max_features: int = 100_000):
+    """Sublinear TF-IDF of words and word pairs (sparse, float32), or None when no text has a word.
+
+    Fitting the vocabulary on all texts uses no labels, so it does not leak them across folds. Pairs seen once
+    are dropped and the vocabulary is capped at ``max_features`` (the most frequent): logistic regression keeps
+    ``2 * 10`` copies of its weights (L-BFGS history), so 20 classes × 100,000 features cost about 320 MB, where
+    the uncapped 1.5 million features of 20 Newsgroups would cost 4.8 GB.
+    """
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    settings = {"ngram_range": (1, 2), "sublinear_tf": True, "dtype": np.float32, "max_features": max_features}
+    try:
+        return TfidfVectorizer(min_df=2, **settings).fit_transform(texts)
+    except ValueError:  # fewer than two texts share a word: keep every word
+        try:
+            return TfidfVectorizer(**settings).fit_transform(texts)
+        except ValueError:  # no word of two or more letters in any text
+            return None
+
+
+def tfidf_logistic_oof(features, label_ids: np.ndarray, *, n_classes: int,
+                       splits: list[tuple[np.ndarray, np.ndarray]], regularization: float = 1.0) -> np.ndarray:
+    """Out-of-fold probabilities of logistic regression on TF-IDF features, shape (n, n_classes)."""
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+
+    with warnings.catch_warnings():  # a few hundred L-BFGS steps rank as well as full convergence
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        return _fit_predict(lambda: LogisticRegression(C=regularization, max_iter=300), features, label_ids,
+                            n_classes, splits)
+
+
+def candidate_estimates(texts: list[str], label_ids: np.ndarray, *, n_classes: int,
+                        splits: list[tuple[np.ndarray, np.ndarray]], embeddings: np.ndarray,
+                        neighbor_indices: np.ndarray, neighbor_similarities: np.ndarray,
+                        members: tuple[str, ...] = MEMBERS, regularization: float = 1.0, svm_max_rows: int = 5_000,
+                        seed: int = 0) -> list[Candidate]:
+    """The out-of-fold candidate estimates named in ``members`` (see :data:`MEMBERS`), in that order.
+
+    ``frozen-svm`` is left out above ``svm_max_rows`` items (its cost grows with n²) or when the installed
+    scikit-learn cannot calibrate it; the word members are left out when no text has a word.
+    """
+    unknown = sorted(set(members) - set(MEMBERS))
+    if unknown:
+        raise ConfigError(f"unknown scorer members {', '.join(unknown)}; expected some of {', '.join(MEMBERS)}")
+    words = None
+    if {"tfidf-lr", "tfidf-nb"} & set(members):
+        words = word_features(texts)
+        if words is None:
+            logger.warning("the texts have no words of two or more letters; the word scorers are left out")
+    out: list[Candidate] = []
+    for name in members:
+        mark = time.perf_counter()
+        if name == "tfidf-lr":
+            if words is None:
+                continue
+            probabilities = tfidf_logistic_oof(words, label_ids, n_classes=n_classes, splits=splits,
+                                               regularization=regularization)
+        elif name == "frozen-lr":
+            probabilities = logistic_oof(embeddings, label_ids, n_classes=n_classes, splits=splits,
+                                         regularization=regularization)
+        elif name == "frozen-svm":
+            if len(label_ids) > svm_max_rows:
+                continue
+            probabilities = svm_oof(embeddings, label_ids, n_classes=n_classes, splits=splits, seed=seed)
+            if probabilities is None:
+                continue
+        elif name == "neighbors":
+            probabilities = neighbor_vote(neighbor_indices, neighbor_similarities, label_ids, n_classes=n_classes)
+        else:  # tfidf-nb
+            if words is None:
+                continue
+            from sklearn.naive_bayes import ComplementNB
+
+            probabilities = _fit_predict(lambda: ComplementNB(alpha=0.3), words, label_ids, n_classes, splits)
+        out.append(Candidate(name, probabilities, round(time.perf_counter() - mark, 2)))
+    return out
+
+
+def _pool(logs: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Log-linear pool: softmax over classes of the weighted sum of the members' log-probabilities."""
+    scores = logs @ weights
+    scores -= scores.max(axis=1, keepdims=True)
+    pooled = np.exp(scores)
+    return pooled / pooled.sum(axis=1, keepdims=True)
+
+
+def _fit_pool_weights(logs: np.ndarray, label_ids: np.ndarray) -> np.ndarray:
+    """Non-negative weights minimising the log-loss of the pool on the given labels (a convex problem)."""
+    from scipy.optimize import minimize
+
+    rows = np.arange(len(label_ids))
+    given = logs[rows, label_ids]  # (n, members)
+
+    def objective(weights: np.ndarray) -> tuple[float, np.ndarray]:
+        scores = logs @ weights
+        scores -= scores.max(axis=1, keepdims=True)
+        log_norm = np.log(np.exp(scores).sum(axis=1))
+        pooled = np.exp(scores - log_norm[:, None])
+        loss = float(np.mean(log_norm - scores[rows, label_ids]))
+        gradient = (np.einsum("nk,nkm->nm", pooled, logs) - given).mean(axis=0)
+        return loss, gradient
+
+    members = logs.shape[2]
+    fitted = minimize(objective, np.full(members, 1.0 / members), jac=True, method="L-BFGS-B",
+                      bounds=[(0.0, None)] * members)
+    return fitted.x
+
+
+def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
+                    splits: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, dict]:
+    """Combine candidate estimates by how well each predicts the given labels out of fold.
+
+    The combination is a log-linear pool, ``p ∝ exp(Σ_m w_m log p_m)`` with ``w_m >= 0`` fitted by minimising the
+    log-loss of the given labels; a weight of 0 drops a member, and the size of the weights also calibrates the
+    pool (sharper or softer than its members). The weights used for the items of each fold are fitted on the
+    other folds only (nested), so no item's own label sets the weights it is scored with.
+
+    Returns
+    -------
+    (probabilities, report) : tuple
+        Probabilities of shape (n, n_classes); and a dict with ``weights`` (share of each member, fitted on all
+        items, summing to 1), ``sharpness`` (sum of the raw weights), ``members`` (out-of-fold log-loss,
+        accuracy and seconds of each member), ``log_loss`` and ``accuracy`` of the nested pool, and ``choice`` (a
+        one-line description).
+    """
+    rows = np.arange(len(label_ids))
+
+    def quality(probabilities: np.ndarray) -> tuple[float, float]:
+        given = np.clip(probabilities[rows, label_ids], 1e-12, 1.0)
+        return round(float(-np.log(given).mean()), 4), round(float((probabilities.argmax(1) == label_ids).mean()), 4)
+
+    members = {}
+    for candidate in candidates:
+        log_loss, accuracy = quality(candidate.probabilities)
+        members[candidate.name] = {"log_loss": log_loss, "accuracy": accuracy, "seconds": candidate.seconds}
+    if len(candidates) == 1:
+        only = candidates[0]
+        report = {"weights": {only.name: 1.0}, "sharpness": 1.0, "members": members,
+                  "log_loss": members[only.name]["log_loss"], "accuracy": members[only.name]["accuracy"],
+                  "choice": f"{only.name} alone"}
+        return only.probabilities, report
+    logs = np.stack([np.log(np.clip(c.probabilities, 1e-6, 1.0)) for c in candidates], axis=-1)
+    pooled = np.zeros(logs.shape[:2])
+    for train_rows, held_rows in splits:
+        pooled[held_rows] = _pool(logs[held_rows], _fit_pool_weights(logs[train_rows], label_ids[train_rows]))
+    weights = _fit_pool_weights(logs, label_ids)
+    total = float(weights.sum())
+    shares = weights / total if total > 0 else np.full(len(weights), 1.0 / len(weights))
+    names = [c.name for c in candidates]
+    log_loss, accuracy = quality(pooled)
+    ranked = sorted(zip(names, shares, strict=True), key=lambda pair: -pair[1])
+    kept = [f"{name} {share:.2f}" for name, share in ranked if share >= 0.005]
+    report = {"weights": {name: round(float(share), 4) for name, share in zip(names, shares, strict=True)},
+              "sharpness": round(total, 4), "members": members, "log_loss": log_loss, "accuracy": accuracy,
+              "choice": (f"{ranked[0][0]} alone" if len(kept) == 1 else "stacked: " + ", ".join(kept))}
+    return pooled, report
+
+
 def fine_tune_oof(texts: list[str], labels: list[str], classes: list[str], *, backbone: str,
                   splits: list[tuple[np.ndarray, np.ndarray]], settings: dict, seed: int) -> np.ndarray:
     """Out-of-fold probabilities of a classifier fine-tuned from ``backbone`` in every fold."""
@@ -519,7 +776,8 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
 
     stage(f"embedding {len(texts):,} texts")
     mark = time.perf_counter()
-    embeddings = classifier.embed(texts, batch_size=config.batch_size, max_length=config.max_length)
+    embeddings, read_fraction = embed_whole(classifier, texts, max_length=config.max_length,
+                                            max_windows=config.max_windows, batch_size=config.batch_size)
     timings["embed_seconds"] = round(time.perf_counter() - mark, 2)
 
     stage("searching for similar items")
@@ -529,12 +787,13 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
                             threshold=config.duplicate_threshold)
     timings["similarity_seconds"] = round(time.perf_counter() - mark, 2)
 
-    probabilities = _probabilities(config, texts, labels, classes, classifier, embeddings, neighbor_indices,
-                                   neighbor_sims, model=model, backbone=backbone, stage=stage, timings=timings,
-                                   notes=notes)
+    probabilities, scorer_report = _probabilities(config, texts, labels, classes, classifier, embeddings,
+                                                  neighbor_indices, neighbor_sims, model=model, backbone=backbone,
+                                                  stage=stage, timings=timings, notes=notes)
 
     stage("finding label issues")
     items = _items_table(data, classes, probabilities, labels, pairs, neighbor_indices, neighbor_sims, config)
+    items["read_fraction"] = read_fraction.round(4)  # share of each text's tokens the embedding read
     pairs = _describe_pairs(pairs, data)
     confusion, confused = _confusion(items, classes) if labels is not None else (pd.DataFrame(), pd.DataFrame(
         columns=["true", "predicted", "count"]))
@@ -543,10 +802,10 @@ def inspect_data(data: TextData, *, model: str | os.PathLike | None = None, back
         "model": str(model) if model is not None else None,
         "backbone": None if model is not None else (backbone or DEFAULT_BACKBONE),
         "counts": {issue: int(items["issues"].str.contains(issue, regex=False).sum()) for issue in ISSUE_TYPES},
-        "suspicious": int(items["suspicious"].sum()),
-        "duplicate_pairs": len(pairs),
+        "suspicious": int(items["suspicious"].sum()), "duplicate_pairs": len(pairs),
         "out_of_fold_accuracy": (round(float((~items["misclassified"]).mean()), 4) if labels is not None
                                  and len(classes) >= 2 else None),
+        "scorer": scorer_report, "text_read": _text_read(read_fraction, config),
         "seconds": round(time.perf_counter() - started, 2), **timings, "notes": notes,
     }
     return InspectResult(items=items, pairs=pairs, confusion=confusion, most_confused=confused, classes=classes,
@@ -579,8 +838,10 @@ def _encoder(labels: list[str] | None, *, model: str | os.PathLike | None, backb
 
 def _probabilities(config: InspectConfig, texts, labels, classes, classifier, embeddings, neighbor_indices,
                    neighbor_sims, *, model: str | os.PathLike | None, backbone: str | None,
-                   stage: Callable[[str], None], timings: dict, notes: list[str]) -> np.ndarray | None:
-    """Each item's class probabilities: out of fold with labels, the model's own without (None without a model).
+                   stage: Callable[[str], None], timings: dict,
+                   notes: list[str]) -> tuple[np.ndarray | None, dict | None]:
+    """Each item's class probabilities: out of fold with labels, the model's own without (None without a model);
+    and the scorer's report (:func:`stack_estimates`) when they are out of fold, else None.
 
     Stages, timings and notes are added to as they happen."""
     from textshift.model import DEFAULT_BACKBONE
@@ -591,20 +852,29 @@ def _probabilities(config: InspectConfig, texts, labels, classes, classifier, em
         label_ids = np.array([index[label] for label in labels], dtype=np.int64)
         if len(classes) < 2:
             notes.append(f"the data has a single class ('{classes[0]}'): no label errors can be found")
-            return np.ones((n, 1))
+            return np.ones((n, 1)), None
         stage(f"out-of-fold predictions ({config.scorer}, {config.folds} folds)")
         mark = time.perf_counter()
-        probabilities = _out_of_fold(config, texts, labels, label_ids, classes, embeddings, neighbor_indices,
-                                     neighbor_sims, backbone=str(model) if model is not None
-                                     else (backbone or DEFAULT_BACKBONE))
+        probabilities, report = _out_of_fold(config, texts, labels, label_ids, classes, embeddings,
+                                             neighbor_indices, neighbor_sims, backbone=str(model)
+                                             if model is not None else (backbone or DEFAULT_BACKBONE))
         timings["scoring_seconds"] = round(time.perf_counter() - mark, 2)
-        return probabilities
+        return probabilities, report
     if model is not None:
         stage("predicting with the model")
-        return classifier.predict_proba(texts, batch_size=config.batch_size, max_length=config.max_length)
+        return classifier.predict_proba(texts, batch_size=config.batch_size, max_length=config.max_length), None
     notes.append("the data has no labels and no --model was given: only duplicates were searched; "
                  "pass --model to also find unsure items")
-    return None
+    return None, None
+
+
+def _text_read(read_fraction: np.ndarray, config: InspectConfig) -> dict:
+    """How much of the texts the embeddings read (summary.json's ``text_read``)."""
+    some = len(read_fraction) > 0
+    return {"max_windows": config.max_windows, "tokens_per_window": config.max_length,
+            "mean_fraction": round(float(read_fraction.mean()), 4) if some else 1.0,
+            "texts_cut": int((read_fraction < 1).sum()),
+            "least_fraction": round(float(read_fraction.min()), 4) if some else 1.0}
 
 
 def _file_columns(data: TextData, text_column: str | None, label_column: str | None) -> dict:
@@ -619,24 +889,24 @@ def _file_columns(data: TextData, text_column: str | None, label_column: str | N
 
 
 def _out_of_fold(config: InspectConfig, texts, labels, label_ids, classes, embeddings, neighbor_indices,
-                 neighbor_sims, *, backbone: str) -> np.ndarray:
+                 neighbor_sims, *, backbone: str) -> tuple[np.ndarray, dict]:
     from textshift.training import stratified_folds
 
     splits = stratified_folds(label_ids, config.folds, config.seed)
-    k = len(classes)
     if config.scorer == "fine-tune":
-        return fine_tune_oof(texts, labels, classes, backbone=backbone, splits=splits, settings=config.fine_tune,
-                             seed=config.seed)
-    logistic = logistic_oof(embeddings, label_ids, n_classes=k, splits=splits, regularization=config.regularization)
-    if config.scorer == "logistic":
-        return logistic
-    members = [logistic, neighbor_vote(neighbor_indices, neighbor_sims, label_ids, n_classes=k),
-               words_oof(texts, label_ids, n_classes=k, splits=splits)]
-    if len(texts) <= config.svm_max_rows:
-        svm = svm_oof(embeddings, label_ids, n_classes=k, splits=splits, seed=config.seed)
-        if svm is not None:
-            members.append(svm)
-    return sum(members) / len(members)
+        mark = time.perf_counter()
+        probabilities = fine_tune_oof(texts, labels, classes, backbone=backbone, splits=splits,
+                                      settings=config.fine_tune, seed=config.seed)
+        candidates = [Candidate("fine-tune", probabilities, round(time.perf_counter() - mark, 2))]
+    else:
+        candidates = candidate_estimates(texts, label_ids, n_classes=len(classes), splits=splits,
+                                         embeddings=embeddings, neighbor_indices=neighbor_indices,
+                                         neighbor_similarities=neighbor_sims,
+                                         members=MEMBERS if config.scorer == "ensemble" else ("frozen-lr",),
+                                         regularization=config.regularization, svm_max_rows=config.svm_max_rows,
+                                         seed=config.seed)
+    probabilities, report = stack_estimates(candidates, label_ids, splits=splits)
+    return probabilities, {"name": config.scorer} | report
 
 
 def _items_table(data: TextData, classes, probabilities, labels, pairs, neighbor_indices, neighbor_sims,

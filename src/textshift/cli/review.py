@@ -131,6 +131,16 @@ def _print_inspected(result, dataset, data: str, output: Path, *, top: int) -> N
                   f"({counts['conflict']:,} with other labels, {counts['leak']:,} across splits)"
                   + (f"; out-of-fold accuracy {summary['out_of_fold_accuracy']:.3f}"
                      if summary.get("out_of_fold_accuracy") is not None else ""))
+    if summary.get("scorer"):
+        scorer_report = summary["scorer"]
+        console.print(f"scorer: {scorer_report['choice']} (out-of-fold log-loss {scorer_report['log_loss']:.3f}; "
+                      + ", ".join(f"{name} {member['log_loss']:.3f}"
+                                  for name, member in scorer_report["members"].items()) + ")")
+    read = summary.get("text_read")
+    if read and read["texts_cut"]:
+        console.print(f"texts read: {read['mean_fraction']:.0%} of the tokens on average; {read['texts_cut']:,} "
+                      f"longer than {read['max_windows']} windows of {read['tokens_per_window']} tokens were read "
+                      f"in part (least {read['least_fraction']:.0%})")
     for note in summary["notes"]:
         console.print(f"[yellow]note:[/] {plain(note)}")
     if dataset.has_labels and counts["label_error"]:
