@@ -58,7 +58,9 @@ SCORERS = ("default", "tfidf-lr", "frozen-lr")
 MAX_LENGTH, MAX_WINDOWS = 128, 4  # InspectConfig's defaults
 
 
-NEWS = Path("/work/shared/data/20news_train.csv.gz")
+# ../shared/data beside the checkout (or beside the folder of checkouts, for a git worktree)
+NEWS = next((p for p in (Path(__file__).resolve().parents[i] / "shared" / "data" / "20news_train.csv.gz"
+                         for i in (2, 3)) if p.exists()), Path("../shared/data/20news_train.csv.gz"))
 EMBED_CACHE = WORK / "embeddings"
 
 
@@ -298,6 +300,8 @@ def main() -> None:
                     if child.returncode != 0:
                         sys.exit(f"{label} failed:\n{child.stderr[-3000:]}")
                     for row in json.loads(child.stdout.strip().splitlines()[-1]):
+                        if (name, shown_rows, noise, str(float(rate)), seed, row["scorer"]) in done:
+                            continue  # this scorer's row is stored already (the others were missing)
                         append_row(OUT, row, COLUMNS)
                         print(f"{label}, {row['scorer']}: precision@N {row['precision_at_n']:.3f}, recall@2N "
                               f"{row['recall_at_2n']:.3f}, AUPRC {row['auprc']:.3f}, {row['seconds']:.0f}s, "

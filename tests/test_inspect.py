@@ -282,7 +282,8 @@ def test_stack_weights_the_member_that_predicts_the_labels():
     pooled, report = stack_estimates([Candidate("noise", noise, 0.0), Candidate("good", informative, 0.0)],
                                      label_ids, splits=splits)
     assert report["weights"]["good"] > 0.9 and report["choice"].split(": ")[-1].startswith("good")
-    assert report["log_loss"] <= report["members"]["good"]["log_loss"] + 0.02
+    assert report["pool_log_loss"] <= report["members"]["good"]["log_loss"] + 0.02
+    assert report["fitted_share"] == 0.5 and report["log_loss"] > report["pool_log_loss"]  # the hedge costs log-loss
     np.testing.assert_allclose(pooled.sum(axis=1), 1.0)
     assert (pooled.argmax(axis=1) == label_ids).mean() > 0.95
 

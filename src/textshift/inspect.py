@@ -15,7 +15,8 @@ The default scorer (``"ensemble"``) adapts to the data. It computes several out-
 * ``tfidf-nb``: complement naive Bayes on the TF-IDF features,
 
 and combines them by how well each predicts the given labels out of fold (:func:`stack_estimates`: a log-linear
-pool whose weights minimise the log-loss, fitted with nested folds), so no weight is fixed in advance.
+pool whose weights minimise the log-loss, fitted with nested folds, averaged half and half with the plain mean of
+the members), so no member's weight is fixed in advance.
 ``summary["scorer"]`` reports the weights and each member's out-of-fold log-loss. ``scorer="logistic"`` gives
 ``frozen-lr`` alone and ``scorer="fine-tune"`` fine-tunes the whole encoder in every fold (slow, best with a
 GPU). cleanlab then ranks the items by label quality (the out-of-fold probability of the given label) and
@@ -62,6 +63,9 @@ logger = logging.getLogger(__name__)
 SCORERS = ("ensemble", "logistic", "fine-tune")
 # Candidate estimates of the default scorer, combined by how well each predicts the given labels out of fold.
 MEMBERS = ("tfidf-lr", "frozen-lr", "frozen-svm", "neighbors", "tfidf-nb")
+# Share of the fitted pool in the final estimate; the rest is the plain mean of the members. Weights fitted on the
+# given labels follow them, wrong ones included; the plain mean hedges against that (see docs/cleaning.md).
+FITTED_SHARE = 0.5
 REPORT_FILES = ("items.csv", "pairs.csv", "confusion.csv", "most_confused.csv", "summary.json")
 ISSUE_TYPES = ("label_error", "misclassified", "unsure", "duplicate", "conflict", "leak")
 MAX_BLOCK = 1 << 26  # similarities computed at once in the neighbour search (float32: 256 MB)
@@ -675,13 +679,18 @@ def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
     pool (sharper or softer than its members). The weights used for the items of each fold are fitted on the
     other folds only (nested), so no item's own label sets the weights it is scored with.
 
+    The pool is then averaged with the plain mean of the members (``FITTED_SHARE`` of the pool): the weights are
+    fitted to the given labels, errors included, and lean on the members that agree with them; the plain mean keeps
+    every member's vote. On the label-noise benchmark the pool alone ranks confusable errors best and the plain
+    mean random ones; half and half is close to the better of the two on both (``bench/label_noise.py``).
+
     Returns
     -------
     (probabilities, report) : tuple
         Probabilities of shape (n, n_classes); and a dict with ``weights`` (share of each member, fitted on all
         items, summing to 1), ``sharpness`` (sum of the raw weights), ``members`` (out-of-fold log-loss,
-        accuracy and seconds of each member), ``log_loss`` and ``accuracy`` of the nested pool, and ``choice`` (a
-        one-line description).
+        accuracy and seconds of each member), ``fitted_share``, ``pool_log_loss`` (the nested pool's),
+        ``log_loss`` and ``accuracy`` of the final estimate, and ``choice`` (a one-line description).
     """
     rows = np.arange(len(label_ids))
 
@@ -703,6 +712,8 @@ def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
     pooled = np.zeros(logs.shape[:2])
     for train_rows, held_rows in splits:
         pooled[held_rows] = _pool(logs[held_rows], _fit_pool_weights(logs[train_rows], label_ids[train_rows]))
+    pool_log_loss, _ = quality(pooled)
+    pooled = FITTED_SHARE * pooled + (1 - FITTED_SHARE) * np.mean([c.probabilities for c in candidates], axis=0)
     weights = _fit_pool_weights(logs, label_ids)
     total = float(weights.sum())
     shares = weights / total if total > 0 else np.full(len(weights), 1.0 / len(weights))
@@ -711,8 +722,10 @@ def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
     ranked = sorted(zip(names, shares, strict=True), key=lambda pair: -pair[1])
     kept = [f"{name} {share:.2f}" for name, share in ranked if share >= 0.005]
     report = {"weights": {name: round(float(share), 4) for name, share in zip(names, shares, strict=True)},
-              "sharpness": round(total, 4), "members": members, "log_loss": log_loss, "accuracy": accuracy,
-              "choice": (f"{ranked[0][0]} alone" if len(kept) == 1 else "stacked: " + ", ".join(kept))}
+              "sharpness": round(total, 4), "fitted_share": FITTED_SHARE, "pool_log_loss": pool_log_loss,
+              "members": members, "log_loss": log_loss, "accuracy": accuracy,
+              "choice": (f"{ranked[0][0]} alone" if len(kept) == 1 else "stacked: " + ", ".join(kept))
+              + f", averaged with the plain mean of all {len(names)} ({FITTED_SHARE:.0%} pool)"}
     return pooled, report
 
 
