@@ -13,6 +13,17 @@ chosen against which scored best.
 
     python bench/selection_check.py                      # k = 100, 300; seed 0; ~25 min on 2 CPU cores
     python bench/selection_check.py --benchmark          # the same rule on the transfer benchmark's 19 samples
+    python bench/selection_check.py --cases              # the default (short) selection: regret and cost
+
+With --cases: the default selection of textshift.selection (each candidate fine-tuned for half its epochs on 75%
+of the sample, scored on the other 25%) over the samples of the transfer benchmark (`news`: the real news model;
+test scores of `scratch` and `finetune` read from transfer_nyt_to_bills.csv) and over cases built to make
+`scratch` win: `news-shuffled-labels` (the news texts with shuffled labels) and `news-weak` (a news model trained
+on 300 headlines) at the benchmark's sizes, where `finetune` is also trained on the full sample and scored on the
+test bills (`scratch` does not depend on the source: its scores come from the benchmark's CSV). Cheapest samples
+first; each finished candidate is appended to bench/results/selection_runs.csv (held-out predictions kept, so
+other rules can be scored without retraining) and each finished sample to bench/results/selection.csv
+(case,k,seed,chosen,best,regret,selection_seconds). A rerun resumes.
 
 With --benchmark the control: the real news model, probe choices on every sample of transfer_nyt_to_bills.py
 (its news model is trained first if bench/work has none; ~7 min), test scores read from that benchmark's CSV.
@@ -103,6 +114,110 @@ def benchmark_choices(done: set) -> None:
         print(row, flush=True)
 
 
+CASES_CSV = RESULTS / "selection.csv"
+CASE_COLUMNS = ["case", "k", "seed", "chosen", "best", "regret", "selection_seconds"]
+RUNS_CSV = RESULTS / "selection_runs.csv"
+RUN_COLUMNS = ["case", "k", "seed", "candidate", "selection", "held_out_f1", "seconds", "test_f1", "full_seconds",
+               "predicted"]
+WEAK_SOURCE = WORK / "news-model-300-headlines"
+CANDIDATES = ["scratch", "finetune"]
+
+
+def weak_source() -> Classifier:
+    """A news model trained on 300 headlines (stratified, seed 0): helps little, and less as k grows."""
+    if is_model_folder(WEAK_SOURCE):
+        return Classifier.load(WEAK_SOURCE)
+    from textshift.compare import sample_stratified
+
+    news = read_labeled("embedded:news")
+    model, _ = train_classifier(news.subset(sample_stratified(news.labels, 300, 0)), config=TrainConfig())
+    model.save(WEAK_SOURCE, overwrite=True)
+    return model
+
+
+def case_queue() -> list[tuple[str, int, int]]:
+    """(case, k, seed), cheapest informative first: small samples, and each built case early."""
+    queue = [("news", 50, s) for s in range(3)] + [("news-shuffled-labels", 100, 0)]
+    queue += [("news", 100, s) for s in range(3)] + [("news-shuffled-labels", 200, 0), ("news-weak", 500, 0)]
+    queue += [("news", 200, s) for s in range(5)] + [("news-weak", 1000, 0), ("news-shuffled-labels", 500, 0)]
+    queue += [("news", 500, s) for s in range(5)] + [("news", 1000, s) for s in range(3)]
+    queue += [("news-weak", 1000, 1), ("news-shuffled-labels", 100, 1), ("news-weak", 500, 1)]
+    return queue
+
+
+def case_choices() -> None:
+    """The default selection on every sample of case_queue(); resumable, one row per finished candidate."""
+    from transfer_nyt_to_bills import OUT_CSV as BENCH_CSV
+    from transfer_nyt_to_bills import SOURCE as NEWS
+    from transfer_nyt_to_bills import ensure_source
+
+    from textshift.compare import _evaluate, _scores, sample_stratified
+    from textshift.selection import DEFAULT_SELECTION, pick, short_schedule
+    from textshift.training import stratified_holdout
+    from textshift.transfer import TransferConfig, transfer
+
+    pool, test = read_labeled("embedded:bills-train"), read_labeled("embedded:bills-test")
+    bench = pd.read_csv(BENCH_CSV)
+    runs = pd.read_csv(RUNS_CSV, dtype={"predicted": str}) if RUNS_CSV.exists() else pd.DataFrame(
+        columns=RUN_COLUMNS)
+    done = done_keys(CASES_CSV, ["case", "k", "seed"])
+    sources = {"news": lambda: (ensure_source(), Classifier.load(NEWS))[1],
+               "news-shuffled-labels": shuffled_source, "news-weak": weak_source}
+    loaded: dict[str, Classifier] = {}
+
+    def stored(case: str, k: int, seed: int, candidate: str):
+        # scratch does not depend on the source: its run on a sample serves every case
+        rows = runs[((runs.case == case) | (candidate == "scratch")) & (runs.k == k) & (runs.seed == seed)
+                    & (runs.candidate == candidate) & (runs.selection == DEFAULT_SELECTION)]
+        return rows.iloc[0] if len(rows) else None
+
+    for case, k, seed in case_queue():
+        if (case, str(k), str(seed)) in done:
+            continue
+        if case not in loaded:
+            loaded[case] = sources[case]()
+        source = loaded[case]
+        sample = pool.subset(sample_stratified(pool.labels, k, seed))
+        fit_rows, held_rows = stratified_holdout(sample.labels, 0.25, seed=seed)
+        fit, held = sample.subset(fit_rows), sample.subset(held_rows)
+        for candidate in CANDIDATES:
+            if stored(case, k, seed, candidate) is not None:
+                continue
+            short = TrainConfig(**{**short_schedule(TrainConfig(), k).to_dict(), "seed": seed})
+            started = time.perf_counter()
+            model, _ = transfer(source, fit, config=TransferConfig(strategy=candidate, train=short))
+            predicted = model.predict(held.texts)
+            seconds = time.perf_counter() - started
+            test_f1, full_seconds = float("nan"), float("nan")
+            in_bench = bench[(bench.strategy == candidate) & (bench.k == k) & (bench.seed == seed)]
+            if case == "news" or candidate == "scratch":
+                test_f1, full_seconds = float(in_bench.macro_f1.iloc[0]), float(in_bench.train_seconds.iloc[0])
+            else:  # the built cases: the candidate on the full sample, scored on the test bills
+                started = time.perf_counter()
+                model, _ = transfer(source, sample, config=TransferConfig(strategy=candidate,
+                                                                          train=TrainConfig(seed=seed)))
+                full_seconds = time.perf_counter() - started
+                test_f1 = _evaluate(model, test)[0]["macro_f1"]
+            row = {"case": case, "k": k, "seed": seed, "candidate": candidate, "selection": DEFAULT_SELECTION,
+                   "held_out_f1": round(_scores(held.labels, predicted, sample.classes)[0]["macro_f1"], 4),
+                   "seconds": round(seconds, 1), "test_f1": round(test_f1, 4), "full_seconds": round(full_seconds, 1),
+                   "predicted": json.dumps(predicted)}
+            append_row(RUNS_CSV, row, RUN_COLUMNS)
+            runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
+            print({key: value for key, value in row.items() if key != "predicted"}, flush=True)
+        found = {c: stored(case, k, seed, c) for c in CANDIDATES}
+        scores = {c: float(found[c].held_out_f1) for c in CANDIDATES}
+        predictions = {c: json.loads(found[c].predicted) for c in CANDIDATES}
+        chosen, _ = pick(CANDIDATES, scores, predictions, held.labels, seed=seed)
+        test_f1 = {c: float(found[c].test_f1) for c in CANDIDATES}
+        best = max(CANDIDATES, key=lambda c: test_f1[c])
+        row = {"case": case, "k": k, "seed": seed, "chosen": chosen, "best": best,
+               "regret": round(test_f1[best] - test_f1[chosen], 4),
+               "selection_seconds": round(sum(float(found[c].seconds) for c in CANDIDATES), 1)}
+        append_row(CASES_CSV, row, CASE_COLUMNS)
+        print(row, flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="100,300", help="labelled bills per sample (default 100,300)")
@@ -111,7 +226,13 @@ def main() -> None:
     parser.add_argument("--benchmark", action="store_true",
                         help="instead: the current rule's choices on the samples of transfer_nyt_to_bills.py, with "
                              "the real news model (its test scores come from that benchmark's CSV)")
+    parser.add_argument("--cases", action="store_true",
+                        help="instead: the default selection's regret and cost over the transfer benchmark's "
+                             "samples and the cases built to make scratch win (bench/results/selection.csv)")
     args = parser.parse_args()
+    if args.cases:
+        case_choices()
+        return
     done = done_keys(OUT_CSV, ["source", "selection", "rule", "k", "seed"])
     if args.benchmark:
         benchmark_choices(done)

@@ -192,13 +192,14 @@ def test_runs_under_settings_that_train_alike_are_reused(news_model, small_bills
                          on_run=lambda row: trained.append((row["strategy"], row["k"])))
         return trained, result.runs
 
-    first, runs = run(3)  # 10% of 20 rows is 2 (no split), of 40 rows 4 (split)
-    assert ("finetune", 20) in first and ("finetune", 40) in first
-    again, same = run(4)  # the same decisions: nothing is trained again
+    # The sets trained: the samples of 20 and 40 rows, and the short selection's 75% of each (about 15 and 30).
+    first, runs = run(5)  # 10% of 40 rows is 4, of 30 rows 3: below 5, so no set is split
+    assert ("finetune", 20) in first and ("finetune", 40) in first and ("inner:finetune", 40) in first
+    again, same = run(6)  # the same decisions: nothing is trained again
     assert again == []
     cols = ["strategy", "k", "seed", "macro_f1", "chosen"]
     pd.testing.assert_frame_equal(runs[cols].reset_index(drop=True), same[cols].reset_index(drop=True))
-    changed, _ = run(5)  # now 40 rows are not split either: only k = 40 reruns
+    changed, _ = run(4)  # now the 40 rows are split (their 30 are not, nor 20 or its 15): only k = 40 reruns
     assert changed and {k for _, k in changed} == {40}
 
 

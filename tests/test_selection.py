@@ -1,4 +1,4 @@
-"""The recommendation asks for evidence before choosing transfer over scratch."""
+"""The recommendation: candidates scored comparably on held-out rows of the sample, with the evidence shown."""
 
 from __future__ import annotations
 
@@ -34,23 +34,52 @@ def test_share_better_is_paired_and_counts_ties_as_not_better():
     assert share_better([], [], [], seed=0) == 0.0
 
 
-def test_transfer_needs_clear_evidence_against_scratch():
+def test_probe_selection_needs_clear_evidence_against_scratch():
     truth = ["a", "b", "c", "d"] * 6
     noisy = list(np.random.default_rng(1).choice(list("abcd"), size=24))
     nearly = noisy[:]
     nearly[0] = truth[0] if noisy[0] != truth[0] else nearly[0]
     candidates = ["scratch", "finetune"]
     scores = {"scratch": 0.30, "finetune": 0.31}
-    chosen, reason = pick(candidates, scores, {"scratch": noisy, "finetune": nearly}, truth, seed=0)
+    predictions = {"scratch": noisy, "finetune": nearly}
+    chosen, reason = pick(candidates, scores, predictions, truth, seed=0, selection="probe")
     assert chosen == "scratch" and reason["best"] == "finetune" and reason["share_better"] < selection.LEVEL
-    assert "beat 'scratch' in only" in describe(reason, chosen) and f"{RESAMPLES:,} resamples" in describe(reason,
-                                                                                                         chosen)
+    line = describe(reason, chosen)
+    assert "so 90% was needed and 'scratch' is recommended" in line and f"{RESAMPLES:,} resamples" in line
     chosen, reason = pick(candidates, {"scratch": 0.3, "finetune": 0.9}, {"scratch": noisy, "finetune": truth},
-                          truth, seed=0)
-    assert chosen == "finetune" and reason["share_better"] >= selection.LEVEL and describe(reason, chosen) == ""
-    # without scratch among the candidates the highest score wins; ties go to the earlier candidate
-    assert pick(["finetune", "encoder"], {"finetune": 0.2, "encoder": 0.2}, {}, truth, seed=0)[0] == "finetune"
-    assert pick(candidates, {"scratch": 0.5, "finetune": 0.4}, {}, truth, seed=0)[0] == "scratch"
+                          truth, seed=0, selection="probe")
+    assert chosen == "finetune" and reason["share_better"] >= selection.LEVEL
+    assert describe(reason, chosen).startswith("'finetune' 0.900 vs 'scratch' 0.300 on 24 held-out rows")
+
+
+def test_comparable_selections_let_the_highest_score_win_and_keep_the_evidence():
+    truth = ["a", "b", "c", "d"] * 6
+    noisy = list(np.random.default_rng(1).choice(list("abcd"), size=24))
+    nearly = noisy[:]
+    nearly[0] = truth[0] if noisy[0] != truth[0] else nearly[0]
+    for name in ("short", "holdout"):  # finetune ahead by one row: it wins, with weak evidence shown
+        chosen, reason = pick(["scratch", "finetune"], {"scratch": 0.30, "finetune": 0.31},
+                              {"scratch": noisy, "finetune": nearly}, truth, seed=0, selection=name)
+        assert chosen == "finetune" and reason["against"] == "scratch" and reason["gap"] == pytest.approx(0.01)
+        assert 0 < reason["share_better"] < 0.9 and f"({name} selection)" in describe(reason, chosen)
+    chosen, reason = pick(["scratch", "finetune", "encoder"], {"scratch": 0.6, "finetune": 0.4, "encoder": 0.5},
+                          {"scratch": truth, "finetune": noisy, "encoder": nearly}, truth, seed=0)
+    assert chosen == "scratch" and reason["against"] == "encoder" and reason["share_better"] == 1.0
+    # ties go to the earlier candidate; one candidate has no evidence to show
+    assert pick(["finetune", "encoder"], {"finetune": 0.2, "encoder": 0.2}, {"finetune": truth, "encoder": truth},
+                truth, seed=0)[0] == "finetune"
+    alone, reason = pick(["finetune"], {"finetune": 0.2}, {"finetune": truth}, truth, seed=0)
+    assert alone == "finetune" and describe(reason, alone) == ""
+
+
+def test_short_schedule_trains_half_the_epochs_of_the_full_run():
+    from textshift.training import TrainConfig
+
+    for rows in (50, 200, 1000, 3000):
+        full = TrainConfig().epochs_for(rows)
+        assert selection.short_schedule(TrainConfig(), rows).epochs == -(-full // 2)
+    assert selection.short_schedule(TrainConfig(epochs=1), 100).epochs == 1
+    assert selection.short_schedule(TrainConfig(learning_rate=3e-5), 100).learning_rate == 3e-5
 
 
 def test_compare_stores_held_out_predictions_and_redoes_choices_of_an_older_rule(news_model, small_bills,
@@ -107,3 +136,36 @@ def test_probe_survives_a_fold_without_any_class_the_source_knows(news_model):
     assert len(predicted) == 8 and seconds >= 0
     assert predicted[0] == ""  # the only 'Defense' row: its fold trained on no class the source knows
     assert set(predicted) <= {"", "Defense", "Brand New Topic"} and "Brand New Topic" in predicted  # others predicted
+
+
+def test_compare_shows_the_evidence_and_keeps_full_runs_when_only_the_selection_changes(news_model, small_bills,
+                                                                                        tmp_path):
+    from dataclasses import replace
+
+    from textshift.compare import CompareConfig, compare
+    from textshift.training import TrainConfig
+
+    config = CompareConfig(sizes=[40], seeds=1, strategies=["scratch", "finetune"], baselines=[], selection="probe",
+                           train=TrainConfig(epochs=1, warmup_epochs=1))
+    first = compare(news_model, small_bills, out_dir=tmp_path / "cmp", config=config)
+    assert first.choices[0]["selection"] == "probe" and first.choices[0]["held_out_rows"] == 40
+    short = compare(news_model, small_bills, out_dir=tmp_path / "cmp", config=replace(config, selection="short"))
+    columns = ["strategy", "macro_f1", "train_seconds"]
+    full = [r.runs[r.runs.strategy.isin(["scratch", "finetune"])][columns].reset_index(drop=True)
+            for r in (first, short)]
+    pd.testing.assert_frame_equal(full[0], full[1])  # not trained again: only the choosing changed
+    [choice] = short.choices
+    assert choice["selection"] == "short" and 5 <= choice["held_out_rows"] <= 12  # about a quarter of the 40 rows
+    assert choice["chosen"] == max(choice["scores"], key=choice["scores"].get)
+    assert {"against", "gap", "share_better"} <= set(choice)
+    assert short.evidence.startswith("evidence at 40 rows: ") and "(short selection)" in short.evidence
+    assert "\n" not in short.evidence and short.choice_notes == []
+    assert "id='evidence'" in (tmp_path / "cmp" / "report.html").read_text()
+
+
+def test_compare_json_carries_the_evidence(run_cli, news_model, small_bills, tmp_path):
+    result = run_cli("compare", str(news_model), str(small_bills), "-o", str(tmp_path / "cmp"), "--sizes", "40",
+                     "--seeds", "1", "--baselines", "none", "--epochs", "1", "--quiet")
+    assert result.exit_code == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert shown["evidence"].startswith("evidence at 40 rows: ") and shown["choices"][0]["k"] == 40

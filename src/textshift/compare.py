@@ -3,7 +3,7 @@
 For each size ``k`` and seed, a stratified sample of ``k`` labelled target rows is drawn; every strategy and
 baseline is trained on exactly that sample and scored on the same test rows. The recommended strategy is
 chosen on the sample alone: each candidate is scored on 25% of it after training on the other 75% (the test rows
-are never looked at; by default only the head is trained for this choice, see ``CompareConfig.selection``). Every
+are never looked at; by default with half its epochs, see ``CompareConfig.selection``). Every
 finished run is written to ``runs.sqlite`` at once, so a killed comparison resumes where it stopped and gives the
 same table. The store also records what its runs were made from (the target and test rows, the source model's
 weights, any unlabelled or source rows given); a later call with other inputs is refused rather than shown the old
@@ -43,6 +43,7 @@ from textshift.errors import ConfigError, DataError, OutputExistsError
 from textshift.evaluate import evaluate_predictions
 from textshift.locks import writes
 from textshift.model import Classifier, is_model_folder, model_digest
+from textshift.selection import DEFAULT_SELECTION, SELECTIONS
 from textshift.training import ProgressFn, TrainConfig, stratified_holdout
 from textshift.transfer import STRATEGIES, TransferConfig, load_source, source_training_data, transfer
 from textshift.validation import check_types
@@ -75,12 +76,13 @@ class CompareConfig:
     inner_fraction : float
         ``holdout`` selection: share of each sample held out to choose the recommended strategy.
     selection : str
-        How candidates are scored on rows of the sample they were not trained on. ``probe`` (default): every row
-        is held out once (4 folds), predicted by the candidate's starting model with only its head trained, on
-        frozen features of the other folds — cheap, one forward pass per candidate. ``holdout``: each candidate is
-        fully trained on all but ``inner_fraction`` of the sample and scored on the rest — faithful, and doubles
-        the cost. Either way a candidate other than ``scratch`` must beat it clearly on the held-out rows to be
-        recommended (:mod:`textshift.selection`).
+        How candidates are scored on rows of the sample they were not trained on (:mod:`textshift.selection`).
+        ``short`` (default): each candidate is fine-tuned for half the epochs of its full run on all but
+        ``inner_fraction`` of the sample and scored on the rest; the highest score wins (about 40% of the cost of
+        training the candidates). ``holdout``: the same with the full schedule (about the cost of training
+        them). ``probe``: every row held out once (4 folds), predicted by the candidate's starting model with
+        only its head trained on frozen features; seconds, but it scores ``scratch`` far below what it becomes,
+        so a candidate other than ``scratch`` must beat it clearly to be recommended.
     test_fraction : float
         When no test data is given: share of the target held out (stratified) as test rows.
     train : TrainConfig
@@ -97,7 +99,7 @@ class CompareConfig:
     baselines: list[str] = field(default_factory=lambda: ["tfidf-svm", "frozen-lr"])
     candidates: list[str] | None = None
     inner_fraction: float = 0.25
-    selection: str = "probe"
+    selection: str = DEFAULT_SELECTION
     test_fraction: float = 0.3
     train: TrainConfig = field(default_factory=TrainConfig)
     save_model: bool = True
@@ -129,8 +131,9 @@ class CompareConfig:
         if self.recommend and not self.candidates:
             raise ConfigError(f"no candidate to recommend; expected some of {choosable}. Pass --candidates "
                               f"{','.join(choosable)}, or recommend=False")
-        if self.selection not in ("probe", "holdout"):
-            raise ConfigError(f"selection must be 'probe' or 'holdout'; got {self.selection!r}")
+        if self.selection not in SELECTIONS:
+            raise ConfigError(f"selection must be one of {', '.join(SELECTIONS)}; got "
+                              f"{self.selection!r}")
         if not 0 < self.inner_fraction < 0.5:
             raise ConfigError(f"inner_fraction must be in (0, 0.5); got {self.inner_fraction}")
         if not 0 < self.test_fraction < 1:
@@ -156,10 +159,13 @@ class CompareConfig:
         train = stored.get("train") if isinstance(stored, dict) else None
         if not isinstance(train, dict):
             return False
+        # How the recommendation is chosen changes only the inner runs and the choice, not a full-sample run.
+        chooses = row["strategy"].startswith("inner:") or row["strategy"] == RECOMMENDED
         if "selection" in stored:
-            if (stored.get("inner"), stored["selection"]) != (self.inner_fraction, self.selection):
+            if chooses and (stored.get("inner"), stored["selection"]) != (self.inner_fraction, self.selection):
                 return False
-        elif row["run_key"] != _settings_key(train, self.inner_fraction, self.selection):
+        elif row["run_key"] not in {_settings_key(train, self.inner_fraction, s)
+                                    for s in ((self.selection,) if chooses else SELECTIONS)}:
             return False  # a row from before inner/selection were stored: its key must say they match
         try:
             stored_train = TrainConfig(**train)
@@ -191,8 +197,13 @@ class CompareResult:
     model_dir : pathlib.Path or None
     diagnostics : dict
     choice_notes : list of str
-        Sizes and seeds where ``scratch`` was recommended because no other candidate beat it clearly on the
-        held-out rows (see :mod:`textshift.selection`), one sentence each.
+        Sizes and seeds where the recommendation is not the candidate that scored highest on the held-out rows
+        (``probe`` selection, see :mod:`textshift.selection`), one sentence each.
+    evidence : str
+        One line: the evidence for the recommendation at the largest size (held-out scores, their gap, the
+        share of bootstrap resamples won).
+    choices : list of dict
+        Every choice: ``k``, ``seed``, ``chosen`` and the stored evidence (:func:`textshift.selection.pick`).
     """
 
     runs: pd.DataFrame
@@ -203,6 +214,8 @@ class CompareResult:
     model_dir: Path | None = None
     diagnostics: dict = field(default_factory=dict)
     choice_notes: list[str] = field(default_factory=list)
+    evidence: str = ""
+    choices: list[dict] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------------------------------------ sampling
@@ -540,8 +553,10 @@ class _Runs:
         if self.on_run:
             self.on_run({"strategy": strategy, "k": k, "seed": seed, **scores, "train_seconds": round(seconds, 1)})
 
-    def run_strategy(self, strategy: str, sample: TextData, seed: int) -> tuple[Classifier, float]:
-        train_config = TrainConfig(**{**self.config.train.to_dict(), "seed": seed})
+    def run_strategy(self, strategy: str, sample: TextData, seed: int, train: TrainConfig | None = None
+                     ) -> tuple[Classifier, float]:
+        """Train ``strategy`` on ``sample`` with ``train`` (default: the comparison's settings) and this seed."""
+        train_config = TrainConfig(**{**(train or self.config.train).to_dict(), "seed": seed})
         started = time.perf_counter()
         run = f"{strategy}, {len(sample)} rows, seed {seed}"
         progress = self.progress
@@ -556,7 +571,7 @@ class _Runs:
         sample = pool.subset(sample_stratified(pool.labels, k, seed))
         # Runs stored under other settings count when they train every set of this sample's sizes alike.
         sizes = [k]
-        if config.recommend and config.selection == "holdout":  # the probe trains no split
+        if config.recommend and config.selection != "probe":  # the probe trains no split
             sizes.append(len(stratified_holdout(sample.labels, config.inner_fraction, seed=seed)[0]))
         sizes += [len(self.source_data) + n for n in sizes] if self.source_data is not None else []
         self.store.adopt(k, seed, self.key, lambda row, sizes=sizes: config.same_run(row, sizes))
@@ -708,10 +723,13 @@ def _result(runs: _Runs, target: TextData, pool: TextData) -> CompareResult:
                           source_name=source_model.path.name if source_model.path else "source")
     diagnostics = domain_shift(runs.source_data or source_training_data(source_model), pool, runs.test,
                                source_model)
-    notes = [f"k={row.k}, seed {row.seed}: {note}" for row in recommended_notes(frame)
-             if (note := selection.describe(row.reason, row.chosen))]
+    choices = recommended_notes(frame)
+    notes = [f"k={row.k}, seed {row.seed}: {selection.describe(row.reason, row.chosen)}" for row in choices
+             if row.reason.get("best", row.chosen) != row.chosen]
     result = CompareResult(frame.drop(columns=["run_key"]), summary, recommended, answer, out, model_dir,
-                           diagnostics, notes)
+                           diagnostics, notes, evidence_line(choices, max(config.sizes)),
+                           [{"k": int(row.k), "seed": int(row.seed), "chosen": row.chosen} | row.reason
+                            for row in choices])
     atomic_write_frame(result.runs.drop(columns=["per_class", "settings"]), out / "runs.csv")
     write_compare_report(result, config)
     return result
@@ -725,6 +743,26 @@ def recommended_notes(runs: pd.DataFrame) -> list:
                               "reason": reasons}).itertuples(index=False))
 
 
+def evidence_line(choices: list, k: int) -> str:
+    """One line on the evidence behind the choices at size ``k`` (rows of :func:`recommended_notes`)."""
+    rows = [row for row in choices if row.k == k and "against" in row.reason]
+    if not rows:
+        return ""
+    if len(rows) == 1:
+        return f"evidence at {k} rows: {selection.describe(rows[0].reason, rows[0].chosen)}"
+    chosen = Counter(row.chosen for row in rows).most_common(1)[0][0]
+    gaps, shares = [], []
+    for row in rows:  # the majority choice's held-out score minus the best other candidate's, and its wins
+        scores = row.reason["scores"]
+        gaps.append(scores.get(chosen, float("nan")) - max(v for c, v in scores.items() if c != chosen))
+        won = row.reason["share_better"]
+        shares.append(won if row.reason["best"] == chosen else 1 - won)
+    return (f"evidence at {k} rows: '{chosen}' chosen for {sum(r.chosen == chosen for r in rows)} of {len(rows)} "
+            f"seeds; its held-out gap over the next candidate {np.mean(gaps):+.3f} on average ({min(gaps):+.3f} "
+            f"to {max(gaps):+.3f}), ahead in {np.mean(shares):.0%} of {selection.RESAMPLES:,} resamples on "
+            f"average ({rows[0].reason.get('selection', 'probe')} selection)")
+
+
 def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, config: CompareConfig,
             run_strategy, record, source: Classifier) -> tuple[str, dict | None]:
     """The recommended candidate for sample (k, seed), chosen on an inner hold-out of the sample alone, and the
@@ -734,7 +772,7 @@ def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, conf
         return done["chosen"], None
     if len(config.candidates) == 1:
         return config.candidates[0], {"rule": selection.RULE, "best": config.candidates[0]}
-    if config.selection == "holdout":  # one stratified split; each candidate fully trained on the larger part
+    if config.selection != "probe":  # one stratified split; each candidate trained on the larger part
         inner_train, inner_val = stratified_holdout(sample.labels, config.inner_fraction, seed=seed)
         fit, held = sample.subset(inner_train), sample.subset(inner_val)
     else:  # the probe holds out every row once (folds)
@@ -744,8 +782,9 @@ def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, conf
         name = f"inner:{candidate}"
         row, predicted = store.get(name, k, seed, key), store.held_out(name, k, seed, key)
         if row is None or predicted is None or len(predicted) != len(held):  # stored before predictions were kept
-            if config.selection == "holdout":
-                model, seconds = run_strategy(candidate, fit, seed)
+            if config.selection != "probe":
+                short = selection.short_schedule(config.train, len(sample)) if config.selection == "short" else None
+                model, seconds = run_strategy(candidate, fit, seed, short)
                 predicted = model.predict(held.texts)
             else:
                 predicted, seconds = selection.probe(candidate, sample, seed, config.train, source)
@@ -753,4 +792,5 @@ def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, conf
             record(name, k, seed, inner_scores, per_class, seconds, predicted=predicted)
             row = store.get(name, k, seed, key)
         scores[candidate], predictions[candidate] = row["macro_f1"], predicted
-    return selection.pick(config.candidates, scores, predictions, held.labels, seed=seed)
+    return selection.pick(config.candidates, scores, predictions, held.labels, seed=seed,
+                          selection=config.selection)

@@ -141,11 +141,11 @@ def write_compare_report(result, config) -> Path:
              "<h1>Is pretraining on the source helping?</h1>",
              f"<p class='answer'>{html.escape(result.answer)}</p>",
              f"<p>Recommended strategy: <b>{html.escape(result.recommended)}</b> (chosen on the labelled target rows "
-             "alone, each scored by candidates not trained on it; a strategy other than scratch must beat scratch "
-             "clearly there; test rows were never used to choose)."
+             "alone, each candidate scored on rows it was not trained on; test rows were never used to choose)."
              + (f" Saved model: <code>{html.escape(result.model_dir.name)}/</code> beside this report."
                 if result.model_dir else "")
              + "</p>",
+             *([f"<p id='evidence'>{html.escape(result.evidence)}.</p>"] if getattr(result, "evidence", "") else []),
              *(f"<p class='muted'>{html.escape(note)}.</p>" for note in getattr(result, "choice_notes", [])),
              "<h2>Learning curves</h2>",
              f"<img id='learning-curves' alt='learning curves' src='data:image/png;base64,"

@@ -1,18 +1,25 @@
-"""Choosing the recommended strategy from the sample alone, and asking for evidence before choosing transfer.
+"""Choosing the recommended strategy from the sample alone, with the evidence for the choice.
 
 ``compare`` scores every candidate strategy on rows of each labelled sample that it did not train on (the test
-rows are never looked at) and recommends one. With the default ``probe`` selection every row of the sample is
-held out once (4 folds; only the head is trained, on frozen features of the other folds); with ``holdout`` a
-stratified quarter of the sample is held out and each candidate is fully trained on the rest.
+rows are never looked at) and recommends one. Three ways to score (``CompareConfig.selection``):
 
-"Highest score wins" on a quarter of a small sample recommended a useless source: with a news model trained on
-shuffled labels and 100 bills, ``finetune`` scored 0.069 and ``scratch`` 0.058 on the 25 held-out rows, both
-about chance for 20 classes, and ``finetune`` was chosen, 0.046 macro-F1 below ``scratch`` on the test bills
-(``bench/selection_check.py``). So a strategy other than ``scratch`` is recommended only when it beats
-``scratch`` clearly: in at least ``LEVEL`` of ``RESAMPLES`` bootstrap resamples of the held-out rows (each
-resample scores both strategies' predictions of the same rows: the comparison is paired). Otherwise
-``scratch``, the model that does not depend on the source, is recommended, and the reason is stored with the
-choice. Without ``scratch`` among the candidates, the highest score wins.
+``short`` (default)
+    each candidate is fine-tuned for half the epochs of its full run on 75% of the sample (stratified) and
+    scored on the other 25%: a real fine-tune of every candidate, so ``scratch`` is scored as what it becomes,
+    at about 40% of the cost of training the candidates (``bench/selection_check.py``).
+``holdout``
+    the same split with each candidate's full schedule: the most faithful, at about the cost of training them.
+``probe``
+    every row held out once (4 folds), predicted by each candidate's *starting* model with only its head trained
+    on frozen features. Seconds, but not comparable across strategies: the untrained encoder of ``scratch``
+    scored 0.06 on 100 bills, where ``scratch`` reaches 0.52 after fine-tuning.
+
+With ``short`` and ``holdout`` the highest score wins. The probe scores ``scratch`` far below what it becomes,
+so there a strategy other than ``scratch`` is recommended only when it beats ``scratch`` in at least ``LEVEL``
+of ``RESAMPLES`` bootstrap resamples of the held-out rows, else ``scratch``. Either way the evidence is stored
+with the choice: each candidate's held-out score, the gap between the two best, and the share of paired
+bootstrap resamples of the held-out rows (both candidates' predictions of the same resampled rows) in which the
+chosen one wins.
 
 >>> import numpy as np
 >>> truth = ["a", "b"] * 10
@@ -22,17 +29,23 @@ True
 
 from __future__ import annotations
 
+import math
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from textshift.data import TextData
 from textshift.errors import DataError
 from textshift.model import Classifier, labels_from
+from textshift.training import TrainConfig
 
-RULE = "evidence-v1"  # stored with each recommendation: a change of rule recomputes stored choices
+RULE = "evidence-v2"  # stored with each recommendation: a change of rule recomputes stored choices
+SELECTIONS = ("short", "holdout", "probe")
+DEFAULT_SELECTION = "short"
+SHORT_EPOCHS = 0.5  # share of the full run's epochs that a short selection run trains
 RESAMPLES = 1000
-LEVEL = 0.9
+LEVEL = 0.9  # probe only: the share of resamples in which a transfer strategy must beat scratch
 FOLDS = 4
 REFERENCE = "scratch"
 
@@ -69,29 +82,60 @@ def _macro_f1(true: np.ndarray, predicted: np.ndarray, n_classes: int) -> np.nda
     return (f1 * present).sum(axis=1) / present.sum(axis=1)
 
 
-def pick(candidates: list[str], scores: dict[str, float], predictions: dict[str, list[str]], truth: list[str], *,
-         seed: int) -> tuple[str, dict]:
-    """The recommended candidate and why: ``(choice, {"rule", "best", "share_better", "held_out_rows"})``.
+def short_schedule(train: TrainConfig, rows: int) -> TrainConfig:
+    """The settings of a ``short`` selection run: ``SHORT_EPOCHS`` of the epochs that the full run on ``rows``
+    rows trains (at least one), everything else unchanged.
 
-    The highest score wins (ties go to the earlier candidate), except that a candidate other than ``scratch``
-    must beat ``scratch`` in at least ``LEVEL`` of the bootstrap resamples of the held-out rows.
+    >>> short_schedule(TrainConfig(), 100).epochs   # the full run on 100 rows trains 20 epochs
+    10
+    """
+    return replace(train, epochs=max(1, math.ceil(train.epochs_for(rows) * SHORT_EPOCHS)))
+
+
+def pick(candidates: list[str], scores: dict[str, float], predictions: dict[str, list[str]], truth: list[str], *,
+         seed: int, selection: str = DEFAULT_SELECTION) -> tuple[str, dict]:
+    """The recommended candidate and the evidence for it.
+
+    Returns ``(choice, reason)``; ``reason`` holds ``rule``, ``selection``, ``scores`` (each candidate's held-out
+    macro-F1), ``best`` (the highest, ties to the earlier candidate), ``against`` (the candidate it is weighed
+    against: the runner-up, or ``scratch`` under the probe), ``gap`` (best's score minus against's),
+    ``share_better`` (share of paired bootstrap resamples of the held-out rows in which best beats against) and
+    ``held_out_rows``. The highest score wins, except under the ``probe`` selection (which scores ``scratch``
+    below what it becomes) where a candidate other than ``scratch`` must beat it in at least ``LEVEL`` of the
+    resamples.
     """
     best = max(candidates, key=lambda c: (scores[c], -candidates.index(c)))
-    reason = {"rule": RULE, "best": best, "held_out_rows": len(truth)}
-    if best == REFERENCE or REFERENCE not in candidates:
+    reason = {"rule": RULE, "selection": selection, "best": best, "held_out_rows": len(truth),
+              "scores": {c: round(float(scores[c]), 4) for c in candidates}}
+    others = sorted((c for c in candidates if c != best), key=lambda c: (-scores[c], candidates.index(c)))
+    if not others:
         return best, reason
-    share = share_better(truth, predictions[best], predictions[REFERENCE], seed=seed)
-    reason["share_better"] = round(share, 3)
-    return (best if share >= LEVEL else REFERENCE), reason
+    guarded = selection == "probe" and best != REFERENCE and REFERENCE in candidates
+    against = REFERENCE if guarded else others[0]
+    share = share_better(truth, predictions[best], predictions[against], seed=seed)
+    reason |= {"against": against, "gap": round(float(scores[best] - scores[against]), 4),
+               "share_better": round(share, 3)}
+    return (REFERENCE if guarded and share < LEVEL else best), reason
 
 
 def describe(reason: dict, chosen: str) -> str:
-    """One sentence on a choice that the evidence rule changed (empty when it did not)."""
-    if chosen == reason.get("best"):
-        return ""
-    return (f"'{reason['best']}' scored highest on the {reason['held_out_rows']} held-out rows but beat "
-            f"'{chosen}' in only {reason['share_better']:.0%} of {RESAMPLES:,} resamples of them (needed: "
-            f"{LEVEL:.0%}), so '{chosen}', which does not depend on the source, is recommended")
+    """One line of evidence for a choice: the held-out scores, their gap and the share of resamples won (empty
+    when the reason holds none, e.g. a single candidate)."""
+    if "against" not in reason:
+        if chosen == reason.get("best") or "share_better" not in reason:
+            return ""
+        # stored under the first evidence rule (probe against scratch)
+        return (f"'{reason['best']}' scored highest on the {reason['held_out_rows']} held-out rows but beat "
+                f"'{chosen}' in only {reason['share_better']:.0%} of {RESAMPLES:,} resamples of them (needed: "
+                f"{LEVEL:.0%}), so '{chosen}' is recommended")
+    best, against, scores = reason["best"], reason["against"], reason["scores"]
+    text = (f"'{best}' {scores[best]:.3f} vs '{against}' {scores[against]:.3f} on {reason['held_out_rows']} "
+            f"held-out rows ({reason.get('selection', 'probe')} selection): gap {reason['gap']:+.3f}, '{best}' "
+            f"ahead in {reason['share_better']:.0%} of {RESAMPLES:,} resamples")
+    if chosen != best:
+        text += (f"; the probe scores '{chosen}' below what it becomes, so {LEVEL:.0%} was needed and "
+                 f"'{chosen}' is recommended")
+    return text
 
 
 def probe(candidate: str, sample: TextData, seed: int, train, source: Classifier, *, folds: int = FOLDS

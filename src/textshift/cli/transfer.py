@@ -142,6 +142,8 @@ def _print_summary(result) -> None:
         table.add_row(*[plain(v) for v in row])
     console.print(table)
     console.print(f"[bold green]{plain(result.answer)}[/]")
+    if result.evidence:
+        console.print(plain(result.evidence))
     for note in result.choice_notes:
         console.print(f"[yellow]note:[/] {plain(note)}")
     console.print(f"recommended strategy: [bold]{plain(result.recommended)}[/]"
@@ -182,8 +184,8 @@ def compare(
     baselines: Annotated[str, typer.Option(help="Comma-separated baselines: tfidf-svm, frozen-lr, or 'none'.")
                          ] = "tfidf-svm,frozen-lr",
     candidates: Annotated[str | None, typer.Option(help="Strategies the recommendation chooses among, scored on "
-                                                        "rows of each sample held out in turn (4 folds); one other "
-                                                        "than scratch must beat scratch clearly there to be chosen "
+                                                        "a quarter of each sample after a short fine-tune on the "
+                                                        "rest; the highest score wins "
                                                         "\\[default: all trained strategies].")] = None,
     text_column: TextColumn = None,
     label_column: LabelColumn = None,
@@ -234,6 +236,7 @@ def compare(
         raise
     if quiet:
         print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
+                     "evidence": result.evidence, "choices": result.choices,
                      "summary": result.summary.to_dict(orient="records")})
     else:
         _print_summary(result)
@@ -302,6 +305,7 @@ def demo(
                           overwrite=trained)
     if quiet:
         print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
+                     "evidence": result.evidence, "choices": result.choices,
                      "report": str(result.out_dir / "report.html")})
     else:
         _print_summary(result)
