@@ -28,6 +28,7 @@ import numbers
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -587,6 +588,27 @@ def recorded_extra(folder: str | os.PathLike, key: str) -> dict | None:
     except json.JSONDecodeError as exc:
         raise ModelError(f"{meta_path} is not valid JSON ({exc}); expected the metadata textshift wrote. "
                          "Restore it or retrain") from exc
+
+
+def read_recorded_file(path: Path, record: dict | None, *, error: type[Exception], stray: str, missing: str,
+                       changed: Callable[[str], str]) -> bytes | None:
+    """The bytes of a file that a model folder's ``textshift.json`` records with its sha256 (``record``, None when
+    it records none), or None when the file is neither recorded nor there.
+
+    Raises ``error`` with ``stray`` when the file is there but not recorded, with ``missing`` when it is recorded
+    but not there, and with ``changed(its sha256)`` when its bytes are not those recorded.
+    """
+    if record is None:
+        if path.exists():
+            raise error(stray)
+        return None
+    if not path.exists():
+        raise error(missing)
+    payload = path.read_bytes()
+    sha256 = hashlib.sha256(payload).hexdigest()
+    if sha256 != record.get("sha256"):
+        raise error(changed(sha256))
+    return payload
 
 
 def output_folder_path(path: str | os.PathLike) -> Path:
