@@ -700,6 +700,50 @@ def check_max_length(config, max_length: int) -> None:
                           f"max_position_embeddings in its config.json); pass --max-length {limit} or less")
 
 
+def check_backbone_fits(backbone: str, *, max_length: int, long_texts: LongTexts, positions: bool = True) -> None:
+    """Refuse, before any weights load, settings a backbone cannot train with.
+
+    Checks ``max_length`` against the backbone's positions (when ``positions``; the command line checks only a
+    ``--max-length`` given), and in ``chunks`` mode that ``long_texts``'s overlap leaves each window new tokens to
+    read. Reads only the backbone's config and tokenizer: a backbone that does not load is left for loading it to
+    report, but a missing backbone folder is refused here (:func:`resolve_backbone`).
+    """
+    backbone_path = resolve_backbone(backbone)
+    if positions:
+        from transformers import AutoConfig
+
+        try:
+            backbone_config = AutoConfig.from_pretrained(backbone_path)
+        except (OSError, ValueError):
+            backbone_config = None  # loading the backbone reports it properly
+        if backbone_config is not None:
+            check_max_length(backbone_config, max_length)
+    if long_texts.mode == "chunks":
+        from transformers import AutoTokenizer
+
+        from textshift.windows import WindowEncoder
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(backbone_path)
+        except (OSError, ValueError):
+            tokenizer = None  # loading the backbone reports it properly
+        if tokenizer is not None:
+            WindowEncoder(tokenizer, max_length=max_length, long_texts=long_texts)
+
+
+def model_labels(folder: str | os.PathLike) -> list[str]:
+    """The class names of a model folder in the head's order, from its ``config.json`` (no weights are loaded).
+
+    Raises :class:`~textshift.errors.ModelError` when ``config.json`` is not the JSON transformers wrote.
+    """
+    id2label = _read_config(Path(folder)).get("id2label") or {}
+    try:
+        order = sorted(id2label, key=int)  # transformers writes the keys sorted as text: "10" before "2"
+    except ValueError:
+        order = list(id2label)
+    return [str(id2label[key]) for key in order]
+
+
 def check_model_folder(path: str | os.PathLike) -> Path:
     """Check that a folder holds a loadable, pickle-free model whose files agree; return it.
 
