@@ -47,7 +47,7 @@ from textshift.compare import sample_stratified  # noqa: E402
 from textshift.data import TextData, read_labeled  # noqa: E402
 from textshift.evaluate import evaluate_predictions  # noqa: E402
 from textshift.model import Classifier  # noqa: E402
-from textshift.training import TrainConfig, train  # noqa: E402
+from textshift.training import LossShaping, TrainConfig, train  # noqa: E402
 from textshift.transfer import TransferConfig, prepare_model, transfer  # noqa: E402
 
 SOURCE = WORK / "news-model"
@@ -151,7 +151,7 @@ def main() -> None:
                 student_config = TransferConfig(strategy="finetune", train=TrainConfig(seed=seed, val_fraction=0))
                 student = prepare_model(source, combined, student_config)
                 train(student, combined.texts, combined.labels, config=student_config.train,
-                      weights=[1.0] * len(sample) + pseudo_weights)
+                      loss=LossShaping(weights=[1.0] * len(sample) + pseudo_weights))
                 seconds = time.perf_counter() - started
                 result = score(student, test, sample.classes)
                 if (variant, str(k), str(seed)) not in done:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from textshift.errors import BackboneNotFoundError, ConfigError, ModelError, OutputExistsError
-from textshift.model import Classifier, check_model_folder
+from textshift.model import Classifier, check_backbone_fits, check_model_folder, model_labels
 
 
 @pytest.fixture()
@@ -236,3 +236,24 @@ def test_from_backbone_refuses_bad_label_lists(tiny_backbone, labels, expect):
 
     with pytest.raises(TextshiftError, match=expect):
         Classifier.from_backbone(tiny_backbone, labels=labels)
+
+
+def test_model_labels_reads_config_json_in_head_order(tiny_backbone, tmp_path):
+    """Twelve classes: config.json stores id2label keys sorted as text ("10" before "2"); the head order wins."""
+    labels = [f"class {i}" for i in range(12)]
+    Classifier.from_backbone(tiny_backbone, labels=labels, seed=0).save(tmp_path / "model")
+    assert model_labels(tmp_path / "model") == labels == Classifier.load(tmp_path / "model").labels
+
+
+def test_check_backbone_fits_refuses_before_loading_weights(tiny_backbone, tmp_path):
+    from textshift.windows import LongTexts
+
+    truncate = LongTexts()
+    check_backbone_fits(tiny_backbone, max_length=128, long_texts=truncate)
+    with pytest.raises(ConfigError, match="longer than this model takes \\(128 tokens"):
+        check_backbone_fits(tiny_backbone, max_length=256, long_texts=truncate)
+    check_backbone_fits(tiny_backbone, max_length=256, long_texts=truncate, positions=False)
+    with pytest.raises(ConfigError, match="overlap"):
+        check_backbone_fits(tiny_backbone, max_length=16, long_texts=LongTexts(mode="chunks", overlap=14))
+    with pytest.raises(BackboneNotFoundError):
+        check_backbone_fits(str(tmp_path / "no-such-backbone"), max_length=128, long_texts=truncate)

@@ -7,7 +7,7 @@ import pytest
 
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier
-from textshift.training import TrainConfig, stratified_holdout, train
+from textshift.training import LossShaping, TrainConfig, log_class_counts, stratified_holdout, train
 
 TEXTS = ["war army troops missile"] * 20 + ["hospital doctor patients drug"] * 20
 LABELS = ["Defense"] * 20 + ["Health"] * 20
@@ -89,7 +89,8 @@ def test_row_classes_leave_the_excluded_classes_untouched(tiny_backbone):
     before = head_linear(clf.model).weight.detach().clone()
     allowed = np.ones((len(TEXTS), 3), dtype=bool)
     allowed[:, 2] = False  # no row is scored against Energy
-    train(clf, TEXTS, LABELS, config=TrainConfig(epochs=2, batch_size=8, weight_decay=0.0), row_classes=allowed)
+    train(clf, TEXTS, LABELS, config=TrainConfig(epochs=2, batch_size=8, weight_decay=0.0),
+          loss=LossShaping(row_classes=allowed))
     after = head_linear(clf.model).weight.detach()
     assert torch_equal(after[2], before[2])
     assert not torch_equal(after[:2], before[:2])  # the scored classes did learn
@@ -109,6 +110,26 @@ def test_logit_adjust_shifts_the_model_against_the_frequent_class(tiny_backbone)
         margins.append(float((logits[:, 0] - logits[:, 1]).mean()))
     plain, adjusted = margins
     assert adjusted < plain - 0.5
+
+
+def test_class_offsets_are_the_logit_adjustment_spelled_out(tiny_backbone):
+    """LossShaping(class_offsets=a * log(counts)) trains the same model as TrainConfig(logit_adjust=a)."""
+    from textshift.model import head_linear
+
+    texts, labels = TEXTS[:20] + TEXTS[20:25], LABELS[:20] + LABELS[20:25]
+    heads = []
+    for adjust, offsets in ((2.0, None), (0.0, 2.0 * log_class_counts(labels, ["Defense", "Health"]))):
+        clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"], seed=3)
+        train(clf, texts, labels, config=TrainConfig(epochs=1, batch_size=8, seed=3, logit_adjust=adjust),
+              loss=LossShaping(class_offsets=offsets))
+        heads.append(head_linear(clf.model).weight.detach().clone())
+    assert torch_equal(heads[0], heads[1])
+    clf = Classifier.from_backbone(tiny_backbone, labels=["Defense", "Health"], seed=3)
+    with pytest.raises(ConfigError, match="class_offsets and logit_adjust both"):
+        train(clf, texts, labels, config=TrainConfig(epochs=1, logit_adjust=1.0),
+              loss=LossShaping(class_offsets=np.zeros(2)))
+    with pytest.raises(ConfigError, match="expected \\(2,\\)"):
+        train(clf, texts, labels, config=TrainConfig(epochs=1), loss=LossShaping(class_offsets=np.zeros(3)))
 
 
 def test_settings_added_later_stay_out_of_the_stored_settings_at_their_default():
@@ -137,14 +158,14 @@ def test_row_classes_are_validated(tiny_backbone, change, message):
     else:
         config = TrainConfig(epochs=1, label_smoothing=0.1)
     with pytest.raises(ConfigError, match=message):
-        train(clf, TEXTS, LABELS, config=config, row_classes=allowed)
+        train(clf, TEXTS, LABELS, config=config, loss=LossShaping(row_classes=allowed))
 
 
 @pytest.mark.parametrize("kwargs, expect", [
-    ({"weights": [0.0] * 40}, "at least one > 0"),
-    ({"weights": [1.0]}, "got 1 row weights for 40 texts"),
-    ({"weights": [float("nan")] * 40}, "must be finite"),
-    ({"weights": [-1.0] + [1.0] * 39}, ">= 0"),
+    ({"loss": LossShaping(weights=[0.0] * 40)}, "at least one > 0"),
+    ({"loss": LossShaping(weights=[1.0])}, "got 1 row weights for 40 texts"),
+    ({"loss": LossShaping(weights=[float("nan")] * 40)}, "must be finite"),
+    ({"loss": LossShaping(weights=[-1.0] + [1.0] * 39)}, ">= 0"),
     ({"val_texts": ["army"]}, "val_texts and val_labels go together"),
     ({"val_texts": ["army"], "val_labels": ["Defense", "Health"]}, "got 1 validation texts but 2 labels"),
 ])

@@ -21,7 +21,7 @@ import torch
 from textshift.checkpoints import checkpoint_dir_for, latest_checkpoint, read_state, save_checkpoint
 from textshift.errors import ConfigError
 from textshift.model import Classifier, check_model_folder, is_model_folder
-from textshift.training import TrainConfig, train
+from textshift.training import LossShaping, TrainConfig, train
 
 TEXTS = ["war army troops missile"] * 20 + ["hospital doctor patients drug"] * 20 + ["army doctor"] * 10
 LABELS = ["Defense"] * 20 + ["Health"] * 20 + ["Defense", "Health"] * 5
@@ -59,7 +59,7 @@ def _train(backbone: str, checkpoint_dir: Path, *, resume: bool = False, fail_af
            config: TrainConfig = CONFIG):
     classifier = Classifier.from_backbone(backbone, labels=["Defense", "Health"], seed=1)
     result = train(classifier, TEXTS, LABELS, config=config, val_texts=VAL_TEXTS, val_labels=VAL_LABELS,
-                   loss_fn=_zero_loss(fail_after), checkpoint_dir=checkpoint_dir, resume=resume)
+                   loss=LossShaping(loss_fn=_zero_loss(fail_after)), checkpoint_dir=checkpoint_dir, resume=resume)
     return classifier, result
 
 

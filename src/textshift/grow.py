@@ -72,6 +72,7 @@ from textshift.stats_head import (
     read_stats,
 )
 from textshift.training import (
+    LossShaping,
     ProgressFn,
     TrainConfig,
     TrainResult,
@@ -417,8 +418,8 @@ def grow(classifier: Classifier, new_data: TextData, *, memory: Memory | None = 
     if config.asymmetric_loss:  # new-class rows compete with the new classes only
         row_classes = np.ones((len(labels), len(model.labels)), dtype=bool)
         row_classes[np.isin(labels, added), :len(old_labels)] = False
-    result = train(model, texts, labels, config=train_config, weights=weights, loss_fn=loss_fn,
-                   row_classes=row_classes, progress=progress)
+    result = train(model, texts, labels, config=train_config,
+                   loss=LossShaping(weights=weights, row_classes=row_classes, loss_fn=loss_fn), progress=progress)
     extra = {"grow": config.to_dict() | _correct_new_rows(model, config, n_old=len(old_labels), held=held,
                                                           calibration=calibration, max_length=max_length)}
     _record_step(model, classifier, new_data, added)

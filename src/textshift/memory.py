@@ -19,7 +19,14 @@ import numpy as np
 
 from textshift.data import TextData
 from textshift.errors import DataError, ModelError
-from textshift.model import META_FILE, Classifier, output_folder_path, prepare_output_dir, recorded_extra
+from textshift.model import (
+    META_FILE,
+    Classifier,
+    output_folder_path,
+    prepare_output_dir,
+    read_recorded_file,
+    recorded_extra,
+)
 from textshift.validation import as_str_list
 
 MEMORY_FILE = "memory.jsonl"
@@ -140,20 +147,16 @@ def read_memory(folder: str | os.PathLike) -> Memory | None:
     record = recorded_extra(folder, "memory")
     path = folder / (record.get("file", MEMORY_FILE) if record else MEMORY_FILE)
     rebuild = "Restore the folder from a backup, or pass --old-data OLD_TRAINING_DATA --rebuild-memory"
-    if record is None:
-        if path.exists():
-            raise RehearsalMemoryError(f"{path} exists but {META_FILE} records no rehearsal memory; expected a "
-                                       f"memory written by textshift with its sha256. {rebuild}")
-        return None
-    if not path.exists():
-        raise RehearsalMemoryError(f"the rehearsal memory {path} is missing ({META_FILE} records {record.get('rows')} "
-                                   f"rows); expected the file textshift wrote. {rebuild}")
-    payload = path.read_bytes()
-    if _sha256(payload) != record.get("sha256"):
-        raise RehearsalMemoryError(f"the rehearsal memory {path} was changed after textshift wrote it (sha256 "
-                                   f"{_sha256(payload)[:12]}… instead of {str(record.get('sha256'))[:12]}…); "
-                                   f"expected the file as saved. {rebuild}")
-    return Memory.from_bytes(payload, source=str(path))
+    payload = read_recorded_file(
+        path, record, error=RehearsalMemoryError,
+        stray=f"{path} exists but {META_FILE} records no rehearsal memory; expected a memory written by textshift "
+              f"with its sha256. {rebuild}",
+        missing=f"the rehearsal memory {path} is missing ({META_FILE} records {(record or {}).get('rows')} rows); "
+                f"expected the file textshift wrote. {rebuild}",
+        changed=lambda sha256: f"the rehearsal memory {path} was changed after textshift wrote it (sha256 "
+                               f"{sha256[:12]}… instead of {str(record.get('sha256'))[:12]}…); expected the file as "
+                               f"saved. {rebuild}")
+    return Memory.from_bytes(payload, source=str(path)) if payload is not None else None
 
 
 def save_with_memory(classifier: Classifier, folder: str | os.PathLike, memory: Memory | None, *,

@@ -28,6 +28,7 @@ import numbers
 import os
 import shutil
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -589,6 +590,27 @@ def recorded_extra(folder: str | os.PathLike, key: str) -> dict | None:
                          "Restore it or retrain") from exc
 
 
+def read_recorded_file(path: Path, record: dict | None, *, error: type[Exception], stray: str, missing: str,
+                       changed: Callable[[str], str]) -> bytes | None:
+    """The bytes of a file that a model folder's ``textshift.json`` records with its sha256 (``record``, None when
+    it records none), or None when the file is neither recorded nor there.
+
+    Raises ``error`` with ``stray`` when the file is there but not recorded, with ``missing`` when it is recorded
+    but not there, and with ``changed(its sha256)`` when its bytes are not those recorded.
+    """
+    if record is None:
+        if path.exists():
+            raise error(stray)
+        return None
+    if not path.exists():
+        raise error(missing)
+    payload = path.read_bytes()
+    sha256 = hashlib.sha256(payload).hexdigest()
+    if sha256 != record.get("sha256"):
+        raise error(changed(sha256))
+    return payload
+
+
 def output_folder_path(path: str | os.PathLike) -> Path:
     """A folder to write, ``~`` expanded; anything that is not a non-empty path is a ConfigError."""
     text = os.fspath(path) if isinstance(path, os.PathLike) else path
@@ -676,6 +698,50 @@ def check_max_length(config, max_length: int) -> None:
     if max_length > limit:
         raise ConfigError(f"max_length {max_length} is longer than this model takes ({limit} tokens, from "
                           f"max_position_embeddings in its config.json); pass --max-length {limit} or less")
+
+
+def check_backbone_fits(backbone: str, *, max_length: int, long_texts: LongTexts, positions: bool = True) -> None:
+    """Refuse, before any weights load, settings a backbone cannot train with.
+
+    Checks ``max_length`` against the backbone's positions (when ``positions``; the command line checks only a
+    ``--max-length`` given), and in ``chunks`` mode that ``long_texts``'s overlap leaves each window new tokens to
+    read. Reads only the backbone's config and tokenizer: a backbone that does not load is left for loading it to
+    report, but a missing backbone folder is refused here (:func:`resolve_backbone`).
+    """
+    backbone_path = resolve_backbone(backbone)
+    if positions:
+        from transformers import AutoConfig
+
+        try:
+            backbone_config = AutoConfig.from_pretrained(backbone_path)
+        except (OSError, ValueError):
+            backbone_config = None  # loading the backbone reports it properly
+        if backbone_config is not None:
+            check_max_length(backbone_config, max_length)
+    if long_texts.mode == "chunks":
+        from transformers import AutoTokenizer
+
+        from textshift.windows import WindowEncoder
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(backbone_path)
+        except (OSError, ValueError):
+            tokenizer = None  # loading the backbone reports it properly
+        if tokenizer is not None:
+            WindowEncoder(tokenizer, max_length=max_length, long_texts=long_texts)
+
+
+def model_labels(folder: str | os.PathLike) -> list[str]:
+    """The class names of a model folder in the head's order, from its ``config.json`` (no weights are loaded).
+
+    Raises :class:`~textshift.errors.ModelError` when ``config.json`` is not the JSON transformers wrote.
+    """
+    id2label = _read_config(Path(folder)).get("id2label") or {}
+    try:
+        order = sorted(id2label, key=int)  # transformers writes the keys sorted as text: "10" before "2"
+    except ValueError:
+        order = list(id2label)
+    return [str(id2label[key]) for key in order]
 
 
 def check_model_folder(path: str | os.PathLike) -> Path:

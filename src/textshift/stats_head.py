@@ -43,7 +43,7 @@ import numpy as np
 import torch
 
 from textshift.errors import ModelError
-from textshift.model import META_FILE, Classifier, head_linear, recorded_extra
+from textshift.model import META_FILE, Classifier, head_linear, read_recorded_file, recorded_extra
 
 STATS_FILE = "feature_stats.safetensors"
 STATS_FORMAT = 1
@@ -240,18 +240,16 @@ def read_stats(folder: str | os.PathLike, classifier: Classifier | None = None) 
     record = recorded_extra(folder, "stats")
     path = folder / STATS_FILE
     fix = "Restore the folder, or pass --old-data OLD_TRAINING_DATA to recompute the statistics"
-    if record is None:
-        if path.exists():
-            raise FeatureStatsError(f"{path} exists but {META_FILE} records no feature statistics; expected "
-                                    f"statistics written by textshift with their sha256. {fix}")
-        return None
-    if not path.exists():
-        raise FeatureStatsError(f"the feature statistics {path} are missing ({META_FILE} records them); expected the "
-                                f"file textshift wrote. {fix}")
-    payload = path.read_bytes()
-    if hashlib.sha256(payload).hexdigest() != record.get("sha256"):
-        raise FeatureStatsError(f"the feature statistics {path} were changed after textshift wrote them (sha256 "
+    payload = read_recorded_file(
+        path, record, error=FeatureStatsError,
+        stray=f"{path} exists but {META_FILE} records no feature statistics; expected statistics written by "
+              f"textshift with their sha256. {fix}",
+        missing=f"the feature statistics {path} are missing ({META_FILE} records them); expected the file textshift "
+                f"wrote. {fix}",
+        changed=lambda _sha256: f"the feature statistics {path} were changed after textshift wrote them (sha256 "
                                 f"differs from {META_FILE}); expected the file as saved. {fix}")
+    if payload is None:
+        return None
     stats = FeatureStats.from_bytes(payload, source=str(path))
     if classifier is not None:
         check_stats(stats, classifier, source=str(path))

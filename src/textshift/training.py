@@ -36,8 +36,8 @@ import math
 import os
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -55,6 +55,48 @@ from textshift.windows import LongTexts, WindowEncoder
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+@dataclass(frozen=True, eq=False)
+class LossShaping:
+    """How a caller shapes the training loss; the loop applies it without knowing why.
+
+    The plain loss is every row's cross-entropy over every class, rows weighted alike. Strategies change it
+    through this one object: joint training up-weights the target rows (``weights``), :func:`textshift.grow.grow`
+    scores rows of new classes against the new classes only (``row_classes``) and adds a distillation term
+    (``loss_fn``), and the balanced softmax shifts the logits inside the loss (``class_offsets``, which
+    :func:`train` fills in from ``TrainConfig.logit_adjust``).
+
+    Attributes
+    ----------
+    weights : sequence of float, optional
+        One loss weight per training row, finite and >= 0, at least one > 0 (e.g. to up-weight target rows in
+        joint training). Default: 1 for every row.
+    row_classes : array of bool, optional
+        Shape (rows, classes of the model): the classes each row's cross-entropy is taken over; the other
+        classes' logits are left out of that row's softmax (e.g. rows of new classes scored against the new
+        classes only, as :func:`textshift.grow.grow` does). Every row's own label must be among its classes.
+        Default: every class for every row. Not combined with label smoothing.
+    class_offsets : array of float, optional
+        Shape (classes,): added to each class's logit inside the loss only, never at prediction.
+        :func:`train` sets them to ``TrainConfig.logit_adjust * log(training rows of the class)`` (the rows left
+        after the validation hold-out) and refuses offsets passed here as well.
+    loss_fn : callable, optional
+        ``loss_fn(logits, label_ids, row_indices) -> scalar`` added to the cross-entropy loss of every
+        fine-tuning step (e.g. distillation); ``row_indices`` are the rows' positions among the caller's rows.
+        The head warm-up (:func:`warm_up_head`) does not apply it.
+
+    Example
+    -------
+    >>> shaping = LossShaping(weights=[1.0, 3.0])
+    >>> shaping.weights
+    [1.0, 3.0]
+    """
+
+    weights: Sequence[float] | np.ndarray | None = None
+    row_classes: np.ndarray | None = None
+    class_offsets: np.ndarray | None = None
+    loss_fn: LossFn | None = None
 
 
 @dataclass(frozen=True)
@@ -380,23 +422,23 @@ def _set_trainable_layers(model: nn.Module, n_top_layers: int | None) -> None:
 
 
 def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.ndarray, *, epochs: int,
-                 learning_rate: float, batch_size: int, seed: int, weights: np.ndarray | None = None,
-                 weight_decay: float = 0.0, row_classes: np.ndarray | None = None,
-                 class_offsets: np.ndarray | None = None) -> None:
+                 learning_rate: float, batch_size: int, seed: int, weight_decay: float = 0.0,
+                 loss: LossShaping | None = None) -> None:
     """Train only the last linear layer on precomputed head features (the encoder stays frozen).
 
-    ``row_classes`` (rows x classes, bool), when given, limits each row's cross-entropy to its True classes;
-    ``class_offsets`` (classes,) are added to the logits inside the loss only (``TrainConfig.logit_adjust``).
+    ``loss`` (:class:`LossShaping`), when given, holds one weight and one row of class flags per feature row and
+    the logit offsets; its ``loss_fn`` is not applied here.
     """
     if epochs <= 0 or len(features) == 0:
         return
+    loss = loss or LossShaping()
     linear = head_linear(classifier.model)
     generator = torch.Generator().manual_seed(seed)
     x = torch.as_tensor(features, dtype=torch.float32)
     y = torch.as_tensor(label_ids, dtype=torch.long)
-    w = torch.as_tensor(weights if weights is not None else np.ones(len(y)), dtype=torch.float32)
-    allowed = torch.as_tensor(row_classes, dtype=torch.bool) if row_classes is not None else None
-    offsets = torch.as_tensor(class_offsets, dtype=torch.float32) if class_offsets is not None else 0
+    w = torch.as_tensor(loss.weights if loss.weights is not None else np.ones(len(y)), dtype=torch.float32)
+    allowed = torch.as_tensor(loss.row_classes, dtype=torch.bool) if loss.row_classes is not None else None
+    offsets = torch.as_tensor(loss.class_offsets, dtype=torch.float32) if loss.class_offsets is not None else 0
     weight = linear.weight.detach().cpu().float().clone().requires_grad_(True)
     bias = (linear.bias.detach().cpu().float().clone().requires_grad_(True) if linear.bias is not None else None)
     params = [weight] + ([bias] if bias is not None else [])
@@ -408,9 +450,9 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
             logits = x[idx] @ weight.T + (bias if bias is not None else 0) + offsets
             if allowed is not None:
                 logits = logits.masked_fill(~allowed[idx], float("-inf"))
-            loss = (nn.functional.cross_entropy(logits, y[idx], reduction="none") * w[idx]).sum() / w[idx].sum()
+            batch_loss = (nn.functional.cross_entropy(logits, y[idx], reduction="none") * w[idx]).sum() / w[idx].sum()
             optimizer.zero_grad()
-            loss.backward()
+            batch_loss.backward()
             optimizer.step()
     with torch.no_grad():
         linear.weight.copy_(weight.to(linear.weight.device, linear.weight.dtype))
@@ -420,8 +462,7 @@ def warm_up_head(classifier: Classifier, features: np.ndarray, label_ids: np.nda
 
 def train(classifier: Classifier, texts: list[str], labels: list[str], *, config: TrainConfig | None = None,
           val_texts: list[str] | None = None, val_labels: list[str] | None = None,
-          weights: list[float] | None = None, loss_fn: LossFn | None = None,
-          row_classes: np.ndarray | None = None, progress: ProgressFn | None = None, accelerator=None,
+          loss: LossShaping | None = None, progress: ProgressFn | None = None, accelerator=None,
           checkpoint_dir: str | os.PathLike | None = None, resume: bool = False,
           run_tag: dict | None = None) -> TrainResult:
     """Train ``classifier`` in place on ``texts``/``labels`` and return what happened.
@@ -437,15 +478,9 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
     val_texts, val_labels : list of str, optional
         Validation rows for model selection. When omitted, ``config.val_fraction`` of the training rows are
         held out (stratified) if that gives at least ``config.min_val_rows`` rows.
-    weights : list of float, optional
-        Per-row loss weights (e.g. to up-weight target rows in joint training).
-    loss_fn : callable, optional
-        ``loss_fn(logits, label_ids, row_indices) -> scalar`` added to the cross-entropy loss (e.g. distillation).
-    row_classes : array of bool, optional
-        Shape (rows, classes of the model): the classes each row's cross-entropy is taken over; the other
-        classes' logits are left out of that row's softmax (e.g. rows of new classes scored against the new
-        classes only, as :func:`textshift.grow.grow` does). Every row's own label must be among its classes.
-        Default: every class for every row. Not combined with label smoothing.
+    loss : LossShaping, optional
+        Row weights, the classes each row is scored against, and an extra loss term (see
+        :class:`LossShaping`); default: the plain cross-entropy, every row weighted alike.
     progress : callable, optional
         Called on the main process with a :class:`TrainProgress` after every step and at the end of every epoch
         (epoch, loss, validation score). Nothing is printed either way; ``textshift train`` draws a bar from it.
@@ -467,8 +502,8 @@ def train(classifier: Classifier, texts: list[str], labels: list[str], *, config
         it is stored in the checkpoint's fingerprint and compared like the settings.
     """
     run = _prepare_run(classifier, texts, labels, config=config or TrainConfig(), val_texts=val_texts,
-                       val_labels=val_labels, weights=weights, loss_fn=loss_fn, row_classes=row_classes,
-                       progress=progress, accelerator=accelerator, checkpoint_dir=checkpoint_dir, resume=resume)
+                       val_labels=val_labels, loss=loss, progress=progress, accelerator=accelerator,
+                       checkpoint_dir=checkpoint_dir, resume=resume)
     _start_or_resume(run, resume=resume, run_tag=run_tag)
     _head_warm_up(run)
     _prepare_fine_tuning(run)
@@ -489,13 +524,10 @@ class _Run:
     texts: list[str]
     labels: list[str]
     label_ids: np.ndarray
-    row_weights: np.ndarray
     indices: np.ndarray  # each training row's position among the caller's rows (for row_classes and loss_fn)
     val_texts: list[str] | None
     val_labels: list[str] | None
-    row_classes: np.ndarray | None
-    class_offsets: np.ndarray | None
-    loss_fn: LossFn | None
+    loss: LossShaping  # weights and row_classes of every caller's row (index them by `indices`), offsets set
     checkpoint_dir: str | os.PathLike | None
     result: TrainResult
     started: float
@@ -521,13 +553,19 @@ class _Run:
     def has_val(self) -> bool:
         return bool(self.val_texts)
 
+    @property
+    def row_weights(self) -> np.ndarray:
+        """The loss weight of each training row."""
+        return self.loss.weights[self.indices]
+
     def seconds(self) -> float:
         return time.perf_counter() - self.started
 
 
 def _check_inputs(classifier: Classifier, texts, labels, *, config: TrainConfig, val_texts, val_labels, weights,
                   progress, checkpoint_dir, resume: bool) -> tuple[np.ndarray | None, ProgressFn | None]:
-    """Refuse bad arguments of :func:`train`; returns the row weights as an array and the progress callback."""
+    """Refuse bad arguments of :func:`train` (``weights``: those of its :class:`LossShaping`); returns the row
+    weights as an array and the progress callback."""
     if len(texts) != len(labels):
         raise DataError(f"got {len(texts)} texts but {len(labels)} labels; expected one label per text")
     if not len(texts):
@@ -562,38 +600,53 @@ def _check_inputs(classifier: Classifier, texts, labels, *, config: TrainConfig,
     return weights, progress
 
 
-def _prepare_run(classifier: Classifier, texts, labels, *, config: TrainConfig, val_texts, val_labels, weights,
-                 loss_fn, row_classes, progress, accelerator, checkpoint_dir, resume: bool) -> _Run:
+def _prepare_run(classifier: Classifier, texts, labels, *, config: TrainConfig, val_texts, val_labels,
+                 loss: LossShaping | None, progress, accelerator, checkpoint_dir, resume: bool) -> _Run:
     """Check the arguments, seed, hold out validation rows when none are given, and place the model."""
     from accelerate import Accelerator
 
     started = time.perf_counter()
+    loss = loss or LossShaping()
     weights, progress = _check_inputs(classifier, texts, labels, config=config, val_texts=val_texts,
-                                      val_labels=val_labels, weights=weights, progress=progress,
+                                      val_labels=val_labels, weights=loss.weights, progress=progress,
                                       checkpoint_dir=checkpoint_dir, resume=resume)
     set_seed(config.seed)
     texts, labels = list(texts), list(labels)
     row_weights = np.asarray(weights if weights is not None else np.ones(len(texts)), dtype=np.float32)
     indices = np.arange(len(texts))
-    if row_classes is not None:
-        row_classes = _check_row_classes(row_classes, labels, classifier.label2id, config)
+    row_classes = (_check_row_classes(loss.row_classes, labels, classifier.label2id, config)
+                   if loss.row_classes is not None else None)
     if val_texts is None and config.holds_out(len(texts)):
         train_pos, val_pos = stratified_holdout(labels, config.val_fraction, config.seed)
         val_texts, val_labels = [texts[i] for i in val_pos], [labels[i] for i in val_pos]
         texts, labels = [texts[i] for i in train_pos], [labels[i] for i in train_pos]
-        row_weights, indices = row_weights[train_pos], indices[train_pos]
-    # Logit adjustment: offsets added to the logits in the loss only, from the rows actually trained on.
-    class_offsets = config.logit_adjust * log_class_counts(labels, classifier.labels) if config.logit_adjust else None
+        indices = indices[train_pos]
+    loss = replace(loss, weights=row_weights, row_classes=row_classes,
+                   class_offsets=_class_offsets(loss.class_offsets, labels, classifier.labels, config))
     result = TrainResult(train_rows=len(texts), val_rows=len(val_texts or []))
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
     model = classifier.model.to(accelerator.device)
     hooked = progress is not None and accelerator.is_main_process
     return _Run(classifier=classifier, config=config, texts=texts, labels=labels,
-                label_ids=np.array([classifier.label2id[label] for label in labels]), row_weights=row_weights,
-                indices=indices, val_texts=val_texts, val_labels=val_labels, row_classes=row_classes,
-                class_offsets=class_offsets, loss_fn=loss_fn, checkpoint_dir=checkpoint_dir, result=result,
+                label_ids=np.array([classifier.label2id[label] for label in labels]), indices=indices,
+                val_texts=val_texts, val_labels=val_labels, loss=loss, checkpoint_dir=checkpoint_dir, result=result,
                 started=started, accelerator=accelerator, model=model, hooked=hooked,
                 report=progress if hooked else (lambda _event: None))
+
+
+def _class_offsets(given: np.ndarray | None, labels: list[str], classes: list[str],
+                   config: TrainConfig) -> np.ndarray | None:
+    """The logit offsets of the loss: ``given``, or the logit adjustment's from the rows actually trained on."""
+    if given is None:
+        return config.logit_adjust * log_class_counts(labels, classes) if config.logit_adjust else None
+    offsets = np.asarray(given, dtype=np.float32)
+    if config.logit_adjust:
+        raise ConfigError("class_offsets and logit_adjust both shift the logits in the loss; expected one of them. "
+                          "Set logit_adjust=0 or leave class_offsets out")
+    if offsets.shape != (len(classes),) or not np.isfinite(offsets).all():
+        raise ConfigError(f"class_offsets has shape {offsets.shape}; expected ({len(classes)},), one finite offset "
+                          "per class of the model")
+    return offsets
 
 
 def _start_or_resume(run: _Run, *, resume: bool, run_tag: dict | None) -> None:
@@ -607,7 +660,8 @@ def _start_or_resume(run: _Run, *, resume: bool, run_tag: dict | None) -> None:
             raise ConfigError(f"checkpoints support one process or DDP; this run uses {distributed_type}. Launch "
                               "without FSDP/DeepSpeed, or train without checkpoints")
         fingerprint = _run_fingerprint(run.classifier, run.texts, run.labels, run.row_weights, run.val_texts,
-                                       run.val_labels, run.config, accelerator.num_processes, run.row_classes)
+                                       run.val_labels, run.config, accelerator.num_processes,
+                                       run.loss.row_classes)
         run.fingerprint = fingerprint | ({"run": run_tag} if run_tag else {})
         found = checkpoints.latest_checkpoint(run.checkpoint_dir) if resume else None
         if accelerator.num_processes > 1:  # the main process's view decides, so all resume (or not) alike
@@ -638,11 +692,11 @@ def _head_warm_up(run: _Run) -> None:
     warm = (np.sort(np.random.default_rng(config.seed).choice(len(texts), WARMUP_MAX_ROWS, replace=False))
             if len(texts) > WARMUP_MAX_ROWS else np.arange(len(texts)))
     features = classifier.features([texts[i] for i in warm], max_length=config.max_length)
+    row_classes = run.loss.row_classes
     warm_up_head(classifier, features, run.label_ids[warm], epochs=config.warmup_epochs,
                  learning_rate=config.head_learning_rate, batch_size=config.batch_size, seed=config.seed,
-                 weights=run.row_weights[warm],
-                 row_classes=run.row_classes[run.indices[warm]] if run.row_classes is not None else None,
-                 class_offsets=run.class_offsets)
+                 loss=replace(run.loss, weights=run.row_weights[warm],
+                              row_classes=row_classes[run.indices[warm]] if row_classes is not None else None))
     metrics = (_validate_on_main(classifier, run.val_texts, run.val_labels, config, run.accelerator)
                if run.has_val else {})
     if run.has_val:
@@ -691,10 +745,11 @@ def _prepare_fine_tuning(run: _Run) -> None:
 
         checkpoints.restore_rng(saved.rng["tensors"], saved.rng["values"])
     run.n_layers = len(_encoder_layers(classifier.model))
-    run.allowed = (torch.as_tensor(run.row_classes, device=accelerator.device) if run.row_classes is not None
+    loss = run.loss
+    run.allowed = (torch.as_tensor(loss.row_classes, device=accelerator.device) if loss.row_classes is not None
                    else None)
-    run.offsets = (torch.as_tensor(run.class_offsets, dtype=torch.float32, device=accelerator.device)
-                   if run.class_offsets is not None else None)
+    run.offsets = (torch.as_tensor(loss.class_offsets, dtype=torch.float32, device=accelerator.device)
+                   if loss.class_offsets is not None else None)
 
 
 def _fine_tune_epoch(run: _Run, epoch: int) -> dict:
@@ -730,8 +785,8 @@ def _training_step(run: _Run, batch: dict) -> tuple[torch.Tensor, int]:
     scored = scored if run.allowed is None else scored.masked_fill(~run.allowed[batch_indices], float("-inf"))
     losses = nn.functional.cross_entropy(scored, targets, reduction="none", label_smoothing=config.label_smoothing)
     loss = (losses * batch_weights).sum() / batch_weights.sum()
-    if run.loss_fn is not None:
-        loss = loss + run.loss_fn(logits, targets, batch_indices)
+    if run.loss.loss_fn is not None:
+        loss = loss + run.loss.loss_fn(logits, targets, batch_indices)
     accelerator.backward(loss)
     if config.max_grad_norm:
         accelerator.clip_grad_norm_(run.model.parameters(), config.max_grad_norm)

@@ -43,6 +43,7 @@ from textshift.data import TextData, check_trainable, read_labeled
 from textshift.errors import ConfigError, DataError
 from textshift.model import Classifier
 from textshift.training import (
+    LossShaping,
     ProgressFn,
     TrainConfig,
     TrainResult,
@@ -239,7 +240,7 @@ def transfer(source: Classifier | str | os.PathLike, target: TextData | str | os
             labels = source_data.labels + target.labels
             weights = [1.0] * len(source_data) + [float(weight)] * len(target)
             extra["joint"] = {"source_rows": len(source_data), "target_weight": round(weight, 3)}
-        result = train(model, texts, labels, config=config.train, weights=weights,
+        result = train(model, texts, labels, config=config.train, loss=LossShaping(weights=weights),
                        val_texts=val_data.texts if val_data is not None else None,
                        val_labels=val_data.labels if val_data is not None else None, progress=progress,
                        checkpoint_dir=checkpoint_dir, resume=resume,

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -193,8 +194,15 @@ def warnings_shown():
         package.propagate = propagate
 
 
-def serve(server) -> None:
-    """Print a local page's address on stdout and serve it until Ctrl+C; its edit log is closed either way."""
+def serve(server, *, quiet: bool, status: Callable[[dict], str], saved: str) -> None:
+    """Serve a local page until Ctrl+C, its address printed on stdout; its edit log is closed either way.
+
+    Unless ``quiet``, stderr first gets ``status(the edit log's counts)`` and how to stop, saying that every
+    acknowledged ``saved`` (an edit, a label) is already saved.
+    """
+    if not quiet:
+        err_console.print(status(server.store.summary()))
+        err_console.print(f"press Ctrl+C to stop (every acknowledged {saved} is already saved)")
     typer.echo(server.url)
     sys.stdout.flush()
     try:

@@ -133,10 +133,11 @@ def _read_grow_data(model: Path, paths: tuple[str | None, ...], *, text_column: 
                     label_column: str | None) -> list:
     """The datasets at ``paths`` (None where a path is None), their labels checked against the model's classes."""
     from textshift.data import check_label_spelling, read_labeled
+    from textshift.model import model_labels
 
     datasets = [read_labeled(path, text_column=text_column, label_column=label_column) if path else None
                 for path in paths]
-    labels = _model_labels(model)
+    labels = model_labels(model)
     for dataset in datasets:
         if dataset is not None and labels:
             check_label_spelling(dataset, labels)
@@ -154,14 +155,6 @@ def _print_grown(report, eval_data: str | None, quiet: bool) -> None:
         _print_matrix(report, eval_data)
     else:
         console.print("pass --eval-data TEST_DATA to see accuracy per step, forgetting and macro-F1")
-
-
-def _model_labels(model: Path) -> list[str]:
-    """The class names in the model's config.json (already checked to be valid JSON)."""
-    import json
-
-    id2label = json.loads((Path(model) / "config.json").read_text(encoding="utf-8")).get("id2label") or {}
-    return [str(label) for label in id2label.values()]
 
 
 def _print_matrix(report, eval_data: str) -> None:

@@ -261,12 +261,9 @@ def review(
                           export_dir=export_dir, backbone=backbone,
                           config=_config(folds, scorer, duplicate_threshold, seed), text_column=text_column,
                           label_column=label_column, background=False, on_stage=_stage_printer(quiet))
-    counts = server.store.summary()
-    if not quiet:
-        err_console.print(f"{counts['suspicious']:,} suspicious items of {counts['items']:,}, "
-                          f"{counts['reviewed']:,} reviewed; edit log {plain(server.store.path)}")
-        err_console.print("press Ctrl+C to stop (every acknowledged edit is already saved)")
-    serve(server)
+    serve(server, quiet=quiet, saved="edit",
+          status=lambda counts: f"{counts['suspicious']:,} suspicious items of {counts['items']:,}, "
+                                f"{counts['reviewed']:,} reviewed; edit log {plain(server.store.path)}")
 
 
 def _check_review_outputs(data: str, *, store: Path | None, export: Path | None, export_dir: Path | None,

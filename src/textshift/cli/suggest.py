@@ -155,12 +155,9 @@ def label(
         classes = Classifier.load(model).labels
     server = start_labelling(suggestions, classes=classes, store=store, host=host, port=port,
                              export_dir=export_dir, background=False)
-    if not quiet:
-        counts = server.store.summary()
-        err_console.print(f"{counts['items']:,} texts, {counts['decided']:,} decided; edit log "
-                          f"{plain(server.store.path)}")
-        err_console.print("press Ctrl+C to stop (every acknowledged label is already saved)")
-    serve(server)
+    serve(server, quiet=quiet, saved="label",
+          status=lambda counts: f"{counts['items']:,} texts, {counts['decided']:,} decided; edit log "
+                                f"{plain(server.store.path)}")
 
 
 __all__ = ["STRATEGIES", "label", "suggest"]

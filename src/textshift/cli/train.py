@@ -86,7 +86,7 @@ def train(
     from accelerate import PartialState
 
     from textshift.checkpoints import remove_checkpoints
-    from textshift.model import check_output_folder
+    from textshift.model import check_backbone_fits, check_output_folder
     from textshift.training import train_classifier
 
     require("--memory-per-class", memory_per_class, memory_per_class >= 0, ">= 0")
@@ -98,7 +98,9 @@ def train(
     check_output_folder(output, overwrite=overwrite, inputs=(data, val_data, backbone))  # before the long part
     checkpoint_dir, resuming = checkpoint_preflight(output, resume=resume, overwrite=overwrite)
     dataset, val = _read_training_data(data, val_data, text_column=text_column, label_column=label_column)
-    _check_backbone_fits(backbone, config, max_length=max_length)
+    # A missing backbone or a --max-length beyond it fails here, before the status line and the long part.
+    check_backbone_fits(backbone, max_length=config.max_length, long_texts=config.windows(),
+                        positions=max_length is not None)
     process = PartialState()  # one per `accelerate launch`/`torchrun` process; a single one otherwise
     quiet = quiet or not process.is_main_process
     if not quiet:
@@ -129,34 +131,6 @@ def _read_training_data(data: str, val_data: str | None, *, text_column: str | N
     check_trainable(dataset)
     check_val_labels(dataset.labels, val.labels if val is not None else None)
     return dataset, val
-
-
-def _check_backbone_fits(backbone: str, config, *, max_length: int | None) -> None:
-    """Refuse, before the long part, a --max-length beyond the backbone's positions and windows that overlap
-    so much they read nothing new; a backbone that does not load is left to training to report."""
-    from textshift.model import check_max_length, resolve_backbone
-
-    backbone_path = resolve_backbone(backbone)  # a missing backbone folder fails here, before the status line
-    if max_length is not None:
-        from transformers import AutoConfig
-
-        try:
-            backbone_config = AutoConfig.from_pretrained(backbone_path)
-        except (OSError, ValueError):
-            backbone_config = None  # loading the backbone reports it properly below
-        if backbone_config is not None:
-            check_max_length(backbone_config, max_length)
-    if config.long_texts == "chunks":  # an overlap that leaves the windows nothing new fails before the long part
-        from transformers import AutoTokenizer
-
-        from textshift.windows import WindowEncoder
-
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(backbone_path)
-        except (OSError, ValueError):
-            tokenizer = None  # loading the backbone reports it properly below
-        if tokenizer is not None:
-            WindowEncoder(tokenizer, max_length=config.max_length, long_texts=config.windows())
 
 
 def _save_trained(classifier, dataset, output: Path, *, memory_per_class: int, seed: int, overwrite: bool) -> None:
