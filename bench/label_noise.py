@@ -16,7 +16,7 @@ Data: ``bills`` (the 3,000 embedded training bill titles) and ``20news`` (20news
 cleanlab (label quality, lowest first), all on the same folds and the same whole-text embeddings:
 
 * ``default``: what `textshift inspect` does (the candidates of textshift.inspect.MEMBERS, stacked by out-of-fold
-  log-loss with nested folds);
+  log-loss with nested folds, averaged half and half with their plain mean);
 * ``tfidf-lr``: logistic regression on TF-IDF words and word pairs alone;
 * ``frozen-lr``: logistic regression on the frozen encoder's whole-text embeddings alone.
 
@@ -29,6 +29,9 @@ then tfidf-lr, then the rest of the default run in it one after another, and ``p
 resident memory after each (so the default's peak covers all three). Each finished setting is appended to
 bench/results/label_noise.csv and skipped on rerun. Rows from before these settings (scorers ``ensemble`` and
 ``logistic``, bills, random 5%, embedding included in ``seconds``) are kept.
+
+Two more rows per setting come from the default's own estimates, at no extra cost (no ``seconds``): ``pool-only``
+(the fitted pool alone) and ``mean-only`` (the plain mean of the members alone), the two halves of the default.
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ COLUMNS = ["seed", "n_flipped", "precision_at_n", "recall_at_2n", "seconds", "pe
            "cpu_seconds", "machine", "data", "noise", "rate", "rows", "auprc", "embed_seconds", "weights"]
 KEY = ["data", "rows", "noise", "rate", "seed", "scorer"]
 SCORERS = ("default", "tfidf-lr", "frozen-lr")
+# The default with other shares of the fitted pool (textshift.inspect.FITTED_SHARE): the pool alone, the plain mean
+SHARES = {"pool-only": 1.0, "mean-only": 0.0}
 MAX_LENGTH, MAX_WINDOWS = 128, 4  # InspectConfig's defaults
 
 
@@ -218,6 +223,10 @@ def run_setting(name: str, rows: int, noise: str, rate: float, seed: int) -> lis
                           "cpu_seconds": round(cpu_after - cpu_before, 1), "weights": ""})
     probabilities, report = stack_estimates(candidates, label_ids, splits=splits)
     cpu_end, peak = usage()
+    for scorer, share in SHARES.items():  # the default's two halves alone, from the same estimates
+        shared, _ = stack_estimates(candidates, label_ids, splits=splits, fitted_share=share)
+        out.append(common | ranking_scores(label_ids, shared, flipped)
+                   | {"scorer": scorer, "seconds": "", "peak_rss_mb": "", "cpu_seconds": "", "weights": ""})
     out.append(common | ranking_scores(label_ids, probabilities, flipped)
                | {"scorer": "default", "seconds": round(time.perf_counter() - started, 1),
                   "peak_rss_mb": round(peak, 1), "cpu_seconds": round(cpu_end - cpu_start, 1),
@@ -248,20 +257,22 @@ def results_table() -> str:
     import pandas as pd
 
     frame = pd.read_csv(OUT)
-    frame = frame[frame["scorer"].isin(SCORERS)]
+    order = (SCORERS[0], *SHARES, *SCORERS[1:])
+    frame = frame[frame["scorer"].isin(order)]
     keys = ["data", "rows", "noise", "rate", "scorer"]
     table = frame.groupby(keys, sort=False).agg(
         seeds=("seed", "nunique"), precision_at_n=("precision_at_n", "mean"), recall_at_2n=("recall_at_2n", "mean"),
         auprc=("auprc", "mean"), seconds=("seconds", "median"), peak_rss_mb=("peak_rss_mb", "max")).reset_index()
-    table["scorer"] = pd.Categorical(table["scorer"], SCORERS)
+    table["scorer"] = pd.Categorical(table["scorer"], order)
     table = table.sort_values(["data", "noise", "rate", "scorer"])
     lines = ["| data | noise | rate | scorer | seeds | precision@N | recall@2N | AUPRC | seconds (median) | "
              "peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
         data = f"{row.data} ({row.rows:,})"
+        cost = ("– | –" if pd.isna(row.seconds)  # the shares' rows reuse the default's estimates
+                else f"{row.seconds:.0f} | {row.peak_rss_mb:,.0f}")
         lines.append(f"| {data} | {row.noise} | {row.rate:.2f} | {row.scorer} | {row.seeds} | "
-                     f"{row.precision_at_n:.3f} | {row.recall_at_2n:.3f} | {row.auprc:.3f} | {row.seconds:.0f} | "
-                     f"{row.peak_rss_mb:,.0f} |")
+                     f"{row.precision_at_n:.3f} | {row.recall_at_2n:.3f} | {row.auprc:.3f} | {cost} |")
     return "\n".join(lines)
 
 
@@ -291,7 +302,8 @@ def main() -> None:
                     rows = args.news_rows if name == "20news" else 0
                     shown_rows = str(rows) if rows else ("3000" if name == "bills" else "11285")
                     label = f"{name} {noise} {float(rate):.2f} seed {seed}"
-                    if all((name, shown_rows, noise, str(float(rate)), seed, scorer) in done for scorer in SCORERS):
+                    if all((name, shown_rows, noise, str(float(rate)), seed, scorer) in done
+                           for scorer in (*SCORERS, *SHARES)):
                         print(f"{label}: already in {OUT.name}")
                         continue
                     child = subprocess.run([sys.executable, __file__, "--one", name, str(rows), noise, rate, seed],

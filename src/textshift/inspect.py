@@ -671,7 +671,8 @@ def _fit_pool_weights(logs: np.ndarray, label_ids: np.ndarray) -> np.ndarray:
 
 
 def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
-                    splits: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, dict]:
+                    splits: list[tuple[np.ndarray, np.ndarray]], fitted_share: float = FITTED_SHARE
+                    ) -> tuple[np.ndarray, dict]:
     """Combine candidate estimates by how well each predicts the given labels out of fold.
 
     The combination is a log-linear pool, ``p ∝ exp(Σ_m w_m log p_m)`` with ``w_m >= 0`` fitted by minimising the
@@ -679,7 +680,7 @@ def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
     pool (sharper or softer than its members). The weights used for the items of each fold are fitted on the
     other folds only (nested), so no item's own label sets the weights it is scored with.
 
-    The pool is then averaged with the plain mean of the members (``FITTED_SHARE`` of the pool): the weights are
+    The pool is then averaged with the plain mean of the members (``fitted_share`` of the pool): the weights are
     fitted to the given labels, errors included, and lean on the members that agree with them; the plain mean keeps
     every member's vote. On the label-noise benchmark the pool alone ranks confusable errors best and the plain
     mean random ones; half and half is close to the better of the two on both (``bench/label_noise.py``).
@@ -692,6 +693,8 @@ def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
         accuracy and seconds of each member), ``fitted_share``, ``pool_log_loss`` (the nested pool's),
         ``log_loss`` and ``accuracy`` of the final estimate, and ``choice`` (a one-line description).
     """
+    if not 0 <= fitted_share <= 1:
+        raise ConfigError(f"fitted_share must be in [0, 1]; got {fitted_share}. Pass e.g. 0.5 (half the fitted pool)")
     rows = np.arange(len(label_ids))
 
     def quality(probabilities: np.ndarray) -> tuple[float, float]:
@@ -713,7 +716,7 @@ def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
     for train_rows, held_rows in splits:
         pooled[held_rows] = _pool(logs[held_rows], _fit_pool_weights(logs[train_rows], label_ids[train_rows]))
     pool_log_loss, _ = quality(pooled)
-    pooled = FITTED_SHARE * pooled + (1 - FITTED_SHARE) * np.mean([c.probabilities for c in candidates], axis=0)
+    pooled = fitted_share * pooled + (1 - fitted_share) * np.mean([c.probabilities for c in candidates], axis=0)
     weights = _fit_pool_weights(logs, label_ids)
     total = float(weights.sum())
     shares = weights / total if total > 0 else np.full(len(weights), 1.0 / len(weights))
@@ -722,10 +725,10 @@ def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
     ranked = sorted(zip(names, shares, strict=True), key=lambda pair: -pair[1])
     kept = [f"{name} {share:.2f}" for name, share in ranked if share >= 0.005]
     report = {"weights": {name: round(float(share), 4) for name, share in zip(names, shares, strict=True)},
-              "sharpness": round(total, 4), "fitted_share": FITTED_SHARE, "pool_log_loss": pool_log_loss,
+              "sharpness": round(total, 4), "fitted_share": fitted_share, "pool_log_loss": pool_log_loss,
               "members": members, "log_loss": log_loss, "accuracy": accuracy,
               "choice": (f"{ranked[0][0]} alone" if len(kept) == 1 else "stacked: " + ", ".join(kept))
-              + f", averaged with the plain mean of all {len(names)} ({FITTED_SHARE:.0%} pool)"}
+              + f", averaged with the plain mean of all {len(names)} ({fitted_share:.0%} pool)"}
     return pooled, report
 
 
