@@ -8,7 +8,7 @@ import pytest
 from textshift.compare import CompareConfig
 from textshift.errors import ConfigError
 from textshift.grow import GrowConfig
-from textshift.inspect import InspectConfig
+from textshift.inspection import InspectConfig
 from textshift.training import TrainConfig
 from textshift.transfer import TransferConfig
 

@@ -43,7 +43,7 @@ def _shorten(text: str, width: int = 70) -> str:
 
 
 def _config(folds: int, scorer: str, duplicate_threshold: float, seed: int):
-    from textshift.inspect import InspectConfig
+    from textshift.inspection import InspectConfig
 
     return InspectConfig(folds=folds, scorer=scorer, duplicate_threshold=duplicate_threshold, seed=seed)
 
@@ -87,7 +87,7 @@ def inspect(
 
     Example: textshift inspect embedded:bills-train -o bills-inspect
     """
-    from textshift.inspect import check_report_folder, inspect_data
+    from textshift.inspection import check_report_folder, inspect_data
 
     config = _config(folds, scorer, duplicate_threshold, seed)
     check_report_folder(output, overwrite=overwrite, inputs=(data, model))  # fail before the long part
@@ -154,7 +154,7 @@ def _print_inspected(result, dataset, data: str, output: Path, *, top: int) -> N
 
 
 def _print_label_errors(result, top: int) -> None:
-    from textshift.inspect import label_errors
+    from textshift.inspection import label_errors
 
     shown = label_errors(result).head(top)
     table = Table(title="most likely label errors")

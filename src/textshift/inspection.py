@@ -33,7 +33,7 @@ DataFrames; :func:`top_losses`, :func:`most_unsure`, :func:`misclassified`, :fun
 Example
 -------
 >>> from textshift.data import read_labeled
->>> from textshift.inspect import inspect_data, label_errors
+>>> from textshift.inspection import inspect_data, label_errors
 >>> result = inspect_data(read_labeled("embedded:bills-train"))          # doctest: +SKIP
 >>> label_errors(result).head(3)[["text", "label", "suggested_label"]]   # doctest: +SKIP
 """
