@@ -147,13 +147,6 @@ ProgressFn = Callable[[TrainProgress], None]
 ADDED_SETTINGS = {"logit_adjust": 0.0, "long_texts": "truncate", "window_overlap": 32, "max_windows": 64}
 
 
-# The command-line flags of TrainConfig settings (the others are set from Python).
-CLI_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr",
-             "warmup_epochs": "--warmup-epochs", "layer_lr_decay": "--layer-lr-decay", "max_length": "--max-length",
-             "logit_adjust": "--logit-adjust", "long_texts": "--long-texts", "window_overlap": "--window-overlap",
-             "max_windows": "--max-windows"}
-
-
 @dataclass
 class TrainConfig:
     """Every setting of a training run; saved with the model so a run can be reproduced.
@@ -246,7 +239,7 @@ class TrainConfig:
             ("min_val_rows", self.min_val_rows >= 1, ">= 1"),
             ("patience", self.patience >= 1, ">= 1"),
         ]
-        check_settings(self, checks, flags=CLI_FLAGS)
+        check_settings(self, checks)
         self.windows()  # checks long_texts, window_overlap and max_windows
         if self.epochs == 0 and self.warmup_epochs == 0:
             raise ConfigError("epochs 0 and warmup_epochs 0 would save an untrained model; expected at least one "

@@ -155,6 +155,22 @@ def require(option: str, value, ok: bool, allowed: str) -> None:
         raise ConfigError(f"{option} must be {allowed}; got {value}. Pass {option} with a value {allowed}")
 
 
+# The settings (of TrainConfig, GrowConfig and InspectConfig) that a command-line flag sets: the flag is the
+# setting's name with dashes, except where RENAMED_FLAGS says otherwise.
+FLAG_SETTINGS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "layer_lr_decay", "max_length",
+                 "logit_adjust", "long_texts", "window_overlap", "max_windows",
+                 "memory_per_class", "distill_weight", "bias_correction", "calibrate_holdout", "head", "shrinkage",
+                 "folds", "scorer", "duplicate_threshold")
+RENAMED_FLAGS = {"learning_rate": "--lr"}
+SETTING_FLAGS = {name: RENAMED_FLAGS.get(name, "--" + name.replace("_", "-")) for name in FLAG_SETTINGS}
+
+
+def error_line(exc: Exception) -> str:
+    """The message of a user error as the command line prints it: a refused setting also names its flag."""
+    flag = SETTING_FLAGS.get(getattr(exc, "setting", None))
+    return f"{exc} ({flag} on the command line)" if flag else str(exc)
+
+
 def print_json(payload) -> None:
     typer.echo(json.dumps(payload, indent=None, default=str))
 
