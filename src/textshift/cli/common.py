@@ -1,7 +1,7 @@
 """What every ``textshift`` command shares: the consoles, the typed options, progress, and the output helpers.
 
-Commands print with :data:`console` (results, stdout) and :data:`err_console` (progress, warnings, stderr); with
-``--quiet`` they print one line of JSON through :func:`print_json` instead.
+Commands print their result on stdout through :func:`print_result`: with :data:`console`, or one line of JSON
+under ``--quiet``. Progress and warnings go to :data:`err_console` (stderr).
 """
 
 from __future__ import annotations
@@ -173,6 +173,15 @@ def error_line(exc: Exception) -> str:
 
 def print_json(payload) -> None:
     typer.echo(json.dumps(payload, indent=None, default=str))
+
+
+def print_result(payload, *, quiet: bool, human: Callable[[], None]) -> None:
+    """A command's result on stdout: ``payload`` as one line of JSON under ``--quiet``, else what ``human()``
+    prints."""
+    if quiet:
+        print_json(payload)
+    else:
+        human()
 
 
 def checkpoint_preflight(output: Path, *, resume: bool, overwrite: bool) -> tuple[Path, str]:
