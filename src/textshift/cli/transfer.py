@@ -286,7 +286,7 @@ def demo(
         if not quiet:
             err_console.print(f"1/2 training a news-topic model on {len(news):,} New York Times headlines "
                               f"({len(news.classes)} topics)…")
-        # Three epochs keep the whole demo within about 15 minutes on two CPU cores.
+        # Three epochs keep the whole demo short on two CPU cores (its timings: BENCHMARKS.md §5).
         with training_progress(quiet) as progress:
             classifier, result = train_classifier(news, backbone=backbone, config=news_config, progress=progress)
         classifier.save(news_model)
