@@ -246,7 +246,7 @@ def test_grow_then_save_and_load(trained, tiny_sets, tmp_path):
 
 
 def test_inspect_with_the_models_encoder(trained, tiny_sets):
-    from textshift.inspect import InspectConfig, inspect_data
+    from textshift.inspection import InspectConfig, inspect_data
 
     _, _, folder = trained
     _, bills, _ = tiny_sets

@@ -8,7 +8,7 @@ import pytest
 from textshift.compare import CompareConfig
 from textshift.errors import ConfigError
 from textshift.grow import GrowConfig
-from textshift.inspect import InspectConfig
+from textshift.inspection import InspectConfig
 from textshift.training import TrainConfig
 from textshift.transfer import TransferConfig
 
@@ -41,3 +41,32 @@ def test_numpy_scalars_and_tuples_are_accepted():
     assert config.epochs == 3 and config.batch_size == 8
     assert CompareConfig(sizes=(100, np.int64(300)), seeds=np.int64(2)).sizes == [100, 300]
     assert TrainConfig(layer_lr_decay=1).layer_lr_decay == 1  # an int is a number
+
+
+@pytest.mark.parametrize("make, setting, flag", [
+    (lambda: TrainConfig(learning_rate=2), "learning_rate", "--lr"),
+    (lambda: GrowConfig(calibrate_holdout=-1), "calibrate_holdout", "--calibrate-holdout"),
+    (lambda: InspectConfig(folds=1), "folds", "--folds"),
+])
+def test_a_refused_setting_is_named_and_the_command_line_adds_its_flag(make, setting, flag):
+    from textshift.cli.common import error_line
+
+    with pytest.raises(ConfigError) as error:
+        make()
+    assert error.value.setting == setting and "--" not in str(error.value)  # the library knows no flags
+    assert error_line(error.value) == f"{error.value} ({flag} on the command line)"
+
+
+def test_a_setting_without_a_flag_gets_no_hint():
+    from textshift.cli.common import error_line
+
+    with pytest.raises(ConfigError) as error:
+        TrainConfig(target_steps=0)
+    assert error.value.setting == "target_steps" and error_line(error.value) == str(error.value)
+
+
+def test_the_cli_prints_the_flag_of_a_refused_setting(run_cli, tmp_path):
+    result = run_cli("train", "embedded:news", "-o", tmp_path / "model", "--lr", "2")
+    assert result.exit_code == 2
+    assert result.stderr.strip() == ("error: the 'learning_rate' setting must be in (0, 1); got 2.0. Set it in "
+                                     "(0, 1) (--lr on the command line)")

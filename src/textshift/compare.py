@@ -78,11 +78,11 @@ class CompareConfig:
     selection : str
         How candidates are scored on rows of the sample they were not trained on (:mod:`textshift.selection`).
         ``short`` (default): each candidate is fine-tuned for half the epochs of its full run on all but
-        ``inner_fraction`` of the sample and scored on the rest; the highest score wins (about 40% of the cost of
-        training the candidates). ``holdout``: the same with the full schedule (about the cost of training
-        them). ``probe``: every row held out once (4 folds), predicted by the candidate's starting model with
-        only its head trained on frozen features; seconds, but it scores ``scratch`` far below what it becomes,
-        so a candidate other than ``scratch`` must beat it clearly to be recommended.
+        ``inner_fraction`` of the sample and scored on the rest; the highest score wins (a fraction of the cost of
+        training the candidates: BENCHMARKS.md §2). ``holdout``: the same with the full schedule (about the cost
+        of training them). ``probe``: every row held out once (4 folds), predicted by the candidate's starting
+        model with only its head trained on frozen features; seconds, but it scores ``scratch`` far below what it
+        becomes, so a candidate other than ``scratch`` must beat it clearly to be recommended.
     test_fraction : float
         When no test data is given: share of the target held out (stratified) as test rows.
     train : TrainConfig

@@ -1,17 +1,17 @@
 """Dropout with cheaper masks on CPU, used while textshift trains.
 
-PyTorch's CPU dropout draws one 32-bit Mersenne-Twister number per element; on a small encoder that is about a
-tenth of a training step (``bench/profile_train_step.py``: ``aten::bernoulli_`` 11.5% of a MiniLM step on bill
-titles). :func:`keep_mask` draws one 64-bit number per *four* elements and compares each 16-bit quarter with a
-threshold: the same Bernoulli mask in distribution (drop probability rounded to a multiple of 1/65,536, off by
-at most 8e-6), from the same seeded generator, about 2.5 times faster.
+PyTorch's CPU dropout draws one 32-bit Mersenne-Twister number per element; on a small encoder that is a large
+share of a training step, more than any operator but the matrix products (``bench/profile_train_step.py``;
+BENCHMARKS.md §8). :func:`keep_mask` draws one 64-bit number per *four* elements and compares each 16-bit
+quarter with a threshold: the same Bernoulli mask in distribution (drop probability rounded to a multiple of
+1/65,536, off by at most 8e-6), from the same seeded generator, in less time.
 
 :func:`cheap_dropout` applies it to a model for the length of a ``with`` block: every ``nn.Dropout`` becomes a
 :class:`MaskDropout`, and a model that runs its attention through PyTorch's ``scaled_dot_product_attention``
 (transformers' ``"sdpa"``) runs it through :func:`attention` instead, which draws the attention-probability mask
 the same way (on CPU, SDPA falls back to its unfused path under dropout anyway). Both are restored on exit. On a
-GPU nothing changes: CUDA's dropout and fused attention are already fast. Training is 10-15% faster on this
-project's 2-core benchmark machine (``bench/speed.py``; BENCHMARKS.md).
+GPU nothing changes: CUDA's dropout and fused attention are already fast. What it saves on a CPU is measured by
+``bench/speed.py`` (BENCHMARKS.md §8).
 """
 
 from __future__ import annotations

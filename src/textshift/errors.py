@@ -38,7 +38,15 @@ class OutputBusyError(TextshiftError):
 
 
 class ConfigError(TextshiftError):
-    """A setting is out of range or options conflict."""
+    """A setting is out of range or options conflict.
+
+    ``setting`` names the settings-dataclass field that was refused, when one was (the command line adds the
+    flag that sets it to the message).
+    """
+
+    def __init__(self, message: str = "", *, setting: str | None = None):
+        super().__init__(message)
+        self.setting = setting
 
 
 class OutputNotWritableError(ConfigError, PermissionError):

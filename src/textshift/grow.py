@@ -103,11 +103,6 @@ class GrowError(DataError):
 
 
 # ---------------------------------------------------------------------------------------------------- settings
-# Settings that have a command-line flag named after them.
-GROW_FLAGS = {name: "--" + name.replace("_", "-") for name in ("memory_per_class", "distill_weight", "bias_correction",
-                                                               "calibrate_holdout", "head", "shrinkage")}
-
-
 @dataclass
 class GrowConfig:
     """Settings of one growth step; saved in the grown model's ``textshift.json`` (``extra["grow"]``).
@@ -180,7 +175,7 @@ class GrowConfig:
             ("head", self.head in HEADS, f"one of {', '.join(HEADS)}"),
             ("shrinkage", 0 <= self.shrinkage < 1, ">= 0 and < 1"),
         ]
-        check_settings(self, checks, flags=GROW_FLAGS)
+        check_settings(self, checks)
 
     def to_dict(self) -> dict:
         values = asdict(self)

@@ -406,9 +406,10 @@ class Classifier:
         model's own) or, in ``chunks`` mode, their windows (``long_texts``, default the model's own setting).
 
         Rows are sorted by token count (characters are a poor proxy: bill titles of the same length hold 33 to
-        111 tokens) and padded per batch — about a quarter faster than sorting by characters. Batches carry
-        ``input_ids`` and ``attention_mask`` only, as in training (:func:`pad_batch`, 5× faster than
-        ``tokenizer.pad``). A text's windows are at most ``max_windows``, so memory does not grow with its length.
+        111 tokens) and padded per batch, which pads far less than sorting by characters. Batches carry
+        ``input_ids`` and ``attention_mask`` only, as in training (:func:`pad_batch`, faster than
+        ``tokenizer.pad``; both measured in BENCHMARKS.md §8). A text's windows are at most ``max_windows``, so
+        memory does not grow with its length.
         """
         max_length = self.max_length if max_length is None else max_length
         self.check_max_length(max_length)

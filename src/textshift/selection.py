@@ -6,13 +6,13 @@ rows are never looked at) and recommends one. Three ways to score (``CompareConf
 ``short`` (default)
     each candidate is fine-tuned for half the epochs of its full run on 75% of the sample (stratified) and
     scored on the other 25%: a real fine-tune of every candidate, so ``scratch`` is scored as what it becomes,
-    at about 40% of the cost of training the candidates (``bench/selection_check.py``).
+    at a fraction of the cost of training the candidates (BENCHMARKS.md §2, ``bench/selection_check.py``).
 ``holdout``
     the same split with each candidate's full schedule: the most faithful, at about the cost of training them.
 ``probe``
     every row held out once (4 folds), predicted by each candidate's *starting* model with only its head trained
     on frozen features. Seconds, but not comparable across strategies: the untrained encoder of ``scratch``
-    scored 0.06 on 100 bills, where ``scratch`` reaches 0.52 after fine-tuning.
+    scores far below what ``scratch`` reaches after fine-tuning (BENCHMARKS.md §2).
 
 With ``short`` and ``holdout`` the highest score wins. The probe scores ``scratch`` far below what it becomes,
 so there a strategy other than ``scratch`` is recommended only when it beats ``scratch`` in at least ``LEVEL``

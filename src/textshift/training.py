@@ -11,7 +11,7 @@ Schedule (defaults chosen by measurement, see BENCHMARKS.md):
    sending random gradients into the pretrained encoder.
 2. **Full fine-tuning** — every weight trains with AdamW and a linear schedule; optional layer-wise
    learning-rate decay (``layer_lr_decay < 1``) and gradual unfreezing (top layer first). On CPU the dropout
-   masks are drawn by :mod:`textshift.dropout` (same distribution, a tenth less time per step).
+   masks are drawn by :mod:`textshift.dropout` (same distribution, less time per step).
 3. **Model selection** — with a validation set, the epoch with the best macro-F1 is kept and training stops
    after ``patience`` epochs without improvement.
 4. **Checkpoints** (optional) — after every fine-tuning epoch, so a killed run can resume and end with the same
@@ -147,13 +147,6 @@ ProgressFn = Callable[[TrainProgress], None]
 ADDED_SETTINGS = {"logit_adjust": 0.0, "long_texts": "truncate", "window_overlap": 32, "max_windows": 64}
 
 
-# The command-line flags of TrainConfig settings (the others are set from Python).
-CLI_FLAGS = {"epochs": "--epochs", "batch_size": "--batch-size", "learning_rate": "--lr",
-             "warmup_epochs": "--warmup-epochs", "layer_lr_decay": "--layer-lr-decay", "max_length": "--max-length",
-             "logit_adjust": "--logit-adjust", "long_texts": "--long-texts", "window_overlap": "--window-overlap",
-             "max_windows": "--max-windows"}
-
-
 @dataclass
 class TrainConfig:
     """Every setting of a training run; saved with the model so a run can be reproduced.
@@ -196,10 +189,10 @@ class TrainConfig:
     min_val_rows : int
         Below this many held-out rows, no split is made: every row is trained on for the full schedule and the
         last epoch is kept. A small validation set picks epochs almost at random and costs training data:
-        with 100 held-out rows (about 5 per class over 20 classes) a 1,000-row sample ended 0.07 macro-F1
-        below the same sample trained whole (BENCHMARKS.md §2). So the default only holds out from 10,000
-        rows on, where 10% is a validation set large enough to choose the epoch; pass validation data to
-        choose epochs on smaller sets.
+        with 100 held-out rows (about 5 per class over 20 classes) a 1,000-row sample ended lower, and far
+        less steady across seeds, than the same sample trained whole (BENCHMARKS.md §2, the automatic
+        hold-out). So the default only holds out from 10,000 rows on, where 10% is a validation set large
+        enough to choose the epoch; pass validation data to choose epochs on smaller sets.
     patience : int
         Epochs without validation improvement before stopping early.
     seed : int
@@ -246,7 +239,7 @@ class TrainConfig:
             ("min_val_rows", self.min_val_rows >= 1, ">= 1"),
             ("patience", self.patience >= 1, ">= 1"),
         ]
-        check_settings(self, checks, flags=CLI_FLAGS)
+        check_settings(self, checks)
         self.windows()  # checks long_texts, window_overlap and max_windows
         if self.epochs == 0 and self.warmup_epochs == 0:
             raise ConfigError("epochs 0 and warmup_epochs 0 would save an untrained model; expected at least one "
@@ -365,8 +358,8 @@ def _encoder_layers(model: nn.Module) -> list[nn.Module]:
 
 
 def adamw(params, **kwargs) -> torch.optim.Optimizer:
-    """AdamW with the fused kernel where the device supports it: one optimizer step on MiniLM takes ~50 ms
-    instead of ~1 s with the per-tensor loop on a 2-core CPU (bench/speed.py)."""
+    """AdamW with the fused kernel where the device supports it: on a CPU one optimizer step on MiniLM is many
+    times faster than with the per-tensor loop (``bench/speed.py``; BENCHMARKS.md §8)."""
     params = list(params)
     try:
         return torch.optim.AdamW(params, fused=True, **kwargs)

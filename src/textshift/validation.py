@@ -65,17 +65,16 @@ def check_types(config) -> None:
                           f"({type(value).__name__}). Pass {_describe(kinds[0])}")
 
 
-def check_settings(config, checks, *, flags: Mapping[str, str]) -> None:
+def check_settings(config, checks) -> None:
     """Raise ConfigError for the first failed check of the settings dataclass instance ``config``.
 
-    ``checks`` are ``(setting name, passed, what is allowed)`` triples; ``flags`` maps the settings that have a
-    command-line flag to it, so the message names the flag too.
+    ``checks`` are ``(setting name, passed, what is allowed)`` triples. The error records the setting's name
+    (``ConfigError.setting``), so the command line can name the flag that sets it.
     """
     for name, passed, allowed in checks:
         if not passed:
-            flag = f" ({flags[name]} on the command line)" if name in flags else ""
             raise ConfigError(f"the '{name}' setting must be {allowed}; got {getattr(config, name)!r}. Set it "
-                              f"{allowed}{flag}")
+                              f"{allowed}", setting=name)
 
 
 def check_data_path(path) -> str:

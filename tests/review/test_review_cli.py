@@ -73,7 +73,7 @@ def test_edit_log_of_another_dataset_is_refused_in_one_line(run_cli, review_csv,
 
 
 def test_a_report_of_other_data_is_refused(review_csv, tiny_backbone, tmp_path):
-    from textshift.inspect import InspectConfig, inspect_data
+    from textshift.inspection import InspectConfig, inspect_data
     from textshift.review import load_data
 
     other = tmp_path / "other.csv"

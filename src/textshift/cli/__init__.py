@@ -16,7 +16,7 @@ import sys
 import typer
 
 from textshift.cli import data, grow, review, suggest, train, transfer
-from textshift.cli.common import err_console, plain
+from textshift.cli.common import err_console, error_line, plain
 from textshift.errors import TextshiftError
 
 app = typer.Typer(name="textshift", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -71,7 +71,7 @@ def main() -> None:
     except TextshiftError as exc:
         if os.environ.get("TEXTSHIFT_TRACEBACK"):
             raise
-        err_console.print(f"[red]error:[/] {plain(exc)}", highlight=False, soft_wrap=True)
+        err_console.print(f"[red]error:[/] {plain(error_line(exc))}", highlight=False, soft_wrap=True)
         sys.exit(2)
     except typer.Exit as exc:
         sys.exit(exc.exit_code)

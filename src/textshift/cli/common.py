@@ -1,7 +1,7 @@
 """What every ``textshift`` command shares: the consoles, the typed options, progress, and the output helpers.
 
-Commands print with :data:`console` (results, stdout) and :data:`err_console` (progress, warnings, stderr); with
-``--quiet`` they print one line of JSON through :func:`print_json` instead.
+Commands print their result on stdout through :func:`print_result`: with :data:`console`, or one line of JSON
+under ``--quiet``. Progress and warnings go to :data:`err_console` (stderr).
 """
 
 from __future__ import annotations
@@ -155,8 +155,33 @@ def require(option: str, value, ok: bool, allowed: str) -> None:
         raise ConfigError(f"{option} must be {allowed}; got {value}. Pass {option} with a value {allowed}")
 
 
+# The settings (of TrainConfig, GrowConfig and InspectConfig) that a command-line flag sets: the flag is the
+# setting's name with dashes, except where RENAMED_FLAGS says otherwise.
+FLAG_SETTINGS = ("epochs", "batch_size", "learning_rate", "warmup_epochs", "layer_lr_decay", "max_length",
+                 "logit_adjust", "long_texts", "window_overlap", "max_windows",
+                 "memory_per_class", "distill_weight", "bias_correction", "calibrate_holdout", "head", "shrinkage",
+                 "folds", "scorer", "duplicate_threshold")
+RENAMED_FLAGS = {"learning_rate": "--lr"}
+SETTING_FLAGS = {name: RENAMED_FLAGS.get(name, "--" + name.replace("_", "-")) for name in FLAG_SETTINGS}
+
+
+def error_line(exc: Exception) -> str:
+    """The message of a user error as the command line prints it: a refused setting also names its flag."""
+    flag = SETTING_FLAGS.get(getattr(exc, "setting", None))
+    return f"{exc} ({flag} on the command line)" if flag else str(exc)
+
+
 def print_json(payload) -> None:
     typer.echo(json.dumps(payload, indent=None, default=str))
+
+
+def print_result(payload, *, quiet: bool, human: Callable[[], None]) -> None:
+    """A command's result on stdout: ``payload`` as one line of JSON under ``--quiet``, else what ``human()``
+    prints."""
+    if quiet:
+        print_json(payload)
+    else:
+        human()
 
 
 def checkpoint_preflight(output: Path, *, resume: bool, overwrite: bool) -> tuple[Path, str]:

@@ -29,7 +29,7 @@ from textshift.cli.common import (
     err_console,
     long_text_options,
     plain,
-    print_json,
+    print_result,
     train_config,
     training_progress,
     warnings_shown,
@@ -126,7 +126,7 @@ def grow(
         report = grow_folder(model, new, output, config=config, old_data=old, rebuild_memory=rebuild_memory,
                              eval_data=evaluation, compare_joint=compare_joint, overwrite=overwrite,
                              progress=progress)
-    _print_grown(report, eval_data, quiet)
+    print_result(report.summary(), quiet=quiet, human=lambda: _print_grown(report, eval_data))
 
 
 def _read_grow_data(model: Path, paths: tuple[str | None, ...], *, text_column: str | None,
@@ -144,10 +144,7 @@ def _read_grow_data(model: Path, paths: tuple[str | None, ...], *, text_column: 
     return datasets
 
 
-def _print_grown(report, eval_data: str | None, quiet: bool) -> None:
-    if quiet:
-        print_json(report.summary())
-        return
+def _print_grown(report, eval_data: str | None) -> None:
     console.print(f"saved [bold]{plain(report.output)}[/] (step {report.step}: +{len(report.added)} classes "
                   f"{plain(', '.join(report.added))}; {report.rows:,} new rows + {report.rehearsal_rows:,} rehearsed) "
                   f"in {report.seconds:.0f}s")

@@ -19,7 +19,7 @@ from textshift.cli.common import (
     console,
     err_console,
     plain,
-    print_json,
+    print_result,
     serve,
 )
 from textshift.errors import DataError
@@ -43,7 +43,7 @@ def _shorten(text: str, width: int = 70) -> str:
 
 
 def _config(folds: int, scorer: str, duplicate_threshold: float, seed: int):
-    from textshift.inspect import InspectConfig
+    from textshift.inspection import InspectConfig
 
     return InspectConfig(folds=folds, scorer=scorer, duplicate_threshold=duplicate_threshold, seed=seed)
 
@@ -87,7 +87,7 @@ def inspect(
 
     Example: textshift inspect embedded:bills-train -o bills-inspect
     """
-    from textshift.inspect import check_report_folder, inspect_data
+    from textshift.inspection import check_report_folder, inspect_data
 
     config = _config(folds, scorer, duplicate_threshold, seed)
     check_report_folder(output, overwrite=overwrite, inputs=(data, model))  # fail before the long part
@@ -95,10 +95,8 @@ def inspect(
     result = inspect_data(dataset, model=model, backbone=backbone, config=config, on_stage=_stage_printer(quiet),
                           text_column=text_column, label_column=label_column)
     result.save(output, overwrite=overwrite)
-    if quiet:
-        print_json({"report": str(output)} | {k: v for k, v in result.summary.items() if k != "notes"})
-    else:
-        _print_inspected(result, dataset, data, output, top=top)
+    print_result({"report": str(output)} | {k: v for k, v in result.summary.items() if k != "notes"}, quiet=quiet,
+                 human=lambda: _print_inspected(result, dataset, data, output, top=top))
 
 
 def _read_inspected(data: str, model: Path | None, *, text_column: str | None, label_column: str | None,
@@ -154,7 +152,7 @@ def _print_inspected(result, dataset, data: str, output: Path, *, top: int) -> N
 
 
 def _print_label_errors(result, top: int) -> None:
-    from textshift.inspect import label_errors
+    from textshift.inspection import label_errors
 
     shown = label_errors(result).head(top)
     table = Table(title="most likely label errors")
@@ -255,7 +253,9 @@ def review(
                                            before_after=before_after, compare_on=compare_on, model=model,
                                            backbone=backbone, seed=seed, text_column=text_column,
                                            label_column=label_column)
-        _print_exported(summary, scores, quiet)
+        print_result(summary.to_dict() | ({"before_after": scores.to_dict(orient="records")}
+                                          if scores is not None else {}),
+                     quiet=quiet, human=lambda: _print_exported(summary, scores))
         return
     server = start_review(dataset, store=store, model=model, report=report, host=host, port=port,
                           export_dir=export_dir, backbone=backbone,
@@ -308,11 +308,7 @@ def _export_reviewed(dataset, data: str, store: Path | None, export: Path, *, ov
     return summary, scores
 
 
-def _print_exported(summary, scores, quiet: bool) -> None:
-    if quiet:
-        print_json(summary.to_dict() | ({"before_after": scores.to_dict(orient="records")}
-                                        if scores is not None else {}))
-        return
+def _print_exported(summary, scores) -> None:
     console.print(f"wrote {summary.rows:,} rows to [bold]{plain(summary.output)}[/] ({summary.relabeled} "
                   f"relabeled, {summary.deleted} deleted, {summary.ambiguous} marked ambiguous); changes in "
                   f"{plain(summary.changes)}")

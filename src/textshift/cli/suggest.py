@@ -23,7 +23,7 @@ from textshift.cli.common import (
     console,
     err_console,
     plain,
-    print_json,
+    print_result,
     require,
     serve,
 )
@@ -81,9 +81,11 @@ def suggest(
     result = choose(classifier, pool_data, n=n, strategy=strategy, labeled=labeled_data, seed=seed,
                     max_length=max_length, cache_dir=cache_dir, allow_new_labels=new_labels)
     atomic_write_frame(result.table, output)
-    if quiet:
-        print_json(result.summary() | {"output": str(output)})
-        return
+    print_result(result.summary() | {"output": str(output)}, quiet=quiet,
+                 human=lambda: _print_suggested(result, output, model))
+
+
+def _print_suggested(result, output: Path, model: Path) -> None:
     table = Table(title=f"{len(result.table)} texts to label ({result.strategy})")
     for column in ("rank", "guess", "probability", "text", "reason"):
         table.add_column(column, overflow="fold")
@@ -136,11 +138,9 @@ def label(
                             "some texts first (or pass --store)")
         with LabelStore.open(path, data=data) as labelled:
             result = export_labels(labelled, export, overwrite=overwrite, protected=(suggestions,))
-        if quiet:
-            print_json(result)
-        else:
-            console.print(f"wrote {result['rows']} labelled texts ({len(result['classes'])} classes) to "
-                          f"[bold]{plain(result['output'])}[/]")
+        written = (f"wrote {result['rows']} labelled texts ({len(result['classes'])} classes) to "
+                   f"[bold]{plain(result['output'])}[/]")
+        print_result(result, quiet=quiet, human=lambda: console.print(written))
         return
     check_address(host, port)
     if export_dir is not None:

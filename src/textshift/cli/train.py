@@ -29,8 +29,8 @@ from textshift.cli.common import (
     console,
     err_console,
     plain,
-    print_json,
     print_lengths,
+    print_result,
     progress_enabled,
     require,
     train_config,
@@ -147,12 +147,10 @@ def _save_trained(classifier, dataset, output: Path, *, memory_per_class: int, s
 def _print_trained(output: Path, result, quiet: bool) -> None:
     summary = {"model": str(output), "rows": result.train_rows, "val_rows": result.val_rows,
                "seconds": result.seconds, **result.val_metrics, "lengths": result.lengths}
-    if quiet:
-        print_json(summary)
-    else:
-        console.print(f"saved [bold]{plain(output)}[/] in {result.seconds:.0f}s"
-                      + (f" — validation accuracy {result.val_metrics['val_accuracy']:.3f}, macro-F1 "
-                         f"{result.val_metrics['val_macro_f1']:.3f}" if result.val_metrics else ""))
+    scores = (f" — validation accuracy {result.val_metrics['val_accuracy']:.3f}, macro-F1 "
+              f"{result.val_metrics['val_macro_f1']:.3f}" if result.val_metrics else "")
+    print_result(summary, quiet=quiet,
+                 human=lambda: console.print(f"saved [bold]{plain(output)}[/] in {result.seconds:.0f}s" + scores))
 
 
 # predict ------------------------------------------------------------------------------------------------------
@@ -203,11 +201,13 @@ def predict(
                            batch_size=batch_size, overwrite=overwrite, resume=resume, on_chunk=advance)
     bar.close()
     print_lengths(summary.lengths, quiet)
-    if quiet:
-        print_json({"output": str(summary.output), "rows": summary.rows, "lengths": summary.lengths})
-    else:
-        top = ", ".join(f"{plain(k)} {v}" for k, v in list(summary.label_counts.items())[:5])
-        console.print(f"wrote {summary.rows:,} predictions to [bold]{plain(summary.output)}[/] (most frequent: {top})")
+    print_result({"output": str(summary.output), "rows": summary.rows, "lengths": summary.lengths}, quiet=quiet,
+                 human=lambda: _print_predicted(summary))
+
+
+def _print_predicted(summary) -> None:
+    top = ", ".join(f"{plain(k)} {v}" for k, v in list(summary.label_counts.items())[:5])
+    console.print(f"wrote {summary.rows:,} predictions to [bold]{plain(summary.output)}[/] (most frequent: {top})")
 
 
 # evaluate -----------------------------------------------------------------------------------------------------
@@ -251,9 +251,11 @@ def evaluate(
     report = evaluate_model(classifier, dataset)
     png = plot_confusion(report, confusion or Path(model) / "confusion.png", overwrite=overwrite or confusion is None)
     print_lengths(report.lengths, quiet)
-    if quiet:
-        print_json(report.summary() | {"confusion_png": str(png), "lengths": report.lengths})
-        return
+    print_result(report.summary() | {"confusion_png": str(png), "lengths": report.lengths}, quiet=quiet,
+                 human=lambda: _print_evaluation(report, model, data, png))
+
+
+def _print_evaluation(report, model: Path, data: str, png: Path) -> None:
     table = Table(title=f"{plain(model)} on {plain(data)}")
     for column in ("label", "precision", "recall", "f1", "support"):
         table.add_column(column, justify="left" if column == "label" else "right")
@@ -279,9 +281,10 @@ def info(
     from textshift.model import Classifier
 
     meta = Classifier.load(model).meta
-    if quiet:
-        print_json(asdict(meta))
-        return
+    print_result(asdict(meta), quiet=quiet, human=lambda: _print_info(model, meta))
+
+
+def _print_info(model: Path, meta) -> None:
     if meta.created:
         console.print(f"[bold]{plain(model)}[/]  textshift {plain(meta.textshift_version)}, created "
                       f"{plain(meta.created)}")

@@ -25,8 +25,8 @@ from textshift.cli.common import (
     err_console,
     long_text_options,
     plain,
-    print_json,
     print_lengths,
+    print_result,
     train_config,
     training_progress,
 )
@@ -123,10 +123,8 @@ def transfer(
         return
     print_lengths(model.meta.metrics.get("lengths"), quiet)
     summary = {"model": str(output), "strategy": strategy, "seconds": result.seconds, **result.val_metrics}
-    if quiet:
-        print_json(summary)
-    else:
-        console.print(f"saved [bold]{plain(output)}[/] ({plain(strategy)}, {result.seconds:.0f}s)")
+    saved = f"saved [bold]{plain(output)}[/] ({plain(strategy)}, {result.seconds:.0f}s)"
+    print_result(summary, quiet=quiet, human=lambda: console.print(saved))
 
 
 def _print_summary(result) -> None:
@@ -234,12 +232,10 @@ def compare(
         if created and output.is_dir() and not any(output.iterdir()):
             output.rmdir()  # leave nothing behind when the comparison could not start
         raise
-    if quiet:
-        print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
-                     "evidence": result.evidence, "choices": result.choices,
-                     "summary": result.summary.to_dict(orient="records")})
-    else:
-        _print_summary(result)
+    print_result({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
+                  "evidence": result.evidence, "choices": result.choices,
+                  "summary": result.summary.to_dict(orient="records")},
+                 quiet=quiet, human=lambda: _print_summary(result))
 
 
 def demo(
@@ -290,7 +286,7 @@ def demo(
         if not quiet:
             err_console.print(f"1/2 training a news-topic model on {len(news):,} New York Times headlines "
                               f"({len(news.classes)} topics)…")
-        # Three epochs keep the whole demo within about 15 minutes on two CPU cores.
+        # Three epochs keep the whole demo short on two CPU cores (its timings: BENCHMARKS.md §5).
         with training_progress(quiet) as progress:
             classifier, result = train_classifier(news, backbone=backbone, config=news_config, progress=progress)
         classifier.save(news_model)
@@ -303,9 +299,7 @@ def demo(
     # A news model trained just now makes the runs of an earlier one in compare/ stale: they are started over.
     result = _run_compare(news_model, bills_train, bills_test, output / "compare", config, quiet=quiet,
                           overwrite=trained)
-    if quiet:
-        print_json({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
-                     "evidence": result.evidence, "choices": result.choices,
-                     "report": str(result.out_dir / "report.html")})
-    else:
-        _print_summary(result)
+    print_result({"recommended": result.recommended, "answer": result.answer, "notes": result.choice_notes,
+                  "evidence": result.evidence, "choices": result.choices,
+                  "report": str(result.out_dir / "report.html")},
+                 quiet=quiet, human=lambda: _print_summary(result))

@@ -1,4 +1,4 @@
-"""Review a labelled dataset in the browser: fix what :mod:`textshift.inspect` found, and never lose an edit.
+"""Review a labelled dataset in the browser: fix what :mod:`textshift.inspection` found, and never lose an edit.
 
 :func:`start_review` scores the data (or reuses a saved inspect report / an existing edit log), starts the
 local web app and returns a :class:`~textshift.review.server.ReviewServer` with its URL — from a notebook cell
@@ -108,11 +108,11 @@ def open_store(data: str | os.PathLike | TextData, *, store: str | os.PathLike |
 
     An existing log is reused as is (its scores and edits), after checking that it belongs to ``data``.
     A new one is filled from ``report`` (a folder written by ``textshift inspect -o``) when given, otherwise
-    by running :func:`textshift.inspect.inspect_data` (with ``model``, ``backbone`` and ``config``).
+    by running :func:`textshift.inspection.inspect_data` (with ``model``, ``backbone`` and ``config``).
     For a path, columns not given are read from the log or the report (:func:`review_columns`). The log records
     the file's text and label columns: its export writes each relabel into the label column.
     """
-    from textshift.inspect import inspect_data, load_report
+    from textshift.inspection import inspect_data, load_report
 
     labels = True
     if not isinstance(data, TextData):

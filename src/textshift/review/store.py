@@ -4,7 +4,7 @@ One file beside the data (``DATA.textshift-review.sqlite``) holds
 
 * ``meta`` — which dataset the log belongs to (path, rows, sha256 of the file and of the texts) and which of its
   columns hold the texts and the labels (``label_column`` is empty for a review without labels);
-* ``items`` — one row per item with the scores of :func:`textshift.inspect.inspect_data`, indexed so that a page
+* ``items`` — one row per item with the scores of :func:`textshift.inspection.inspect_data`, indexed so that a page
   of 100,000 items sorts and filters in milliseconds;
 * ``edits`` — the log: item, action, old and new label, time; undo appends an ``undo`` entry, nothing is ever
   rewritten;
@@ -160,7 +160,7 @@ class ReviewStore:
     def create(cls, path: str | os.PathLike, *, data: TextData, items: pd.DataFrame, classes: list[str],
                text_column: str | None = None, label_column: str | None = None, extra: dict | None = None
                ) -> ReviewStore:
-        """Write a new store for ``data`` from an inspect items table (see :class:`~textshift.inspect.InspectResult`).
+        """Write a new store for ``data`` from an inspect items table (:class:`~textshift.inspection.InspectResult`).
 
         ``text_column`` and ``label_column`` name the file's columns that ``data`` read its texts and labels from
         (default: found in the file, see :func:`~textshift.review.export.file_columns`); the export writes the

@@ -33,7 +33,7 @@ DataFrames; :func:`top_losses`, :func:`most_unsure`, :func:`misclassified`, :fun
 Example
 -------
 >>> from textshift.data import read_labeled
->>> from textshift.inspect import inspect_data, label_errors
+>>> from textshift.inspection import inspect_data, label_errors
 >>> result = inspect_data(read_labeled("embedded:bills-train"))          # doctest: +SKIP
 >>> label_errors(result).head(3)[["text", "label", "suggested_label"]]   # doctest: +SKIP
 """
@@ -69,10 +69,6 @@ FITTED_SHARE = 0.5
 REPORT_FILES = ("items.csv", "pairs.csv", "confusion.csv", "most_confused.csv", "summary.json")
 ISSUE_TYPES = ("label_error", "misclassified", "unsure", "duplicate", "conflict", "leak")
 MAX_BLOCK = 1 << 26  # similarities computed at once in the neighbour search (float32: 256 MB)
-
-# Settings that have a command-line flag named after them.
-INSPECT_FLAGS = {name: "--" + name.replace("_", "-") for name in ("folds", "scorer", "duplicate_threshold")}
-
 
 @dataclass
 class InspectConfig:
@@ -140,7 +136,7 @@ class InspectConfig:
             ("max_windows", isinstance(self.max_windows, int) and self.max_windows >= 1, "an integer >= 1"),
             ("chunk_size", self.chunk_size > 0, "> 0"),
         ]
-        check_settings(self, checks, flags=INSPECT_FLAGS)
+        check_settings(self, checks)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -1,4 +1,4 @@
-"""textshift.inspect: out-of-fold scores, label issues, duplicates and leaks, reports, and the CLI command."""
+"""textshift.inspection: out-of-fold scores, label issues, duplicates and leaks, reports, and the CLI command."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 from textshift.data import Fingerprint, TextData, read_labeled
 from textshift.errors import ConfigError, DataError, ModelError, OutputExistsError
-from textshift.inspect import (
+from textshift.inspection import (
     InspectConfig,
     find_duplicates,
     inspect_data,
@@ -249,7 +249,7 @@ def test_default_inspect_finds_flipped_bills(tmp_path):
 
 
 def test_word_scorer_steps_aside_when_no_text_has_a_word():
-    from textshift.inspect import words_oof
+    from textshift.inspection import words_oof
 
     label_ids = np.array([0, 1, 0, 1])
     splits = [(np.array([0, 1]), np.array([2, 3])), (np.array([2, 3]), np.array([0, 1]))]
@@ -258,7 +258,7 @@ def test_word_scorer_steps_aside_when_no_text_has_a_word():
 
 
 def test_summary_reports_the_scorer_weights_and_how_much_was_read(flipped_result):
-    from textshift.inspect import MEMBERS
+    from textshift.inspection import MEMBERS
 
     result, _ = flipped_result
     scorer = result.summary["scorer"]
@@ -271,7 +271,7 @@ def test_summary_reports_the_scorer_weights_and_how_much_was_read(flipped_result
 
 
 def test_stack_weights_the_member_that_predicts_the_labels():
-    from textshift.inspect import Candidate, stack_estimates
+    from textshift.inspection import Candidate, stack_estimates
 
     rng = np.random.default_rng(0)
     label_ids = rng.integers(0, 4, 400)
@@ -289,7 +289,7 @@ def test_stack_weights_the_member_that_predicts_the_labels():
 
 
 def test_long_texts_are_embedded_whole_in_windows(tiny_backbone):
-    from textshift.inspect import embed_whole
+    from textshift.inspection import embed_whole
     from textshift.model import Classifier
 
     classifier = Classifier.from_backbone(tiny_backbone, labels=["a", "b"], seed=0)
