@@ -315,9 +315,10 @@ def main() -> None:
                         if (name, shown_rows, noise, str(float(rate)), seed, row["scorer"]) in done:
                             continue  # this scorer's row is stored already (the others were missing)
                         append_row(OUT, row, COLUMNS)
+                        cost = (f", {row['seconds']:.0f}s, peak {row['peak_rss_mb']:.0f} MB"
+                                if row["seconds"] != "" else "")
                         print(f"{label}, {row['scorer']}: precision@N {row['precision_at_n']:.3f}, recall@2N "
-                              f"{row['recall_at_2n']:.3f}, AUPRC {row['auprc']:.3f}, {row['seconds']:.0f}s, "
-                              f"peak {row['peak_rss_mb']:.0f} MB", flush=True)
+                              f"{row['recall_at_2n']:.3f}, AUPRC {row['auprc']:.3f}{cost}", flush=True)
 
 
 if __name__ == "__main__":
