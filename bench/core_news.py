@@ -4,13 +4,20 @@ logistic regression, trained on the same 80% of the news headlines and scored on
 Also checks that ``transformers.pipeline`` on the saved model gives the same top label as ``textshift predict``
 on every row of the bills test split.
 
-    python bench/core_news.py            # resumable: finished methods are skipped
-Writes bench/results/core_news.csv (method,accuracy,macro_f1,train_seconds,rows_train,rows_test,machine).
+    python bench/core_news.py                              # resumable: finished methods are skipped
+    python bench/core_news.py --verify textshift[min-val-100]  # train a stored row again, compare, write nothing
+
+Writes bench/results/core_news.csv (method,accuracy,macro_f1,train_seconds,rows_train,rows_test,machine). A
+``textshift[min-val-N]`` row is textshift trained with ``TrainConfig(min_val_rows=N)`` (the hold-out rule before
+the current default); ``--verify METHOD`` trains that method again and prints whether it reproduces the stored
+scores to the fourth decimal (for checking that a change of the code left training unchanged).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -31,10 +38,36 @@ COLUMNS = ["method", "accuracy", "macro_f1", "train_seconds", "rows_train", "row
 MODEL = WORK / "news-model-80"
 
 
+def verify(method: str, train, test) -> None:
+    """Train a stored textshift row again and print whether it gives the stored scores."""
+    import csv
+
+    match = re.fullmatch(r"textshift(?:\[min-val-(\d+)\])?", method)
+    if match is None:
+        sys.exit(f"expected textshift or textshift[min-val-N]; got {method!r}")
+    with open(OUT, newline="") as handle:
+        stored = next((row for row in csv.DictReader(handle) if row["method"] == method), None)
+    if stored is None:
+        sys.exit(f"no row {method!r} in {OUT}; run the benchmark first")
+    config = TrainConfig(min_val_rows=int(match.group(1))) if match.group(1) else TrainConfig()
+    classifier, _ = train_classifier(train, config=config, progress=print)
+    report = evaluate_predictions(test.labels, classifier.predict(test.texts), model_labels=train.classes)
+    new = (round(report.accuracy, 4), round(report.macro_f1, 4))
+    old = (float(stored["accuracy"]), float(stored["macro_f1"]))
+    print(f"{method}: stored accuracy {old[0]:.4f} / macro-F1 {old[1]:.4f}, now {new[0]:.4f} / {new[1]:.4f}: "
+          f"{'reproduced' if new == old else 'DIFFERENT'}", flush=True)
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--verify", metavar="METHOD", help="train a stored textshift row again and compare")
+    args = parser.parse_args()
     news = read_labeled("embedded:news")
     train_pos, test_pos = stratified_holdout(news.labels, 0.2, seed=0)
     train, test = news.subset(train_pos), news.subset(test_pos)
+    if args.verify:
+        verify(args.verify, train, test)
+        return
     done = {k[0] for k in done_keys(OUT, ["method"])}
 
     def record(method: str, predicted: list[str], seconds: float) -> None:
