@@ -678,8 +678,8 @@ def stack_estimates(candidates: list[Candidate], label_ids: np.ndarray, *,
 
     The pool is then averaged with the plain mean of the members (``fitted_share`` of the pool): the weights are
     fitted to the given labels, errors included, and lean on the members that agree with them; the plain mean keeps
-    every member's vote. On the label-noise benchmark the pool alone ranks confusable errors best and the plain
-    mean random ones; half and half is close to the better of the two on both (``bench/label_noise.py``).
+    every member's vote. On the label-noise benchmark the mix finds random flips better than either half alone and
+    confusable errors a little less well than the pool alone (docs/cleaning.md, ``bench/label_noise.py``).
 
     Returns
     -------
