@@ -353,3 +353,15 @@ def test_report_records_the_columns_and_prints_a_review_command_with_them(run_cl
     assert (data["text_column"], data["label_column"]) == ("text", "topic")
     assert f"textshift review {topic_csv} --report {out} --label-column topic" in " ".join(result.stdout.split())
     assert load_report(out).data["label_column"] == "topic"
+
+
+def test_stack_refuses_a_fitted_share_outside_0_to_1():
+    from textshift.errors import ConfigError
+    from textshift.inspection import Candidate, stack_estimates
+
+    probabilities = np.full((8, 2), 0.5)
+    splits = [(np.arange(4, 8), np.arange(4)), (np.arange(4), np.arange(4, 8))]
+    with pytest.raises(ConfigError, match=r"fitted_share must be in \[0, 1\]; got 1.5") as info:
+        stack_estimates([Candidate("a", probabilities, 0.0), Candidate("b", probabilities, 0.0)],
+                        np.array([0, 1] * 4), splits=splits, fitted_share=1.5)
+    assert "\n" not in str(info.value)
