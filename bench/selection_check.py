@@ -22,8 +22,12 @@ test scores of `scratch` and `finetune` read from transfer_nyt_to_bills.csv) and
 on 300 headlines) at the benchmark's sizes, where `finetune` is also trained on the full sample and scored on the
 test bills (`scratch` does not depend on the source: its scores come from the benchmark's CSV). Cheapest samples
 first; each finished candidate is appended to bench/results/selection_runs.csv (held-out predictions kept, so
-other rules can be scored without retraining) and each finished sample to bench/results/selection.csv
-(case,k,seed,chosen,best,regret,selection_seconds). A rerun resumes.
+other rules can be scored without retraining). bench/results/selection.csv (case,k,seed,chosen,best,regret,
+selection_seconds, then seeds_pooled,chosen_alone,regret_alone,training_seconds) is rewritten after each finished
+sample: `chosen` is what `compare` recommends for the sample, from the held-out rows of every finished seed of
+its case and size pooled (as `compare --seeds N` does); `chosen_alone` is the choice from the sample's own
+held-out rows alone; `training_seconds` the time of training both candidates on the full sample. A rerun
+resumes.
 
 With --benchmark the control: the real news model, probe choices on every sample of transfer_nyt_to_bills.py
 (its news model is trained first if bench/work has none; ~7 min), test scores read from that benchmark's CSV.
@@ -115,7 +119,8 @@ def benchmark_choices(done: set) -> None:
 
 
 CASES_CSV = RESULTS / "selection.csv"
-CASE_COLUMNS = ["case", "k", "seed", "chosen", "best", "regret", "selection_seconds"]
+CASE_COLUMNS = ["case", "k", "seed", "chosen", "best", "regret", "selection_seconds", "seeds_pooled", "chosen_alone",
+                "regret_alone", "training_seconds"]
 RUNS_CSV = RESULTS / "selection_runs.csv"
 RUN_COLUMNS = ["case", "k", "seed", "candidate", "selection", "held_out_f1", "seconds", "test_f1", "full_seconds",
                "predicted"]
@@ -141,7 +146,10 @@ def case_queue() -> list[tuple[str, int, int]]:
     queue += [("news", 100, s) for s in range(3)] + [("news-shuffled-labels", 200, 0), ("news-weak", 500, 0)]
     queue += [("news", 200, s) for s in range(5)] + [("news-weak", 1000, 0), ("news-shuffled-labels", 500, 0)]
     queue += [("news", 500, s) for s in range(5)] + [("news", 1000, s) for s in range(3)]
-    queue += [("news-weak", 1000, 1), ("news-shuffled-labels", 100, 1), ("news-weak", 500, 1)]
+    queue += [("news-shuffled-labels", 100, s) for s in (1, 2)] + [("news-shuffled-labels", 200, s) for s in (1, 2)]
+    queue += [("news", 2000, s) for s in range(3)] + [("news", 3000, 0)]
+    queue += [("news-weak", 500, s) for s in (1, 2)] + [("news-shuffled-labels", 500, s) for s in (1, 2)]
+    queue += [("news-weak", 1000, s) for s in (1, 2)]
     return queue
 
 
@@ -152,7 +160,7 @@ def case_choices() -> None:
     from transfer_nyt_to_bills import ensure_source
 
     from textshift.compare import _evaluate, _scores, sample_stratified
-    from textshift.selection import DEFAULT_SELECTION, pick, short_schedule
+    from textshift.selection import DEFAULT_SELECTION, short_schedule
     from textshift.training import stratified_holdout
     from textshift.transfer import TransferConfig, transfer
 
@@ -205,17 +213,55 @@ def case_choices() -> None:
             append_row(RUNS_CSV, row, RUN_COLUMNS)
             runs = pd.concat([runs, pd.DataFrame([row])], ignore_index=True)
             print({key: value for key, value in row.items() if key != "predicted"}, flush=True)
-        found = {c: stored(case, k, seed, c) for c in CANDIDATES}
-        scores = {c: float(found[c].held_out_f1) for c in CANDIDATES}
-        predictions = {c: json.loads(found[c].predicted) for c in CANDIDATES}
-        chosen, _ = pick(CANDIDATES, scores, predictions, held.labels, seed=seed)
-        test_f1 = {c: float(found[c].test_f1) for c in CANDIDATES}
-        best = max(CANDIDATES, key=lambda c: test_f1[c])
-        row = {"case": case, "k": k, "seed": seed, "chosen": chosen, "best": best,
-               "regret": round(test_f1[best] - test_f1[chosen], 4),
-               "selection_seconds": round(sum(float(found[c].seconds) for c in CANDIDATES), 1)}
-        append_row(CASES_CSV, row, CASE_COLUMNS)
-        print(row, flush=True)
+        done.add((case, str(k), str(seed)))
+        table = write_case_table(runs, pool, done)
+        print(table[(table.case == case) & (table.k == k)].to_dict("records"), flush=True)
+    write_case_table(runs, pool, done)  # also when every sample was done before (a changed rule)
+
+
+def write_case_table(runs: pd.DataFrame, pool: TextData, samples: set) -> pd.DataFrame:
+    """bench/results/selection.csv from the finished samples, replaced whole (the pooled choices change as seeds
+    finish)."""
+    table = case_table(runs, pool, samples)
+    aside = CASES_CSV.with_suffix(".tmp")
+    table.to_csv(aside, index=False)
+    aside.replace(CASES_CSV)
+    return table
+
+
+def case_table(runs: pd.DataFrame, pool: TextData, samples: set) -> pd.DataFrame:
+    """One row per finished sample: the choice that `compare` makes for it (the held-out rows of every finished
+    seed of its case and size pooled, as `compare --seeds N` does), the best candidate on the test rows, and the
+    regret; ``chosen_alone``/``regret_alone`` are the choice from the sample's own held-out rows alone."""
+    from textshift.compare import sample_stratified
+    from textshift.selection import DEFAULT_SELECTION, pick_pooled
+    from textshift.training import stratified_holdout
+
+    by_size: dict[tuple[str, int], list[int]] = {}
+    for case, k, seed in sorted((c, int(k), int(s)) for c, k, s in samples):
+        by_size.setdefault((case, k), []).append(seed)
+    rows = []
+    for (case, k), seeds in by_size.items():
+        held_out, found = [], {}
+        for seed in seeds:
+            sample = pool.subset(sample_stratified(pool.labels, k, seed))
+            truth = [sample.labels[i] for i in stratified_holdout(sample.labels, 0.25, seed=seed)[1]]
+            found[seed] = {c: runs[((runs.case == case) | (c == "scratch")) & (runs.k == k) & (runs.seed == seed)
+                                   & (runs.candidate == c) & (runs.selection == DEFAULT_SELECTION)].iloc[0]
+                           for c in CANDIDATES}
+            held_out.append((truth, {c: json.loads(found[seed][c].predicted) for c in CANDIDATES}))
+        chosen, _ = pick_pooled(CANDIDATES, held_out)
+        for seed, one in zip(seeds, held_out, strict=True):
+            test_f1 = {c: float(found[seed][c].test_f1) for c in CANDIDATES}
+            best = max(CANDIDATES, key=lambda c: test_f1[c])
+            alone, _ = pick_pooled(CANDIDATES, [one])
+            rows.append({"case": case, "k": k, "seed": seed, "chosen": chosen, "best": best,
+                         "regret": round(test_f1[best] - test_f1[chosen], 4),
+                         "selection_seconds": round(sum(float(found[seed][c].seconds) for c in CANDIDATES), 1),
+                         "seeds_pooled": len(seeds), "chosen_alone": alone,
+                         "regret_alone": round(test_f1[best] - test_f1[alone], 4),
+                         "training_seconds": round(sum(float(found[seed][c].full_seconds) for c in CANDIDATES), 1)})
+    return pd.DataFrame(rows, columns=CASE_COLUMNS)
 
 
 def main() -> None:

@@ -169,3 +169,39 @@ def test_compare_json_carries_the_evidence(run_cli, news_model, small_bills, tmp
     assert result.exit_code == 0, result.stderr
     shown = json.loads(result.stdout)
     assert shown["evidence"].startswith("evidence at 40 rows: ") and shown["choices"][0]["k"] == 40
+
+
+def test_pooling_the_seeds_of_a_size_outweighs_one_misleading_sample():
+    truth = ["a", "b", "c", "d"] * 5
+    wrong = ["a"] * 20
+    one_off = truth[:-1] + ["a"]  # scratch one row better than finetune on the first seed only
+    first = (truth, {"scratch": truth, "finetune": one_off})
+    others = [(truth, {"scratch": wrong, "finetune": truth})] * 2
+    assert pick(["scratch", "finetune"], {"scratch": 1.0, "finetune": 0.9}, first[1], truth, seed=0)[0] == "scratch"
+    chosen, reason = selection.pick_pooled(["scratch", "finetune"], [first, *others], selection="short")
+    assert chosen == "finetune" and reason["seeds"] == 3 and reason["held_out_rows"] == 60
+    assert reason["scores"]["finetune"] > reason["scores"]["scratch"]
+    assert "60 held-out rows of 3 seeds (short selection)" in describe(reason, chosen)
+    assert selection.pick_pooled(["scratch", "finetune"], [first])[1]["seeds"] == 1
+    with pytest.raises(ValueError, match="at least one seed"):
+        selection.pick_pooled(["scratch"], [])
+
+
+def test_compare_makes_one_choice_per_size_from_all_its_seeds(news_model, small_bills, tmp_path):
+    from textshift.compare import CompareConfig, compare
+    from textshift.training import TrainConfig
+
+    config = CompareConfig(sizes=[40], seeds=2, strategies=["scratch", "finetune"], baselines=[],
+                           train=TrainConfig(epochs=1, warmup_epochs=1))
+    result = compare(news_model, small_bills, out_dir=tmp_path / "cmp", config=config)
+    db = sqlite3.connect(tmp_path / "cmp" / "runs.sqlite")
+    held = [len(json.loads(p)) for (p,) in db.execute("SELECT predicted FROM held_out WHERE strategy='inner:scratch'")]
+    db.close()
+    assert len(result.choices) == 2 and len(held) == 2
+    assert result.choices[0]["chosen"] == result.choices[1]["chosen"] == result.recommended
+    assert all(c["seeds"] == 2 and c["held_out_rows"] == sum(held) for c in result.choices)
+    assert f"on {sum(held)} held-out rows of 2 seeds" in result.evidence
+    # asked again with one seed, the choice is made again from that seed's stored held-out rows alone
+    again = compare(news_model, small_bills, out_dir=tmp_path / "cmp", config=CompareConfig(
+        sizes=[40], seeds=1, strategies=["scratch", "finetune"], baselines=[], train=config.train))
+    assert again.choices[0]["seeds"] == 1 and again.choices[0]["held_out_rows"] == held[0]

@@ -3,7 +3,8 @@
 For each size ``k`` and seed, a stratified sample of ``k`` labelled target rows is drawn; every strategy and
 baseline is trained on exactly that sample and scored on the same test rows. The recommended strategy is
 chosen on the sample alone: each candidate is scored on 25% of it after training on the other 75% (the test rows
-are never looked at; by default with half its epochs, see ``CompareConfig.selection``). Every
+are never looked at; by default with half its epochs, see ``CompareConfig.selection``), and the held-out rows of
+all the seeds of a size are pooled into one choice for that size. Every
 finished run is written to ``runs.sqlite`` at once, so a killed comparison resumes where it stopped and gives the
 same table. The store also records what its runs were made from (the target and test rows, the source model's
 weights, any unlabelled or source rows given); a later call with other inputs is refused rather than shown the old
@@ -190,7 +191,8 @@ class CompareResult:
     summary : pandas.DataFrame
         Mean and 95% interval of macro-F1 per strategy and size.
     recommended : str
-        The strategy recommended at the largest size (majority over seeds).
+        The strategy recommended at the largest size (one choice for all its seeds, from their held-out rows
+        pooled).
     answer : str
         The finding in plain words.
     out_dir : pathlib.Path
@@ -296,6 +298,10 @@ class RunStore:
                 if other["strategy"] not in have and same_run(other):
                     db.execute("INSERT INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?)",
                                tuple((other | {"run_key": run_key}).values()))
+                    # a selection run's held-out predictions travel with it
+                    db.execute("INSERT OR REPLACE INTO held_out SELECT strategy, k, seed, ?, predicted FROM "
+                               "held_out WHERE strategy=? AND k=? AND seed=? AND run_key=?",
+                               (run_key, other["strategy"], k, seed, other["run_key"]))
                     have.add(other["strategy"])
                     copied += 1
         return copied
@@ -565,23 +571,69 @@ class _Runs:
                             source_data=self.source_data, unlabeled_texts=self.unlabeled_texts, progress=hook)
         return model, time.perf_counter() - started
 
-    def run_sample(self, pool: TextData, k: int, seed: int) -> None:
-        """Every run of sample (k, seed): the recommendation's choice, the strategies, the baselines."""
+    def sample(self, pool: TextData, k: int, seed: int) -> TextData:
+        """Sample (k, seed) of the pool, with the runs stored under other settings that this one would repeat
+        adopted under its key (they count when they train every set of this sample's sizes alike)."""
         config = self.config
         sample = pool.subset(sample_stratified(pool.labels, k, seed))
-        # Runs stored under other settings count when they train every set of this sample's sizes alike.
         sizes = [k]
         if config.recommend and config.selection != "probe":  # the probe trains no split
             sizes.append(len(stratified_holdout(sample.labels, config.inner_fraction, seed=seed)[0]))
         sizes += [len(self.source_data) + n for n in sizes] if self.source_data is not None else []
         self.store.adopt(k, seed, self.key, lambda row, sizes=sizes: config.same_run(row, sizes))
-        # 1. Choose the recommended strategy on the sample alone (inner hold-out).
-        chosen, reason = (_choose(self.store, self.key, k, seed, sample, config, self.run_strategy, self.record,
-                                  self.source) if config.recommend else (None, None))
-        # 2. Every strategy and baseline on the full sample, scored on the test rows.
+        return sample
+
+    def choose(self, pool: TextData, k: int) -> dict[int, tuple[str, dict | None]]:
+        """The recommended candidate at size ``k`` for every seed, chosen on the held-out rows of all the seeds'
+        samples pooled (:func:`textshift.selection.pick_pooled`; the test rows are never looked at), with the
+        reason to store (None where the stored choice, made under the current rule and seeds, is reused)."""
+        config, seeds = self.config, range(self.config.seeds)
+        samples = {seed: self.sample(pool, k, seed) for seed in seeds}
+        stored = [self.store.get(RECOMMENDED, k, seed, self.key) for seed in seeds]
+        reasons = [(json.loads(row["settings"] or "{}").get("choice") or {}) if row else {} for row in stored]
+        if all(r.get("rule") == selection.RULE and r.get("seeds", 1) == config.seeds for r in reasons):
+            return {seed: (row["chosen"], None) for seed, row in zip(seeds, stored, strict=True)}
+        if len(config.candidates) == 1:
+            only = config.candidates[0]
+            return {seed: (only, {"rule": selection.RULE, "best": only, "seeds": config.seeds}) for seed in seeds}
+        held_out = [self._held_out(samples[seed], k, seed) for seed in seeds]
+        chosen, reason = selection.pick_pooled(config.candidates, held_out, selection=config.selection)
+        return {seed: (chosen, reason) for seed in seeds}
+
+    def _held_out(self, sample: TextData, k: int, seed: int) -> tuple[list[str], dict[str, list[str]]]:
+        """The true labels of sample (k, seed)'s held-out rows and every candidate's predictions of them (each
+        candidate trained on the rest of the sample, or probed; stored, so a rerun trains nothing again)."""
+        config, store = self.config, self.store
+        if config.selection != "probe":  # one stratified split; each candidate trained on the larger part
+            inner_train, inner_val = stratified_holdout(sample.labels, config.inner_fraction, seed=seed)
+            fit, held = sample.subset(inner_train), sample.subset(inner_val)
+        else:  # the probe holds out every row once (folds)
+            held = sample
+        predictions = {}
+        for candidate in config.candidates:
+            name = f"inner:{candidate}"
+            predicted = store.held_out(name, k, seed, self.key)
+            if store.get(name, k, seed, self.key) is None or predicted is None or len(predicted) != len(held):
+                if config.selection != "probe":
+                    short = (selection.short_schedule(config.train, len(sample)) if config.selection == "short"
+                             else None)
+                    model, seconds = self.run_strategy(candidate, fit, seed, short)
+                    predicted = model.predict(held.texts)
+                else:
+                    predicted, seconds = selection.probe(candidate, sample, seed, config.train, self.source)
+                inner_scores, per_class = _scores(held.labels, predicted, sample.classes)
+                self.record(name, k, seed, inner_scores, per_class, seconds, predicted=predicted)
+            predictions[candidate] = predicted
+        return held.labels, predictions
+
+    def run_sample(self, pool: TextData, k: int, seed: int, chosen: str | None = None,
+                   reason: dict | None = None) -> None:
+        """Every run of sample (k, seed): the strategies and baselines on the full sample, scored on the test
+        rows, and the recommendation ``chosen`` for its size (stored with ``reason`` when that is new)."""
+        sample = self.sample(pool, k, seed)
         self._strategies(sample, k, seed, chosen)
         self._baselines(sample, k, seed)
-        if chosen and reason is not None:  # a new choice (a stored one under this rule has no reason here)
+        if chosen and reason is not None:
             base = self.store.get(chosen, k, seed, self.key)
             self.record(RECOMMENDED, k, seed, {"accuracy": base["accuracy"], "macro_f1": base["macro_f1"]},
                         json.loads(base["per_class"]), base["train_seconds"], chosen=chosen, reason=reason)
@@ -660,8 +712,9 @@ def compare(source: str | os.PathLike | Classifier, target: str | os.PathLike | 
     runs = _Runs(store, config.run_key(), config, source_model, test_data, out, source_data, unlabeled_texts,
                  on_run, progress)
     for k in config.sizes:
+        choices = runs.choose(pool, k) if config.recommend else {}  # pooled over the seeds of the size
         for seed in range(config.seeds):
-            runs.run_sample(pool, k, seed)
+            runs.run_sample(pool, k, seed, *choices.get(seed, (None, None)))
     return _result(runs, target_data, pool)
 
 
@@ -724,8 +777,12 @@ def _result(runs: _Runs, target: TextData, pool: TextData) -> CompareResult:
     diagnostics = domain_shift(runs.source_data or source_training_data(source_model), pool, runs.test,
                                source_model)
     choices = recommended_notes(frame)
-    notes = [f"k={row.k}, seed {row.seed}: {selection.describe(row.reason, row.chosen)}" for row in choices
-             if row.reason.get("best", row.chosen) != row.chosen]
+    notes: list[str] = []
+    for row in choices:  # a choice pooled over the seeds of a size is noted once for the size
+        if row.reason.get("best", row.chosen) != row.chosen:
+            where = f"k={row.k}" if "seeds" in row.reason else f"k={row.k}, seed {row.seed}"
+            note = f"{where}: {selection.describe(row.reason, row.chosen)}"
+            notes += [note] if note not in notes else []
     result = CompareResult(frame.drop(columns=["run_key"]), summary, recommended, answer, out, model_dir,
                            diagnostics, notes, evidence_line(choices, max(config.sizes)),
                            [{"k": int(row.k), "seed": int(row.seed), "chosen": row.chosen} | row.reason
@@ -748,7 +805,7 @@ def evidence_line(choices: list, k: int) -> str:
     rows = [row for row in choices if row.k == k and "against" in row.reason]
     if not rows:
         return ""
-    if len(rows) == 1:
+    if len(rows) == 1 or "seeds" in rows[0].reason:  # one choice, or one pooled over the seeds
         return f"evidence at {k} rows: {selection.describe(rows[0].reason, rows[0].chosen)}"
     chosen = Counter(row.chosen for row in rows).most_common(1)[0][0]
     gaps, shares = [], []
@@ -761,36 +818,3 @@ def evidence_line(choices: list, k: int) -> str:
             f"seeds; its held-out gap over the next candidate {np.mean(gaps):+.3f} on average ({min(gaps):+.3f} "
             f"to {max(gaps):+.3f}), ahead in {np.mean(shares):.0%} of {selection.RESAMPLES:,} resamples on "
             f"average ({rows[0].reason.get('selection', 'probe')} selection)")
-
-
-def _choose(store: RunStore, key: str, k: int, seed: int, sample: TextData, config: CompareConfig,
-            run_strategy, record, source: Classifier) -> tuple[str, dict | None]:
-    """The recommended candidate for sample (k, seed), chosen on an inner hold-out of the sample alone, and the
-    reason to store with it (None when the stored choice, made under the current rule, is reused)."""
-    done = store.get(RECOMMENDED, k, seed, key)
-    if done and (json.loads(done["settings"] or "{}").get("choice") or {}).get("rule") == selection.RULE:
-        return done["chosen"], None
-    if len(config.candidates) == 1:
-        return config.candidates[0], {"rule": selection.RULE, "best": config.candidates[0]}
-    if config.selection != "probe":  # one stratified split; each candidate trained on the larger part
-        inner_train, inner_val = stratified_holdout(sample.labels, config.inner_fraction, seed=seed)
-        fit, held = sample.subset(inner_train), sample.subset(inner_val)
-    else:  # the probe holds out every row once (folds)
-        held = sample
-    scores, predictions = {}, {}
-    for candidate in config.candidates:
-        name = f"inner:{candidate}"
-        row, predicted = store.get(name, k, seed, key), store.held_out(name, k, seed, key)
-        if row is None or predicted is None or len(predicted) != len(held):  # stored before predictions were kept
-            if config.selection != "probe":
-                short = selection.short_schedule(config.train, len(sample)) if config.selection == "short" else None
-                model, seconds = run_strategy(candidate, fit, seed, short)
-                predicted = model.predict(held.texts)
-            else:
-                predicted, seconds = selection.probe(candidate, sample, seed, config.train, source)
-            inner_scores, per_class = _scores(held.labels, predicted, sample.classes)
-            record(name, k, seed, inner_scores, per_class, seconds, predicted=predicted)
-            row = store.get(name, k, seed, key)
-        scores[candidate], predictions[candidate] = row["macro_f1"], predicted
-    return selection.pick(config.candidates, scores, predictions, held.labels, seed=seed,
-                          selection=config.selection)

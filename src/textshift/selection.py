@@ -14,6 +14,11 @@ rows are never looked at) and recommends one. Three ways to score (``CompareConf
     on frozen features. Seconds, but not comparable across strategies: the untrained encoder of ``scratch``
     scores far below what ``scratch`` reaches after fine-tuning (BENCHMARKS.md §2).
 
+A comparison runs several seeds at each size, each with its own sample and its own held-out rows. The choice at
+a size pools the held-out rows of all its seeds (:func:`pick_pooled`): one held-out quarter of a small sample is
+a few dozen rows, too few to tell two candidates a few points apart, and the question asked is which strategy
+is better at that size, not on one sample. Every seed of a size gets the pooled choice.
+
 With ``short`` and ``holdout`` the highest score wins. The probe scores ``scratch`` far below what it becomes,
 so there a strategy other than ``scratch`` is recommended only when it beats ``scratch`` in at least ``LEVEL``
 of ``RESAMPLES`` bootstrap resamples of the held-out rows, else ``scratch``. Either way the evidence is stored
@@ -40,7 +45,7 @@ from textshift.errors import DataError
 from textshift.model import Classifier, labels_from
 from textshift.training import TrainConfig
 
-RULE = "evidence-v2"  # stored with each recommendation: a change of rule recomputes stored choices
+RULE = "evidence-v3"  # stored with each recommendation: a change of rule recomputes stored choices
 SELECTIONS = ("short", "holdout", "probe")
 DEFAULT_SELECTION = "short"
 SHORT_EPOCHS = 0.5  # share of the full run's epochs that a short selection run trains
@@ -118,6 +123,30 @@ def pick(candidates: list[str], scores: dict[str, float], predictions: dict[str,
     return (REFERENCE if guarded and share < LEVEL else best), reason
 
 
+def pick_pooled(candidates: list[str], held_out: list[tuple[list[str], dict[str, list[str]]]], *,
+                selection: str = DEFAULT_SELECTION) -> tuple[str, dict]:
+    """The recommended candidate at one size, from the held-out rows of all its seeds pooled.
+
+    ``held_out`` holds one ``(truth, predictions)`` pair per seed: the true labels of that seed's held-out rows
+    and each candidate's predictions of them. The rows are concatenated, each candidate's score is its macro-F1
+    on all of them, and :func:`pick` chooses; ``reason`` also holds ``seeds`` (how many were pooled).
+
+    >>> truth = ["a", "b"] * 5
+    >>> pick_pooled(["x", "y"], [(truth, {"x": truth, "y": ["a"] * 10})] * 2)[0]
+    'x'
+    """
+    if not held_out:
+        raise ValueError("pick_pooled needs the held-out rows of at least one seed")
+    truth = [label for labels, _ in held_out for label in labels]
+    predictions = {c: [p for _, predicted in held_out for p in predicted[c]] for c in candidates}
+    ids = {label: i for i, label in enumerate(sorted(set(truth).union(*map(set, predictions.values()))))}
+    true = np.array([[ids[label] for label in truth]])
+    scores = {c: float(_macro_f1(true, np.array([[ids[p] for p in predictions[c]]]), len(ids))[0])
+              if truth else 0.0 for c in candidates}
+    chosen, reason = pick(candidates, scores, predictions, truth, seed=0, selection=selection)
+    return chosen, reason | {"seeds": len(held_out)}
+
+
 def describe(reason: dict, chosen: str) -> str:
     """One line of evidence for a choice: the held-out scores, their gap and the share of resamples won (empty
     when the reason holds none, e.g. a single candidate)."""
@@ -129,8 +158,9 @@ def describe(reason: dict, chosen: str) -> str:
                 f"'{chosen}' in only {reason['share_better']:.0%} of {RESAMPLES:,} resamples of them (needed: "
                 f"{LEVEL:.0%}), so '{chosen}' is recommended")
     best, against, scores = reason["best"], reason["against"], reason["scores"]
+    seeds = f" of {reason['seeds']} seeds" if reason.get("seeds", 1) > 1 else ""
     text = (f"'{best}' {scores[best]:.3f} vs '{against}' {scores[against]:.3f} on {reason['held_out_rows']} "
-            f"held-out rows ({reason.get('selection', 'probe')} selection): gap {reason['gap']:+.3f}, '{best}' "
+            f"held-out rows{seeds} ({reason.get('selection', 'probe')} selection): gap {reason['gap']:+.3f}, '{best}' "
             f"ahead in {reason['share_better']:.0%} of {RESAMPLES:,} resamples")
     if chosen != best:
         text += (f"; the probe scores '{chosen}' below what it becomes, so {LEVEL:.0%} was needed and "

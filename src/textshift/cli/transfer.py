@@ -174,7 +174,8 @@ def compare(
     test: Annotated[str | None, typer.Option(help="Test data \\[default: a stratified 30% of TARGET_DATA].")] = None,
     sizes: Annotated[str, typer.Option(help="Comma-separated numbers of labelled target rows.")
                      ] = "50,100,200,500,1000",
-    seeds: Annotated[int, typer.Option(help="Seeds (samples) per size.")] = 3,
+    seeds: Annotated[int, typer.Option(help="Seeds (samples) per size; the recommendation pools the held-out rows "
+                                            "of all the seeds of a size.")] = 3,
     strategies: Annotated[str, typer.Option(help=f"Comma-separated strategies (at least one). {STRATEGY_LIST}. "
                                                  "zero-shot alone compares the source model as it is with the "
                                                  "baselines, and is then the recommendation.")
