@@ -15,7 +15,7 @@ Data: ``bills`` (the 3,000 embedded training bill titles) and ``20news`` (20news
 ``--news-rows N`` takes a seeded stratified sample of N posts, 0 = all 11,285). Three scorers rank the items with
 cleanlab (label quality, lowest first), all on the same folds and the same whole-text embeddings:
 
-* ``default``: what `textshift inspect` does (the candidates of textshift.inspection.MEMBERS, stacked by out-of-fold
+* ``default``: what `textshift inspect` does (the candidates of textshift.scorers.MEMBERS, stacked by out-of-fold
   log-loss with nested folds, averaged half and half with their plain mean);
 * ``tfidf-lr``: logistic regression on TF-IDF words and word pairs alone;
 * ``frozen-lr``: logistic regression on the frozen encoder's whole-text embeddings alone.
@@ -58,7 +58,7 @@ COLUMNS = ["seed", "n_flipped", "precision_at_n", "recall_at_2n", "seconds", "pe
            "cpu_seconds", "machine", "data", "noise", "rate", "rows", "auprc", "embed_seconds", "weights"]
 KEY = ["data", "rows", "noise", "rate", "seed", "scorer"]
 SCORERS = ("default", "tfidf-lr", "frozen-lr")
-# The default with other shares of the fitted pool (textshift.inspection.FITTED_SHARE): the pool alone, the plain mean
+# The default with other shares of the fitted pool (textshift.scorers.FITTED_SHARE): the pool alone, the plain mean
 SHARES = {"pool-only": 1.0, "mean-only": 0.0}
 MAX_LENGTH, MAX_WINDOWS = 128, 4  # InspectConfig's defaults
 
@@ -130,7 +130,7 @@ def confusable_targets(name: str, texts: list[str], labels: list[str], embedding
     """For every item, the other class a model most confuses it with (cached per dataset; no seed involved)."""
     import numpy as np
 
-    from textshift.inspection import logistic_oof, tfidf_logistic_oof, word_features
+    from textshift.scorers import logistic_oof, tfidf_logistic_oof, word_features
     from textshift.training import stratified_folds
 
     classes = sorted(set(labels))
@@ -184,7 +184,8 @@ def run_setting(name: str, rows: int, noise: str, rate: float, seed: int) -> lis
     """One setting, in this process: flip, score with the three scorers, rank. Returns one row per scorer."""
     import numpy as np
 
-    from textshift.inspection import MEMBERS, candidate_estimates, nearest_neighbors, stack_estimates
+    from textshift.inspection import nearest_neighbors
+    from textshift.scorers import MEMBERS, candidate_estimates, stack_estimates
     from textshift.training import stratified_folds
 
     texts, labels = load_dataset(name, rows)

@@ -19,10 +19,10 @@ from textshift.inspection import (
     misclassified,
     most_unsure,
     nearest_neighbors,
-    neighbor_vote,
     similar_pairs,
     top_losses,
 )
+from textshift.scorers import neighbor_vote
 
 # Duplicates by embedding are meaningless with a random tiny encoder: only exact ones are searched.
 TINY = dict(duplicate_threshold=1.0, folds=3)
@@ -248,17 +248,22 @@ def test_default_inspect_finds_flipped_bills(tmp_path):
     assert result.summary["out_of_fold_accuracy"] > 0.5
 
 
-def test_word_scorer_steps_aside_when_no_text_has_a_word():
-    from textshift.inspection import words_oof
+def test_word_scorers_step_aside_when_no_text_has_a_word():
+    from textshift.scorers import candidate_estimates
 
     label_ids = np.array([0, 1, 0, 1])
     splits = [(np.array([0, 1]), np.array([2, 3])), (np.array([2, 3]), np.array([0, 1]))]
-    probabilities = words_oof(["a b", "c d", "e", "f g"], label_ids, n_classes=2, splits=splits)
-    np.testing.assert_allclose(probabilities, 0.5)
+    embeddings = np.eye(4, 3, dtype=np.float32)
+    neighbors, similarities = np.array([[1], [0], [3], [2]]), np.ones((4, 1), dtype=np.float32)
+    candidates = candidate_estimates(["a b", "c d", "e", "f g"], label_ids, n_classes=2, splits=splits,
+                                     embeddings=embeddings, neighbor_indices=neighbors,
+                                     neighbor_similarities=similarities, members=("tfidf-lr", "neighbors", "tfidf-nb"))
+    assert [c.name for c in candidates] == ["neighbors"]
+    np.testing.assert_allclose(candidates[0].probabilities.sum(axis=1), 1.0)
 
 
 def test_summary_reports_the_scorer_weights_and_how_much_was_read(flipped_result):
-    from textshift.inspection import MEMBERS
+    from textshift.scorers import MEMBERS
 
     result, _ = flipped_result
     scorer = result.summary["scorer"]
@@ -271,7 +276,7 @@ def test_summary_reports_the_scorer_weights_and_how_much_was_read(flipped_result
 
 
 def test_stack_weights_the_member_that_predicts_the_labels():
-    from textshift.inspection import Candidate, stack_estimates
+    from textshift.scorers import Candidate, stack_estimates
 
     rng = np.random.default_rng(0)
     label_ids = rng.integers(0, 4, 400)
@@ -357,7 +362,7 @@ def test_report_records_the_columns_and_prints_a_review_command_with_them(run_cl
 
 def test_stack_refuses_a_fitted_share_outside_0_to_1():
     from textshift.errors import ConfigError
-    from textshift.inspection import Candidate, stack_estimates
+    from textshift.scorers import Candidate, stack_estimates
 
     probabilities = np.full((8, 2), 0.5)
     splits = [(np.arange(4, 8), np.arange(4)), (np.arange(4), np.arange(4, 8))]
