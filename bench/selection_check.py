@@ -146,8 +146,8 @@ def case_queue() -> list[tuple[str, int, int]]:
     queue += [("news", 100, s) for s in range(3)] + [("news-shuffled-labels", 200, 0), ("news-weak", 500, 0)]
     queue += [("news", 200, s) for s in range(5)] + [("news-weak", 1000, 0), ("news-shuffled-labels", 500, 0)]
     queue += [("news", 500, s) for s in range(5)] + [("news", 1000, s) for s in range(3)]
-    queue += [("news-shuffled-labels", 100, s) for s in (1, 2)] + [("news-shuffled-labels", 200, s) for s in (1, 2)]
     queue += [("news", 2000, s) for s in range(3)] + [("news", 3000, 0)]
+    queue += [("news-shuffled-labels", 100, s) for s in (1, 2)] + [("news-shuffled-labels", 200, s) for s in (1, 2)]
     queue += [("news-weak", 500, s) for s in (1, 2)] + [("news-shuffled-labels", 500, s) for s in (1, 2)]
     queue += [("news-weak", 1000, s) for s in (1, 2)]
     return queue
