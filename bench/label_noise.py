@@ -265,7 +265,7 @@ def results_table() -> str:
         seeds=("seed", "nunique"), precision_at_n=("precision_at_n", "mean"), recall_at_2n=("recall_at_2n", "mean"),
         auprc=("auprc", "mean"), seconds=("seconds", "median"), peak_rss_mb=("peak_rss_mb", "max")).reset_index()
     table["scorer"] = pd.Categorical(table["scorer"], order)
-    table = table.sort_values(["data", "noise", "rate", "scorer"])
+    table = table.sort_values(["data", "rows", "noise", "rate", "scorer"], ascending=[True, False, True, True, True])
     lines = ["| data | noise | rate | scorer | seeds | precision@N | recall@2N | AUPRC | seconds (median) | "
              "peak RSS MB |", "|---|---|---|---|---|---|---|---|---|---|"]
     for row in table.itertuples():
